@@ -1,0 +1,30 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench samples clean
+
+$(BIN)/.installed-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed-dev
+	$(BIN)/ingestflow ingest samples
+	$(BIN)/ingestflow search "what causes the aurora borealis" -k 3
+	$(BIN)/ingestflow search "how long should the dough rest" -k 3
+	$(BIN)/ingestflow status
+
+test: $(BIN)/.installed-dev
+	$(BIN)/pytest -q
+
+bench: $(BIN)/.installed-dev
+	$(BIN)/python bench/ingest.py
+
+samples: $(BIN)/.installed-dev
+	$(BIN)/python scripts/make_samples.py
+
+clean:
+	rm -rf $(VENV) .ingestflow

@@ -1,0 +1,3 @@
+from ingestflow.cli.main import app
+
+app(prog_name="ingestflow")

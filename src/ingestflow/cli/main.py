@@ -1,0 +1,247 @@
+"""``ingestflow`` commands. Each opens the same runtime as the API and the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from psycopg.rows import dict_row
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingestflow.config import ConfigError, Settings, load_settings
+from ingestflow.pipeline.ingest import submit_files
+from ingestflow.runtime import Runtime, open_runtime
+from ingestflow.search import search as run_search
+from ingestflow.store import database
+from ingestflow.store.sql import query
+
+app = typer.Typer(help="Documents to searchable pgvector embeddings.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+T = TypeVar("T")
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.")]
+PROGRESS_STAGES = (("parsed", "parse"), ("chunked", "chunk"), ("embedded", "embed"), ("complete", "store"))
+STAGE_RANK = {s: i for i, s in enumerate(
+    ("queued", "parsing", "parsed", "chunking", "chunked", "embedding", "embedded", "complete"))}
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8) -> T:
+    settings = settings_or_exit()
+
+    async def main() -> T:
+        async with open_runtime(settings, pool_size=pool_size) as rt:
+            return await body(rt)
+
+    return asyncio.run(main())
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files and folders (recursive).")],
+    tenant: TenantOpt = "default",
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only enqueue; workers do the rest.")] = False,
+    concurrency: Annotated[int, typer.Option(help="In-process worker slots.")] = 2,
+) -> None:
+    """Ingest documents: run the pipeline here with progress, or only enqueue them."""
+
+    async def body(rt: Runtime) -> None:
+        submitted = await submit_files(rt.db, paths, tenant=tenant)
+        ids = [s.registration.document_id for s in submitted]
+        new = sum(not s.registration.duplicate for s in submitted)
+        console.print(f"{len(submitted)} files: {new} new, {len(submitted) - new} unchanged")
+        if not no_wait and ids:
+            await _work_with_progress(rt, ids, concurrency)
+        rows = await _progress_rows(rt, ids)
+        _print_summary(rows)
+
+    run(body, pool_size=concurrency + 4)
+
+
+async def _progress_rows(rt: Runtime, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    async with rt.db.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query("document_progress"), {"ids": ids})
+        return await cur.fetchall()
+
+
+async def _work_with_progress(rt: Runtime, ids: list[uuid.UUID], concurrency: int) -> None:
+    worker = rt.drain(ids, concurrency)
+    with Progress(
+        TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        tasks = {stage: progress.add_task(label, total=len(ids)) for stage, label in PROGRESS_STAGES}
+        work = asyncio.create_task(worker.run())
+        while True:
+            rows = await _progress_rows(rt, ids)
+            for stage, task in tasks.items():
+                done = sum(STAGE_RANK.get(r["stage"], -1) >= STAGE_RANK[stage] or r["stage"] == "failed"
+                           for r in rows)
+                progress.update(task, completed=done)
+            if work.done():
+                break
+            await asyncio.sleep(0.2)
+        await work
+
+
+def _print_summary(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Ingest summary")
+    for col in ("document", "v", "stage", "chunks", "tokens", "note"):
+        table.add_column(col, justify="right" if col in ("v", "chunks", "tokens") else "left")
+    failures = 0
+    for r in rows:
+        note = ""
+        if r["stage"] == "failed":
+            failures += 1
+            note = f"[red]{r['error_code']}: {r['error_message']}[/red]"
+        elif r["stage"] != "complete":
+            note = f"waiting: {r['deferred_reason'] or 'queued'}"
+        elif r["degraded"]:
+            note = "degraded (fallback; will be repaired)"
+        table.add_row(r["source_name"], str(r["version"]), r["stage"], str(r["chunks"]),
+                      str(r["tokens"]), note)
+    console.print(table)
+    console.print(
+        f"documents: {len(rows)}  complete: {sum(r['stage'] == 'complete' for r in rows)}  "
+        f"failed: {failures}  chunks: {sum(r['chunks'] for r in rows)}  "
+        f"tokens: {sum(r['tokens'] for r in rows)}"
+    )
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="How many passages.")] = 5,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Search the current versions of all complete documents."""
+
+    async def body(rt: Runtime) -> None:
+        hits = await run_search(rt.db, rt.services.embedder, text, k=k, tenant=tenant)
+        table = Table(title=f"Search: {text!r} ({rt.services.embedder.model})")
+        for col in ("score", "document", "page", "snippet"):
+            table.add_column(col)
+        for h in hits:
+            snippet = " ".join(h.text.split())[:160]
+            table.add_row(f"{h.score:.3f}", h.source_name, ",".join(map(str, h.pages)) or "-", snippet)
+        console.print(table)
+
+    run(body)
+
+
+@app.command()
+def status(
+    document: Annotated[str | None, typer.Argument(help="Document id (or prefix) or source name.")] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Documents by stage, or one document's details and recent events."""
+
+    async def body(rt: Runtime) -> None:
+        async with rt.db.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            if document is None:
+                await cur.execute(query("stage_counts"), {"tenant": tenant})
+                counts = {r["stage"]: r["documents"] for r in await cur.fetchall()}
+                table = Table(title="Documents by stage")
+                table.add_column("stage")
+                table.add_column("documents", justify="right")
+                for stage in (*STAGE_RANK, "failed"):
+                    if counts.get(stage):
+                        table.add_row(stage, str(counts[stage]))
+                console.print(table)
+                await cur.execute(query("recent_documents"), {"tenant": tenant, "limit": 20})
+                recent = Table(title="Recent documents")
+                for col in ("id", "document", "v", "stage", "job", "note"):
+                    recent.add_column(col)
+                for r in await cur.fetchall():
+                    note = r["error_code"] or r["deferred_reason"] or ""
+                    recent.add_row(str(r["id"])[:8], r["source_name"], str(r["version"]), r["stage"],
+                                   r["job_state"] or "", note)
+                console.print(recent)
+                return
+            await cur.execute(query("find_document"),
+                              {"tenant": tenant, "prefix": f"{document}%", "name": document})
+            doc = await cur.fetchone()
+            if doc is None:
+                console.print(f"[red]no document {document!r}[/red]")
+                raise typer.Exit(1)
+            table = Table(title=f"Document {doc['source_name']} v{doc['version']}", show_header=False)
+            for key in ("id", "stage", "mime", "size_bytes", "sha256", "parser", "degraded", "chunks",
+                        "tokens", "job_state", "attempts", "next_attempt_at", "deferred_reason",
+                        "error_stage", "error_code", "error_message", "created_at", "updated_at"):
+                if doc.get(key) not in (None, ""):
+                    table.add_row(key, str(doc[key]))
+            console.print(table)
+            await cur.execute(query("document_events"), {"document_id": doc["id"], "limit": 15})
+            events = Table(title="Recent events")
+            for col in ("time", "kind", "stage", "detail"):
+                events.add_column(col)
+            for e in await cur.fetchall():
+                events.add_row(e["created_at"].strftime("%H:%M:%S"), e["kind"], e["stage"] or "",
+                               str(e["detail"])[:100])
+            console.print(events)
+
+    run(body)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs in parallel in this process.")] = None,
+) -> None:
+    """Claim and run jobs until stopped (SIGTERM/SIGINT release the current jobs cleanly)."""
+
+    async def body(rt: Runtime) -> None:
+        w = rt.worker(concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, w.request_stop)
+        await w.run()
+
+    run(body, pool_size=(concurrency or 2) + 4)
+
+
+@app.command()
+def retry(
+    document: Annotated[str, typer.Argument(help="Document id (or prefix) or source name.")],
+    tenant: TenantOpt = "default",
+) -> None:
+    """Queue a failed document again from its first stage."""
+    from ingestflow.store import documents
+
+    async def body(rt: Runtime) -> None:
+        async with rt.db.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query("find_document"),
+                              {"tenant": tenant, "prefix": f"{document}%", "name": document})
+            doc = await cur.fetchone()
+            if doc is None or doc["stage"] != "failed":
+                console.print(f"[red]no failed document {document!r}[/red]")
+                raise typer.Exit(1)
+            await documents.requeue(conn, doc["id"], reason="retry requested")
+        console.print(f"queued {doc['source_name']} again")
+
+    run(body)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (idempotent; also done at every start)."""
+    settings = settings_or_exit()
+    applied = database.migrate(database.database_url(settings))
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")

@@ -1,0 +1,176 @@
+"""Configuration from the environment and layered ``.env`` files.
+
+Precedence, highest first: real environment variables, ``.env.<ENVIRONMENT>``, ``.env``.
+The dotenv files are looked up in ``INGESTFLOW_HOME`` and in the working directory (never
+next to a module), so the CLI, workers and the API server read the same settings wherever
+they are installed.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceMode(str, Enum):
+    MOCK = "MOCK"  # deterministic fakes, offline
+    REAL = "REAL"  # the paid service; failures retried or deferred, never faked
+    HYBRID = "HYBRID"  # real while healthy and in budget, else a recorded fallback
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    environment: str = "development"
+    ingestflow_home: Path = Path(".ingestflow")
+    database_url: SecretStr | None = None
+
+    service_mode: ServiceMode = ServiceMode.MOCK
+    embeddings_mode: ServiceMode | None = None
+    parser_mode: ServiceMode | None = None
+    embeddings_provider: Literal["openai", "local"] = "openai"
+    parser_provider: Literal["local", "llamaparse"] = "local"
+
+    openai_api_key: SecretStr | None = None
+    openai_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_URL", "OPENAI_BASE_URL")
+    )
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_dimensions: int | None = Field(default=None, gt=0)
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    llamaparse_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LLAMAPARSE_API_KEY", "LLAMA_CLOUD_API_KEY")
+    )
+    llamaparse_base_url: str = "https://api.cloud.llamaindex.ai"
+    llamaparse_webhook_secret: SecretStr | None = None
+    llamaparse_timeout_seconds: float = Field(default=1800.0, gt=0)
+
+    cost_tracking_enabled: bool = True
+    daily_cost_limit_openai: float | None = Field(default=None, ge=0)
+    hourly_rate_limit_openai: int | None = Field(default=None, ge=0)
+    daily_cost_limit_llamaparse: float | None = Field(default=None, ge=0)
+    hourly_rate_limit_llamaparse: int | None = Field(default=None, ge=0)
+    daily_cost_limit_total: float | None = Field(default=None, ge=0)
+
+    chunk_max_tokens: int = Field(default=512, ge=16, le=8191)
+    chunk_overlap_tokens: int = Field(default=64, ge=0)
+    mock_embedding_dimensions: int = Field(default=1536, gt=0)
+    # Upper bound on inputs per embedding request, below the provider's own limits: smaller
+    # requests commit progress more often and spread better under tight rate limits.
+    embedding_batch_size: int = Field(default=2048, ge=1, le=2048)
+
+    worker_concurrency: int = Field(default=2, ge=1)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("service_mode", "embeddings_mode", "parser_mode", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_max_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
+        if self.embeddings_service_mode is not ServiceMode.MOCK and self.embeddings_provider == "openai":
+            if self.openai_api_key is None or not self.openai_api_key.get_secret_value():
+                raise ValueError(
+                    f"OPENAI_API_KEY is required when EMBEDDINGS_MODE is "
+                    f"{self.embeddings_service_mode.value} with EMBEDDINGS_PROVIDER=openai"
+                )
+        if self.parser_service_mode is not ServiceMode.MOCK and self.parser_provider == "llamaparse":
+            if self.llamaparse_api_key is None or not self.llamaparse_api_key.get_secret_value():
+                raise ValueError(
+                    f"LLAMAPARSE_API_KEY is required when PARSER_MODE is "
+                    f"{self.parser_service_mode.value} with PARSER_PROVIDER=llamaparse"
+                )
+        if self.is_production and ServiceMode.HYBRID in (
+            self.embeddings_service_mode,
+            self.parser_service_mode,
+        ):
+            raise ValueError(
+                "ENVIRONMENT=production refuses HYBRID mode: a fallback to mock services "
+                "is not allowed in production (set SERVICE_MODE=REAL)"
+            )
+        return self
+
+    @property
+    def embeddings_service_mode(self) -> ServiceMode:
+        return self.embeddings_mode or self.service_mode
+
+    @property
+    def parser_service_mode(self) -> ServiceMode:
+        return self.parser_mode or self.service_mode
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.lower() in ("production", "prod")
+
+    @cached_property
+    def home(self) -> Path:
+        return self.ingestflow_home.expanduser().resolve()
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for redaction of logs and error texts."""
+        secrets = [self.openai_api_key, self.llamaparse_api_key, self.llamaparse_webhook_secret]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.database_url is not None:
+            from urllib.parse import urlsplit
+
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
+        return [v for v in values if len(v) >= 4]
+
+
+def dotenv_files(environ: dict[str, str] | None = None) -> list[Path]:
+    """The dotenv files to read, lowest precedence first."""
+    env = os.environ if environ is None else environ
+    dirs = [Path.cwd()]
+    home = env.get("INGESTFLOW_HOME")
+    if home:
+        dirs.append(Path(home).expanduser())
+    name = env.get("ENVIRONMENT", "").strip()
+    files: list[Path] = []
+    for directory in dict.fromkeys(d.resolve() for d in dirs):
+        files.append(directory / ".env")
+        if name:
+            files.append(directory / f".env.{name}")
+    return [f for f in files if f.is_file()]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning pydantic errors into one readable message."""
+    try:
+        return Settings(_env_file=dotenv_files() or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = "_".join(str(p) for p in err["loc"]).upper()
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg}" if loc else msg)
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,70 @@
+"""Wiring: settings -> database -> services -> pipeline -> worker, shared by CLI and API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+import uuid
+from dataclasses import dataclass
+
+from ingestflow import logging as ilog
+from ingestflow.config import Settings
+from ingestflow.pipeline.chunking import ChunkingConfig
+from ingestflow.pipeline.stages import Pipeline
+from ingestflow.services.retry import RetryPolicy
+from ingestflow.services.router import Services, build_services
+from ingestflow.store import jobs
+from ingestflow.store.database import Database
+from ingestflow.worker import Worker
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    services: Services
+
+    def pipeline(self) -> Pipeline:
+        s = self.settings
+        return Pipeline(
+            self.db,
+            parser=self.services.parser,
+            embedder=self.services.embedder,
+            chunking=ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens),
+            lease_seconds=s.lease_seconds,
+            batch_size=s.embedding_batch_size,
+        )
+
+    def worker(self, concurrency: int | None = None) -> Worker:
+        s = self.settings
+        return Worker(
+            self.db,
+            self.pipeline(),
+            concurrency=concurrency or s.worker_concurrency,
+            lease_seconds=s.lease_seconds,
+            poll_interval=s.poll_interval_seconds,
+            max_attempts=s.max_attempts,
+            backoff=RetryPolicy(base_seconds=s.retry_base_seconds, cap_seconds=s.retry_max_seconds),
+        )
+
+
+    def drain(self, document_ids: list[uuid.UUID], concurrency: int | None = None) -> Worker:
+        """A worker that stops once none of these documents has work due."""
+        worker = self.worker(concurrency)
+
+        async def idle() -> bool:
+            async with self.db.pool.connection() as conn:
+                return await jobs.pending(conn, document_ids) == 0
+
+        worker.stop_when = idle
+        return worker
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, pool_size: int = 8) -> AsyncIterator[Runtime]:
+    ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
+    db = await Database.open(settings, max_size=pool_size)
+    try:
+        yield Runtime(settings, db, build_services(settings))
+    finally:
+        await db.close()

@@ -1,0 +1,1 @@
+"""External services (parsers, embedders) behind one protocol each, and the router."""

@@ -1,0 +1,1 @@
+"""PostgreSQL + pgvector storage: connection, migrations and one module per table group."""

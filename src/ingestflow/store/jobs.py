@@ -1,0 +1,80 @@
+"""The job queue: claim with SKIP LOCKED, leases that expire, and the lease fence.
+
+A job is one document version's trip through the stages. The lease (owner + expiry) is
+written in the claiming transaction; a worker that dies simply stops renewing it, and
+once it expires any worker may claim the job and resume from the last durable stage.
+Every stage transaction renews the lease *as its fence*: if another worker has taken
+the job, the renewal matches no row and the stage rolls back instead of writing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+
+from ingestflow.store.sql import query
+
+
+class LeaseLost(Exception):
+    """Another worker owns this job now; stop without writing."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    document_id: uuid.UUID
+    attempts: int
+
+
+async def claim(conn: AsyncConnection, owner: str, lease_seconds: float) -> ClaimedJob | None:
+    cur = await conn.execute(query("claim_job"), {"owner": owner, "lease_seconds": lease_seconds})
+    row = await cur.fetchone()
+    return ClaimedJob(*row) if row else None
+
+
+async def fence(conn: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float) -> None:
+    """Renew the lease, or raise LeaseLost: call first in every stage transaction."""
+    cur = await conn.execute(
+        query("renew_lease"),
+        {"job_id": job.id, "owner": owner, "lease_seconds": lease_seconds},
+    )
+    if await cur.fetchone() is None:
+        raise LeaseLost(f"job {job.id} is no longer owned by {owner}")
+
+
+async def finish(
+    conn: AsyncConnection, job: ClaimedJob, owner: str, *, failed: bool, error: str | None = None
+) -> None:
+    await conn.execute(
+        query("finish_job"),
+        {"job_id": job.id, "owner": owner, "state": "failed" if failed else "done",
+         "last_error": error},
+    )
+
+
+async def reschedule(
+    conn: AsyncConnection,
+    job: ClaimedJob,
+    owner: str,
+    *,
+    delay_seconds: float,
+    reason: str,
+    deferred: bool,
+) -> None:
+    await conn.execute(
+        query("reschedule_job"),
+        {"job_id": job.id, "owner": owner, "delay_seconds": delay_seconds,
+         "reason": reason, "deferred": deferred},
+    )
+
+
+async def release(conn: AsyncConnection, job: ClaimedJob, owner: str) -> None:
+    await conn.execute(query("release_job"), {"job_id": job.id, "owner": owner})
+
+
+async def pending(conn: AsyncConnection, document_ids: list[uuid.UUID]) -> int:
+    """Jobs among these documents with work due now (ready and due, or running)."""
+    cur = await conn.execute(query("pending_jobs"), {"ids": document_ids})
+    return (await cur.fetchone())[0]

@@ -1,0 +1,16 @@
+-- Copy vectors of identical chunk text (any earlier version) in the same space, so an
+-- edited document only pays for the chunks whose text changed.
+INSERT INTO embeddings (chunk_id, space_id, embedding)
+SELECT c.id, %(space_id)s, prior.embedding
+FROM chunks c
+CROSS JOIN LATERAL (
+    SELECT e.embedding
+    FROM chunks c2
+    JOIN embeddings e ON e.chunk_id = c2.id AND e.space_id = %(space_id)s
+    WHERE c2.text_sha256 = c.text_sha256 AND c2.id <> c.id
+    LIMIT 1
+) prior
+WHERE c.document_id = %(document_id)s
+  AND NOT EXISTS (
+      SELECT 1 FROM embeddings e2 WHERE e2.chunk_id = c.id AND e2.space_id = %(space_id)s)
+ON CONFLICT DO NOTHING

@@ -1,0 +1,95 @@
+"""Embedding spaces, bulk vector writes and search.
+
+A space is (provider, model, dimensions). Vectors are only ever compared inside one
+space: search filters on ``space_id`` and each space has its own partial HNSW index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from ingestflow.store.sql import query
+
+MAX_INDEXED_DIMENSIONS = 2000  # pgvector's HNSW limit for the vector type
+
+
+async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensions: int) -> int:
+    """The id of the space, creating it and its HNSW index on first use."""
+    cur = await conn.execute(
+        "SELECT id FROM embedding_spaces WHERE provider = %s AND model = %s AND dimensions = %s",
+        (provider, model, dimensions),
+    )
+    row = await cur.fetchone()
+    if row:
+        return row[0]
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('ingestflow-space', 0))"
+        )
+        cur = await conn.execute(
+            "INSERT INTO embedding_spaces (provider, model, dimensions) VALUES (%s, %s, %s)"
+            " ON CONFLICT (provider, model, dimensions) DO UPDATE SET dimensions = EXCLUDED.dimensions"
+            " RETURNING id",
+            (provider, model, dimensions),
+        )
+        space_id = (await cur.fetchone())[0]
+        if dimensions <= MAX_INDEXED_DIMENSIONS:
+            dims = int(dimensions)
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS embeddings_hnsw_space_{space_id} ON embeddings"
+                f" USING hnsw ((embedding::vector({dims})) vector_cosine_ops)"
+                f" WHERE space_id = {int(space_id)}"
+            )
+    return space_id
+
+
+async def reuse_vectors(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
+    cur = await conn.execute(query("reuse_vectors"), {"document_id": document, "space_id": space_id})
+    return cur.rowcount
+
+
+async def chunks_without_vectors(
+    conn: AsyncConnection, document: uuid.UUID, space_id: int
+) -> list[tuple[uuid.UUID, str, int]]:
+    cur = await conn.execute(
+        query("chunks_without_vectors"), {"document_id": document, "space_id": space_id}
+    )
+    return [tuple(row) for row in await cur.fetchall()]
+
+
+async def write_vectors(
+    conn: AsyncConnection, chunk_ids: Sequence[uuid.UUID], space_id: int, vectors: np.ndarray
+) -> None:
+    """Binary COPY: several times faster than INSERT for 6 KB rows."""
+    async with conn.cursor().copy(
+        "COPY embeddings (chunk_id, space_id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["uuid", "int4", "vector"])
+        for cid, vec in zip(chunk_ids, vectors, strict=True):
+            await copy.write_row((cid, space_id, vec))
+
+
+async def search(
+    conn: AsyncConnection,
+    *,
+    space_id: int,
+    dimensions: int,
+    query_vector: np.ndarray,
+    tenant: str,
+    k: int,
+) -> list[dict[str, Any]]:
+    sql = query("search").replace("{dims}", str(int(dimensions)))
+    async with conn.transaction():
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            sql, {"space_id": space_id, "query": query_vector, "tenant": tenant, "k": k}
+        )
+        rows = await cur.fetchall()
+    return sorted(rows, key=lambda r: r["score"], reverse=True)

@@ -1,0 +1,197 @@
+"""The worker: claims jobs from Postgres and runs them through the pipeline.
+
+Workers share nothing but the database, so any number of them can run on any number of
+machines. Idle workers sleep on LISTEN/NOTIFY (a new job wakes them at once) with polling
+as a fallback for lost notifications and for jobs whose retry time has come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+import psycopg
+
+from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
+from ingestflow.logging import get_logger, redact
+from ingestflow.pipeline.stages import Pipeline, Released, StageContext
+from ingestflow.services.retry import RetryPolicy
+from ingestflow.store import documents, jobs
+from ingestflow.store.database import Database
+from ingestflow.store.documents import JOBS_CHANNEL, StageConflict
+from ingestflow.store.jobs import ClaimedJob, LeaseLost
+
+log = get_logger("ingestflow.worker")
+
+StopCondition = Callable[[], Awaitable[bool]]
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        pipeline: Pipeline,
+        *,
+        concurrency: int = 1,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 5.0,
+        max_attempts: int = 5,
+        backoff: RetryPolicy = RetryPolicy(base_seconds=2.0, cap_seconds=300.0),
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.pipeline = pipeline
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.owner = owner or default_owner()
+        self.processed = 0
+        self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        """Graceful stop (SIGTERM): running jobs are released at the next stage boundary."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until asked to stop, or until idle and ``stop_when()`` is true."""
+        log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
+        listener = asyncio.create_task(self._listen())
+        try:
+            await asyncio.gather(*(self._slot() for _ in range(self.concurrency)))
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            log.info("worker_stopped", owner=self.owner, processed=self.processed)
+
+    async def _slot(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            job = await self._claim()
+            if job is not None:
+                await self.process(job)
+                self._wake.set()  # let idle slots re-check their stop condition
+                continue
+            if self.stop_when is not None and await self.stop_when():
+                self._stopping = True
+                self._wake.set()
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _claim(self) -> ClaimedJob | None:
+        async with self.db.pool.connection() as conn, conn.transaction():
+            return await jobs.claim(conn, self.owner, self.lease_seconds)
+
+    async def _listen(self) -> None:
+        """Wake idle slots on NOTIFY; reconnects quietly, since polling covers the gap."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.db.url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the listener must never kill the worker
+                log.warning("listener_reconnect", error=str(exc))
+                await asyncio.sleep(self.poll_interval)
+
+    async def process(self, job: ClaimedJob) -> None:
+        async with self.db.pool.connection() as conn:
+            document = await documents.get(conn, job.document_id)
+        if document is None or document["stage"] in ("complete", "failed"):
+            async with self.db.pool.connection() as conn:
+                await jobs.finish(conn, job, self.owner, failed=document is not None
+                                  and document["stage"] == "failed")
+            return
+        ctx = StageContext(job, self.owner, document, should_stop=lambda: self._stopping)
+        async with self.db.pool.connection() as conn:
+            await documents.add_event(conn, job.document_id, document["correlation_id"], "claimed",
+                                      document["stage"], {"owner": self.owner, "attempt": job.attempts})
+        log.info("job_claimed", job=job.id, document=str(job.document_id),
+                 stage=document["stage"], attempt=job.attempts)
+        work = asyncio.create_task(self.pipeline.run(ctx))
+        renewer = asyncio.create_task(self._renew(job, work))
+        try:
+            await work
+            self.processed += 1
+            log.info("job_done", job=job.id, document=str(job.document_id))
+        except Released:
+            async with self.db.pool.connection() as conn:
+                await jobs.release(conn, job, self.owner)
+            log.info("job_released", job=job.id)
+        except (LeaseLost, StageConflict, asyncio.CancelledError) as exc:
+            if not renewer.done() and isinstance(exc, asyncio.CancelledError):
+                raise
+            log.warning("job_abandoned", job=job.id, reason=type(exc).__name__)
+        except IngestError as exc:
+            await self._on_error(ctx, exc)
+        except Exception as exc:  # noqa: BLE001 - an unknown bug retries, then fails visibly
+            log.exception("job_crashed", job=job.id)
+            await self._on_error(ctx, TransientError("internal_error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _renew(self, job: ClaimedJob, work: asyncio.Task[None]) -> None:
+        """Keep the lease alive while working; cancel the work if it was lost."""
+        while not work.done():
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                async with self.db.pool.connection() as conn, conn.transaction():
+                    await jobs.fence(conn, job, self.owner, self.lease_seconds)
+            except LeaseLost:
+                log.warning("lease_lost", job=job.id)
+                work.cancel()
+                return
+
+    async def _on_error(self, ctx: StageContext, exc: IngestError) -> None:
+        job = ctx.job
+        message = redact(exc.message)
+        stage = ctx.document["stage"]
+        try:
+            async with self.db.pool.connection() as conn, conn.transaction():
+                await jobs.fence(conn, job, self.owner, self.lease_seconds)
+                current = await documents.get(conn, ctx.document_id)
+                stage = current["stage"] if current else stage
+                if isinstance(exc, DeferredError):
+                    delay = exc.retry_after or self.poll_interval
+                    await jobs.reschedule(conn, job, self.owner, delay_seconds=delay,
+                                          reason=f"{exc.code}: {message}", deferred=True)
+                    kind = "deferred"
+                elif isinstance(exc, PermanentError) or job.attempts >= self.max_attempts:
+                    code = exc.code
+                    if not isinstance(exc, PermanentError):
+                        message = f"gave up after {job.attempts} attempts: {message}"
+                    await documents.fail(conn, ctx.document_id, stage=stage, code=code,
+                                         message=message)
+                    await jobs.finish(conn, job, self.owner, failed=True, error=f"{code}: {message}")
+                    kind = "failed"
+                else:
+                    delay = self.backoff.delay(job.attempts, exc.retry_after)
+                    await jobs.reschedule(conn, job, self.owner, delay_seconds=delay,
+                                          reason=f"{exc.code}: {message}", deferred=False)
+                    kind = "retry_scheduled"
+                await documents.add_event(conn, ctx.document_id, ctx.correlation_id, kind, stage,
+                                          {"code": exc.code, "message": message,
+                                           "attempt": job.attempts})
+        except LeaseLost:
+            log.warning("job_abandoned", job=job.id, reason="LeaseLost")
+            return
+        log.warning("job_" + kind, job=job.id, document=str(ctx.document_id), code=exc.code,
+                    message=message, stage=stage)

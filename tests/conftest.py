@@ -1,0 +1,55 @@
+"""Fixtures: one embedded PostgreSQL+pgvector per test session, and a fresh database per
+test cloned from a migrated template, so tests never see each other's rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pgserver
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from ingestflow.config import Settings
+from ingestflow.store.database import migrate
+
+TEMPLATE = "ingestflow_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata")
+    uri = server.get_uri()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    migrate(make_conninfo(uri, dbname=TEMPLATE))
+    yield uri
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield make_conninfo(pg_server, dbname=name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the checkout
+    for var in ("SERVICE_MODE", "EMBEDDINGS_MODE", "PARSER_MODE", "ENVIRONMENT"):
+        monkeypatch.delenv(var, raising=False)
+    return Settings(
+        database_url=database_url,
+        ingestflow_home=tmp_path / "home",
+        poll_interval_seconds=0.2,
+        lease_seconds=3.0,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.5,
+    )

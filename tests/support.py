@@ -1,0 +1,107 @@
+"""Helpers for tests that drive the real pipeline, database and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ingestflow.config import Settings
+from ingestflow.pipeline.ingest import Submitted, submit_files
+from ingestflow.runtime import open_runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a child process that reproduces ``settings``."""
+    prefixes = ("SERVICE_", "EMBEDDINGS_", "PARSER_", "OPENAI_", "LLAMA", "DAILY_", "HOURLY_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    assert settings.database_url is not None
+    env.update(
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        INGESTFLOW_HOME=str(settings.ingestflow_home),
+        POLL_INTERVAL_SECONDS=str(settings.poll_interval_seconds),
+        LEASE_SECONDS=str(settings.lease_seconds),
+        RETRY_BASE_SECONDS=str(settings.retry_base_seconds),
+        RETRY_MAX_SECONDS=str(settings.retry_max_seconds),
+        EMBEDDING_BATCH_SIZE=str(settings.embedding_batch_size),
+        CHUNK_MAX_TOKENS=str(settings.chunk_max_tokens),
+        CHUNK_OVERLAP_TOKENS=str(settings.chunk_overlap_tokens),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(settings: Settings, log_path: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    """A real ``ingestflow worker`` process; its output goes to ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingestflow", "worker", *args],
+            env=settings_env(settings, **env), stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def run_cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingestflow", *args], env=settings_env(settings, **env),
+        capture_output=True, text=True, timeout=240,
+    )
+
+
+def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default",
+           concurrency: int = 2) -> tuple[list[Submitted], int]:
+    """Submit files and run an in-process worker until they are done; (submitted, jobs run)."""
+
+    async def main() -> tuple[list[Submitted], int]:
+        async with open_runtime(settings) as rt:
+            submitted = await submit_files(rt.db, paths, tenant=tenant)
+            worker = rt.drain([s.registration.document_id for s in submitted], concurrency)
+            await worker.run()
+            return submitted, worker.processed
+
+    return asyncio.run(main())
+
+
+def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default") -> list[Submitted]:
+    async def main() -> list[Submitted]:
+        async with open_runtime(settings) as rt:
+            return await submit_files(rt.db, paths, tenant=tenant)
+
+    return asyncio.run(main())
+
+
+def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default") -> list[Any]:
+    from ingestflow.search import search as run_search
+
+    async def main() -> list[Any]:
+        async with open_runtime(settings) as rt:
+            return await run_search(rt.db, rt.services.embedder, text, k=k, tenant=tenant)
+
+    return asyncio.run(main())
+
+
+def stages(settings: Settings) -> dict[str, str]:
+    return dict(sql(settings, "SELECT source_name, stage FROM documents WHERE superseded_at IS NULL"))
+
+
+def event_details(settings: Settings, document: uuid.UUID, kind: str, stage: str) -> list[dict[str, Any]]:
+    rows = sql(settings, "SELECT detail FROM events WHERE document_id = %s AND kind = %s AND stage = %s"
+               " ORDER BY id", (document, kind, stage))
+    return [r[0] for r in rows]

@@ -1,0 +1,142 @@
+"""Real worker processes on one queue: exclusivity, SIGKILL recovery, SIGTERM, NOTIFY."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from support import settings_env, sql, start_worker, submit
+
+from ingestflow.config import Settings
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def all_complete(settings: Settings) -> bool:
+    return sql(settings, "SELECT count(*) FILTER (WHERE stage <> 'complete') FROM documents")[0][0] == 0
+
+
+def write_docs(folder: Path, n: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"doc{i:02}.md").write_text(
+            f"# Document {i}\n\n" + " ".join(f"Fact {i}-{j}: item {j} of document {i}." for j in range(200))
+        )
+
+
+def big_doc(path: Path, paragraphs: int = 900) -> None:
+    path.write_text("# Big\n\n" + "\n\n".join(
+        f"Paragraph {i} describes specimen {i} in careful detail for the archive." for i in range(paragraphs)))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=30)
+
+
+def test_two_workers_never_do_the_same_job(settings: Settings, tmp_path: Path) -> None:
+    write_docs(tmp_path / "docs", 16)
+    submit(settings, [tmp_path / "docs"])
+    workers = [start_worker(settings, tmp_path / f"w{i}.log", "--concurrency", "2") for i in range(2)]
+    try:
+        wait_for(lambda: all_complete(settings), 120, "all documents complete")
+    finally:
+        codes = [stop(w) for w in workers]
+    assert codes == [0, 0]
+    claims = sql(settings, "SELECT document_id, count(*) FROM events WHERE kind = 'claimed' GROUP BY document_id")
+    assert len(claims) == 16 and all(n == 1 for _, n in claims)
+    done = sql(settings, "SELECT document_id, stage, count(*) FROM events WHERE kind = 'stage_done'"
+                         " GROUP BY document_id, stage")
+    assert len(done) == 16 * 4 and all(n == 1 for *_, n in done)
+    owners = {r[0] for r in sql(settings, "SELECT detail->>'owner' FROM events WHERE kind = 'claimed'")}
+    assert 1 <= len(owners) <= 2
+    assert sql(settings, "SELECT count(*) FROM chunks c LEFT JOIN embeddings e ON e.chunk_id = c.id"
+                         " WHERE e.chunk_id IS NULL")[0][0] == 0
+
+
+def test_sigkill_mid_embedding_is_resumed_by_another_worker(settings: Settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"embedding_batch_size": 1, "chunk_max_tokens": 32,
+                                           "chunk_overlap_tokens": 0})
+    big_doc(tmp_path / "big.md")
+    (sub,) = submit(settings, [tmp_path / "big.md"])
+    doc = sub.registration.document_id
+
+    def vectors() -> int:
+        return sql(settings, "SELECT count(*) FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
+                             " WHERE c.document_id = %s", (doc,))[0][0]
+
+    first = start_worker(settings, tmp_path / "first.log")
+    wait_for(lambda: vectors() >= 50, 60, "embedding under way")
+    first.kill()  # SIGKILL: no cleanup, the lease simply stops being renewed
+    first.wait(timeout=10)
+    partial = vectors()
+    total = sql(settings, "SELECT count(*) FROM chunks WHERE document_id = %s", (doc,))[0][0]
+    assert sql(settings, "SELECT stage FROM documents WHERE id = %s", (doc,))[0][0] == "embedding"
+    assert 50 <= partial < total
+
+    second = start_worker(settings, tmp_path / "second.log")
+    try:
+        wait_for(lambda: all_complete(settings), 90, "the second worker to finish")
+    finally:
+        assert stop(second) == 0
+    assert vectors() == total
+    assert sql(settings, "SELECT count(DISTINCT ordinal), min(ordinal), max(ordinal) FROM chunks"
+                         " WHERE document_id = %s", (doc,))[0] == (total, 0, total - 1)
+    (detail,) = [r[0] for r in sql(settings, "SELECT detail FROM events WHERE document_id = %s"
+                                   " AND kind = 'stage_done' AND stage = 'embedded'", (doc,))]
+    assert detail["embedded"] == total - partial  # resumed at the first chunk without a vector
+    owners = [r[0] for r in sql(settings, "SELECT detail->>'owner' FROM events WHERE document_id = %s"
+                                " AND kind = 'claimed' ORDER BY id", (doc,))]
+    assert len(owners) == 2 and owners[0] != owners[1]
+
+
+def test_sigterm_releases_the_job_for_another_worker(settings: Settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"embedding_batch_size": 1, "chunk_max_tokens": 32,
+                                           "chunk_overlap_tokens": 0, "lease_seconds": 600.0})
+    big_doc(tmp_path / "big.md")
+    (sub,) = submit(settings, [tmp_path / "big.md"])
+    first = start_worker(settings, tmp_path / "first.log")
+    wait_for(lambda: sql(settings, "SELECT stage FROM documents")[0][0] == "embedding", 60, "embedding")
+    assert stop(first) == 0
+    state, owner = sql(settings, "SELECT state, owner FROM jobs")[0]
+    assert (state, owner) == ("ready", None)  # released at once, not left to a 600 s lease
+    second = start_worker(settings, tmp_path / "second.log")
+    try:
+        wait_for(lambda: all_complete(settings), 90, "completion after release")
+    finally:
+        stop(second)
+
+
+def test_idle_worker_is_woken_by_notify(settings: Settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"poll_interval_seconds": 120.0})
+    log = tmp_path / "w.log"
+    worker = start_worker(settings, log)
+    try:
+        wait_for(lambda: "worker_started" in log.read_text(), 30, "worker start")
+        time.sleep(0.5)  # let it claim nothing and go to sleep on LISTEN
+        write_docs(tmp_path / "docs", 1)
+        submit(settings, [tmp_path / "docs"])
+        # far sooner than the 120 s poll: only NOTIFY can have woken it
+        wait_for(lambda: all_complete(settings), 30, "NOTIFY to wake the worker")
+    finally:
+        stop(worker)
+
+
+def test_worker_config_error_names_the_variable(settings: Settings, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ingestflow", "worker"], capture_output=True, text=True, timeout=60,
+        env=settings_env(settings, SERVICE_MODE="REAL", EMBEDDINGS_PROVIDER="openai"),
+    )
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stdout + result.stderr
