@@ -65,7 +65,7 @@ def fresh_database(settings: Settings) -> str:
 async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[float, list, int]:
     async with open_runtime(settings) as rt:
         started = time.perf_counter()
-        submitted = await submit_files(rt.db, [folder], tenant="bench")
+        submitted = await submit_files(rt.db, rt.files, [folder], tenant="bench")
         worker = rt.drain([s.registration.document_id for s in submitted], concurrency)
         await worker.run()
         return time.perf_counter() - started, submitted, worker.processed

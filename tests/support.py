@@ -71,7 +71,7 @@ def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
 
     async def main() -> tuple[list[Submitted], int]:
         async with open_runtime(settings) as rt:
-            submitted = await submit_files(rt.db, paths, tenant=tenant)
+            submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
             worker = rt.drain([s.registration.document_id for s in submitted], concurrency)
             await worker.run()
             return submitted, worker.processed
@@ -82,7 +82,7 @@ def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
 def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default") -> list[Submitted]:
     async def main() -> list[Submitted]:
         async with open_runtime(settings) as rt:
-            return await submit_files(rt.db, paths, tenant=tenant)
+            return await submit_files(rt.db, rt.files, paths, tenant=tenant)
 
     return asyncio.run(main())
 
@@ -92,7 +92,7 @@ def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default"
 
     async def main() -> list[Any]:
         async with open_runtime(settings) as rt:
-            return await run_search(rt.db, rt.services.embedder, text, k=k, tenant=tenant)
+            return (await run_search(rt.db, rt.services, text, k=k, tenant=tenant)).hits
 
     return asyncio.run(main())
 

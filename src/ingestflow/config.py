@@ -9,6 +9,7 @@ they are installed.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingestflow.services.costs import DEFAULT_EMBEDDING_USD_PER_MTOK, PriceTable
 
 
 class ServiceMode(str, Enum):
@@ -39,6 +42,9 @@ class Settings(BaseSettings):
     environment: str = "development"
     ingestflow_home: Path = Path(".ingestflow")
     database_url: SecretStr | None = None
+    # Where uploaded bytes live: "local" (a folder under INGESTFLOW_HOME; one machine or a
+    # shared volume) or "postgres" (the database; workers on many machines).
+    storage_backend: Literal["local", "postgres"] = "local"
 
     service_mode: ServiceMode = ServiceMode.MOCK
     embeddings_mode: ServiceMode | None = None
@@ -67,6 +73,25 @@ class Settings(BaseSettings):
     daily_cost_limit_llamaparse: float | None = Field(default=None, ge=0)
     hourly_rate_limit_llamaparse: int | None = Field(default=None, ge=0)
     daily_cost_limit_total: float | None = Field(default=None, ge=0)
+
+    # Prices: defaults in services/costs.py; these override them.
+    openai_price_per_mtok: Decimal | None = Field(default=None, ge=0)
+    llamaparse_credits_per_page: Decimal = Field(default=Decimal(3), ge=0)
+    llamaparse_usd_per_1000_credits: Decimal = Field(default=Decimal("1.25"), ge=0)
+    cost_alert_ratio: float = Field(default=0.8, gt=0, le=1)
+
+    # Client-side rate limits shared by all workers (unset: only the provider's headers).
+    rate_limit_rpm_openai: int | None = Field(default=None, gt=0)
+    rate_limit_tpm_openai: int | None = Field(default=None, gt=0)
+    rate_limit_rpm_llamaparse: int | None = Field(default=None, gt=0)
+
+    # Resilience: per-call retries (the one retry layer) and the shared circuit breaker.
+    call_retry_attempts: int = Field(default=4, ge=1)
+    call_retry_base_seconds: float = Field(default=0.5, gt=0)
+    call_retry_cap_seconds: float = Field(default=30.0, gt=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    repair_interval_seconds: float = Field(default=30.0, gt=0)
 
     chunk_max_tokens: int = Field(default=512, ge=16, le=8191)
     chunk_overlap_tokens: int = Field(default=64, ge=0)
@@ -102,6 +127,12 @@ class Settings(BaseSettings):
                     f"OPENAI_API_KEY is required when EMBEDDINGS_MODE is "
                     f"{self.embeddings_service_mode.value} with EMBEDDINGS_PROVIDER=openai"
                 )
+            if (self.openai_embedding_model not in DEFAULT_EMBEDDING_USD_PER_MTOK
+                    and self.openai_price_per_mtok is None):
+                raise ValueError(
+                    f"OPENAI_EMBEDDING_MODEL {self.openai_embedding_model!r} has no known price; "
+                    "set OPENAI_PRICE_PER_MTOK to use it"
+                )
         if self.parser_service_mode is not ServiceMode.MOCK and self.parser_provider == "llamaparse":
             if self.llamaparse_api_key is None or not self.llamaparse_api_key.get_secret_value():
                 raise ValueError(
@@ -133,6 +164,12 @@ class Settings(BaseSettings):
     @cached_property
     def home(self) -> Path:
         return self.ingestflow_home.expanduser().resolve()
+
+    def price_table(self) -> PriceTable:
+        prices = dict(DEFAULT_EMBEDDING_USD_PER_MTOK)
+        if self.openai_price_per_mtok is not None:
+            prices[self.openai_embedding_model] = self.openai_price_per_mtok
+        return PriceTable(prices, self.llamaparse_credits_per_page, self.llamaparse_usd_per_1000_credits)
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction of logs and error texts."""

@@ -15,7 +15,8 @@ from ingestflow.services.retry import RetryPolicy
 from ingestflow.services.router import Services, build_services
 from ingestflow.store import jobs
 from ingestflow.store.database import Database
-from ingestflow.worker import Worker
+from ingestflow.store.files import FileStore, LocalFileStore, PostgresFileStore
+from ingestflow.worker import Worker, default_owner
 
 
 @dataclass
@@ -23,13 +24,14 @@ class Runtime:
     settings: Settings
     db: Database
     services: Services
+    files: FileStore
 
     def pipeline(self) -> Pipeline:
         s = self.settings
         return Pipeline(
             self.db,
-            parser=self.services.parser,
-            embedder=self.services.embedder,
+            self.services,
+            self.files,
             chunking=ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens),
             lease_seconds=s.lease_seconds,
             batch_size=s.embedding_batch_size,
@@ -45,6 +47,8 @@ class Runtime:
             poll_interval=s.poll_interval_seconds,
             max_attempts=s.max_attempts,
             backoff=RetryPolicy(base_seconds=s.retry_base_seconds, cap_seconds=s.retry_max_seconds),
+            repair=self.services.embedder if self.services.embedder_fallback is not None else None,
+            repair_interval=s.repair_interval_seconds,
         )
 
 
@@ -60,11 +64,17 @@ class Runtime:
         return worker
 
 
+def file_store(settings: Settings) -> FileStore:
+    if settings.storage_backend == "postgres":
+        return PostgresFileStore()
+    return LocalFileStore(settings.home / "files")
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, pool_size: int = 8) -> AsyncIterator[Runtime]:
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
     db = await Database.open(settings, max_size=pool_size)
     try:
-        yield Runtime(settings, db, build_services(settings))
+        yield Runtime(settings, db, build_services(settings, db, owner=default_owner()), file_store(settings))
     finally:
         await db.close()

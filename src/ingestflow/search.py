@@ -1,13 +1,22 @@
-"""Query-time search: embed the query with the configured model, search its space only."""
+"""Query-time search: embed the query with the configured model, search its space only.
+
+In HYBRID mode, when the real model cannot embed the query (unhealthy, out of budget),
+the query is embedded by the fallback and searched in the fallback's own space, and the
+answer says so: vectors of different models are never compared.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ingestflow.errors import DeferredError, TransientError
 from ingestflow.services.base import Embedder
+from ingestflow.services.guard import CallContext
+from ingestflow.services.router import Services
 from ingestflow.store import vectors
 from ingestflow.store.database import Database
+from ingestflow.tokens import count_tokens
 
 
 @dataclass(frozen=True)
@@ -22,13 +31,41 @@ class Hit:
     heading_path: list[str]
 
 
-async def search(db: Database, embedder: Embedder, query: str, *, k: int = 5, tenant: str = "default") -> list[Hit]:
-    result = await embedder.embed([query])
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    provider: str
+    model: str
+    degraded: bool = False  # answered from the fallback's space
+    notes: list[str] = field(default_factory=list)
+
+
+async def search(
+    db: Database, services: Services, query: str, *, k: int = 5, tenant: str = "default"
+) -> SearchResult:
+    embedder = services.embedder
+    degraded, notes = False, []
+    try:
+        result = await services.embed_guard.call(
+            lambda: embedder.embed([query]), units=count_tokens(query),
+            context=CallContext(tenant=tenant), actual_units=lambda r: r.usage_tokens,
+        )
+    except (TransientError, DeferredError) as exc:
+        if services.embedder_fallback is None:
+            raise
+        embedder, degraded = services.embedder_fallback, True
+        notes.append(f"real embedder unavailable ({exc.code}); searched the fallback index")
+        result = await embedder.embed([query])
+    hits = await search_space(db, embedder, result.vectors[0], k=k, tenant=tenant)
+    return SearchResult(hits, embedder.provider, embedder.model, degraded, notes)
+
+
+async def search_space(db: Database, embedder: Embedder, vector: Any, *, k: int, tenant: str) -> list[Hit]:
     async with db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
         rows = await vectors.search(
             conn, space_id=space_id, dimensions=embedder.dimensions,
-            query_vector=result.vectors[0], tenant=tenant, k=k,
+            query_vector=vector, tenant=tenant, k=k,
         )
     return [_hit(r) for r in rows]
 

@@ -18,11 +18,13 @@ import psycopg
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger, redact
 from ingestflow.pipeline.stages import Pipeline, Released, StageContext
+from ingestflow.services.base import Embedder
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.store import documents, jobs
 from ingestflow.store.database import Database
 from ingestflow.store.documents import JOBS_CHANNEL, StageConflict
 from ingestflow.store.jobs import ClaimedJob, LeaseLost
+from ingestflow.store.sql import query
 
 log = get_logger("ingestflow.worker")
 
@@ -45,6 +47,8 @@ class Worker:
         max_attempts: int = 5,
         backoff: RetryPolicy = RetryPolicy(base_seconds=2.0, cap_seconds=300.0),
         owner: str | None = None,
+        repair: Embedder | None = None,
+        repair_interval: float | None = None,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -54,6 +58,8 @@ class Worker:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.owner = owner or default_owner()
+        self.repair = repair  # the real embedder whose health decides when to repair
+        self.repair_interval = repair_interval if repair is not None else None
         self.processed = 0
         self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
         self._wake = asyncio.Event()
@@ -67,12 +73,15 @@ class Worker:
     async def run(self) -> None:
         """Work until asked to stop, or until idle and ``stop_when()`` is true."""
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
-        listener = asyncio.create_task(self._listen())
+        background = [asyncio.create_task(self._listen())]
+        if self.repair_interval is not None:
+            background.append(asyncio.create_task(self._repair_loop(self.repair_interval)))
         try:
             await asyncio.gather(*(self._slot() for _ in range(self.concurrency)))
         finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             log.info("worker_stopped", owner=self.owner, processed=self.processed)
 
     async def _slot(self) -> None:
@@ -110,6 +119,35 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the listener must never kill the worker
                 log.warning("listener_reconnect", error=str(exc))
                 await asyncio.sleep(self.poll_interval)
+
+    async def _repair_loop(self, interval: float) -> None:
+        """HYBRID: once the real embedder is healthy again, queue degraded documents."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.schedule_repairs()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed check just waits for the next
+                log.warning("repair_check_failed", error=redact(str(exc)))
+
+    async def schedule_repairs(self) -> int:
+        assert self.repair is not None
+        healthy, detail = await self.repair.health()
+        if not healthy:
+            return 0
+        async with self.db.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtextextended('ingestflow-repair', 0))")
+            if not (await cur.fetchone())[0]:
+                return 0  # another worker is scheduling right now
+            rows = await (await conn.execute(query("schedule_repairs"))).fetchall()
+            for document_id, correlation_id in rows:
+                await documents.add_event(conn, document_id, correlation_id, "repair_scheduled",
+                                          "chunked", {"embedder": self.repair.model})
+                await documents.enqueue(conn, document_id)
+        if rows:
+            log.info("repairs_scheduled", documents=len(rows), embedder=self.repair.model)
+        return len(rows)
 
     async def process(self, job: ClaimedJob) -> None:
         async with self.db.pool.connection() as conn:

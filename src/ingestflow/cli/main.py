@@ -61,7 +61,7 @@ def ingest(
     """Ingest documents: run the pipeline here with progress, or only enqueue them."""
 
     async def body(rt: Runtime) -> None:
-        submitted = await submit_files(rt.db, paths, tenant=tenant)
+        submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
         ids = [s.registration.document_id for s in submitted]
         new = sum(not s.registration.duplicate for s in submitted)
         console.print(f"{len(submitted)} files: {new} new, {len(submitted) - new} unchanged")
@@ -133,8 +133,11 @@ def search(
     """Search the current versions of all complete documents."""
 
     async def body(rt: Runtime) -> None:
-        hits = await run_search(rt.db, rt.services.embedder, text, k=k, tenant=tenant)
-        table = Table(title=f"Search: {text!r} ({rt.services.embedder.model})")
+        result = await run_search(rt.db, rt.services, text, k=k, tenant=tenant)
+        hits = result.hits
+        for note in result.notes:
+            console.print(f"[yellow]{note}[/yellow]")
+        table = Table(title=f"Search: {text!r} ({result.provider}/{result.model})")
         for col in ("score", "document", "page", "snippet"):
             table.add_column(col)
         for h in hits:
@@ -187,6 +190,9 @@ def status(
                         "error_stage", "error_code", "error_message", "created_at", "updated_at"):
                 if doc.get(key) not in (None, ""):
                     table.add_row(key, str(doc[key]))
+            await cur.execute(query("document_cost"), {"document_id": doc["id"]})
+            for c in await cur.fetchall():
+                table.add_row(f"cost {c['service']}", f"${float(c['cost_usd']):.6f} ({c['units']} units, {c['calls']} calls)")
             console.print(table)
             await cur.execute(query("document_events"), {"document_id": doc["id"], "limit": 15})
             events = Table(title="Recent events")
@@ -245,3 +251,102 @@ def db_migrate() -> None:
     settings = settings_or_exit()
     applied = database.migrate(database.database_url(settings))
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@app.command()
+def doctor() -> None:
+    """Configuration (secrets masked), modes, health, database, budget and breakers.
+
+    Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration.
+    """
+    from ingestflow.config import ServiceMode
+
+    async def body(rt: Runtime) -> int:
+        s = rt.settings
+        config = Table(title="Configuration", show_header=False)
+        for key, value in s.model_dump().items():
+            config.add_row(key, str(value))  # SecretStr prints as '**********'
+        console.print(config)
+        problems = 0
+        health = Table(title="Services")
+        for col in ("service", "mode", "provider", "healthy", "detail"):
+            health.add_column(col)
+        checks = [
+            ("embeddings", s.embeddings_service_mode, f"{rt.services.embedder.provider}/{rt.services.embedder.model}",
+             rt.services.embedder),
+            ("parser", s.parser_service_mode, rt.services.parser.name, rt.services.parser),
+        ]
+        for name, mode, provider, service in checks:
+            ok, detail = await service.health()
+            if not ok and mode is ServiceMode.REAL:
+                problems += 1
+            health.add_row(name, mode.value, provider, "[green]yes[/green]" if ok else "[red]no[/red]", detail)
+        console.print(health)
+        async with rt.db.pool.connection() as conn:
+            version = (await (await conn.execute("SHOW server_version")).fetchone())[0]
+            pgvector = (await (await conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'")).fetchone())[0]
+            breakers = await (await conn.execute(query("breaker_states"))).fetchall()
+        where = "DATABASE_URL" if s.database_url else f"embedded under {s.home}"
+        console.print(f"database: PostgreSQL {version}, pgvector {pgvector} ({where})")
+        for service, state, failures, opened_at in breakers:
+            console.print(f"breaker {service}: {state} ({failures} consecutive failures)")
+        await _print_costs(rt, tenant=None, by_document=False)
+        return 1 if problems else 0
+
+    raise typer.Exit(run(body))
+
+
+async def _print_costs(rt: Runtime, *, tenant: str | None, by_document: bool = True) -> None:
+    s = rt.settings
+    limits = {"openai": (s.daily_cost_limit_openai, s.hourly_rate_limit_openai),
+              "llamaparse": (s.daily_cost_limit_llamaparse, s.hourly_rate_limit_llamaparse)}
+    async with rt.db.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query("costs_summary"), {"tenant": tenant})
+        summary = {r["service"]: r for r in await cur.fetchall()}
+        await cur.execute(query("costs_by_day"), {"tenant": tenant, "limit": 14})
+        days = await cur.fetchall()
+        docs = []
+        if by_document:
+            await cur.execute(query("costs_by_document"), {"tenant": tenant, "document_id": None, "limit": 10})
+            docs = await cur.fetchall()
+    table = Table(title=f"Spend (UTC windows; tracking {'on' if s.cost_tracking_enabled else 'off'})")
+    for col in ("service", "today $", "daily limit $", "this hour $", "requests this hour", "hourly limit"):
+        table.add_column(col, justify="right" if col != "service" else "left")
+    today_total = 0.0
+    for service, (daily, hourly) in limits.items():
+        row = summary.get(service, {})
+        today = float(row.get("today_usd", 0))
+        today_total += today
+        table.add_row(service, f"{today:.6f}", "-" if daily is None else f"{daily:.2f}",
+                      f"{float(row.get('hour_usd', 0)):.6f}", str(row.get("hour_requests", 0)),
+                      "-" if hourly is None else str(hourly))
+    total_limit = s.daily_cost_limit_total
+    table.add_row("total", f"{today_total:.6f}", "-" if total_limit is None else f"{total_limit:.2f}", "", "", "")
+    console.print(table)
+    if days:
+        by_day = Table(title="By day")
+        for col in ("day", "service", "cost $", "units", "requests"):
+            by_day.add_column(col)
+        for r in days:
+            by_day.add_row(str(r["day"]), r["service"], f"{float(r['cost_usd']):.6f}", str(r["units"]), str(r["requests"]))
+        console.print(by_day)
+    if docs:
+        by_doc = Table(title="Top documents")
+        for col in ("document", "v", "service", "cost $", "units", "requests"):
+            by_doc.add_column(col)
+        for r in docs:
+            by_doc.add_row(r["source_name"], str(r["version"]), r["service"], f"{float(r['cost_usd']):.6f}",
+                           str(r["units"]), str(r["requests"]))
+        console.print(by_doc)
+
+
+@app.command()
+def costs(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None) -> None:
+    """Spend today, this hour, by service, by day and by document, against the limits."""
+
+    async def body(rt: Runtime) -> None:
+        await _print_costs(rt, tenant=tenant)
+
+    run(body)

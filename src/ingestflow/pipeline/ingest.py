@@ -11,6 +11,7 @@ from ingestflow.errors import PermanentError
 from ingestflow.pipeline.detect import detect_mime
 from ingestflow.store import documents
 from ingestflow.store.database import Database
+from ingestflow.store.files import FileStore
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,15 @@ def sniff_mime(data: bytes) -> str:
         return ""
 
 
-async def submit_files(db: Database, paths: Iterable[str | Path], *, tenant: str) -> list[Submitted]:
+async def submit_files(
+    db: Database, files: FileStore, paths: Iterable[str | Path], *, tenant: str
+) -> list[Submitted]:
     submitted = []
     for path, name in iter_files(paths):
         data = path.read_bytes()
         async with db.pool.connection() as conn, conn.transaction():
             reg = await documents.register(
-                conn, tenant=tenant, source_name=name, data=data, mime=sniff_mime(data)
+                conn, tenant=tenant, source_name=name, data=data, mime=sniff_mime(data), files=files
             )
         submitted.append(Submitted(path, reg))
     return submitted

@@ -24,12 +24,15 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from ingestflow.errors import TransientError
+from ingestflow.errors import DeferredError, TransientError
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
-from ingestflow.services.base import Embedder, PageSpan, Parser
-from ingestflow.services.retry import RetryPolicy, call_with_retries
+from ingestflow.pipeline.parsing import estimate_pages
+from ingestflow.services.base import Embedder, PageSpan
+from ingestflow.services.guard import CallContext, ServiceGuard
+from ingestflow.services.router import Services
 from ingestflow.store import documents, jobs, vectors
 from ingestflow.store.database import Database
+from ingestflow.store.files import FileStore
 from ingestflow.store.jobs import ClaimedJob
 
 
@@ -52,26 +55,28 @@ class StageContext:
     def correlation_id(self) -> uuid.UUID:
         return self.document["correlation_id"]
 
+    @property
+    def call_context(self) -> CallContext:
+        return CallContext(self.document["tenant"], self.document_id, self.correlation_id)
+
 
 class Pipeline:
     def __init__(
         self,
         db: Database,
+        services: Services,
+        files: FileStore,
         *,
-        parser: Parser,
-        embedder: Embedder,
         chunking: ChunkingConfig,
         lease_seconds: float,
         batch_size: int = 2048,
-        retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.db = db
-        self.parser = parser
-        self.embedder = embedder
+        self.services = services
+        self.files = files
         self.chunking = chunking
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
-        self.retry = retry
 
     async def run(self, ctx: StageContext) -> None:
         """Advance the document from wherever it is to complete."""
@@ -96,12 +101,28 @@ class Pipeline:
         started = time.perf_counter()
         async with self._stage_txn(ctx) as conn:
             await documents.advance(conn, ctx.document_id, ("queued", "parsing"), "parsing")
-            data = await documents.load_blob(conn, ctx.document["sha256"])
-        parsed = await self.parser.parse(data, ctx.document["mime"], ctx.document["source_name"])
+            data = await self.files.get(conn, ctx.document["sha256"])
+        mime, name = ctx.document["mime"], ctx.document["source_name"]
+        parser = self.services.parser
+        fallback_reason = None
+        try:
+            pages = await asyncio.to_thread(estimate_pages, data, mime)
+            parsed = await self.services.parse_guard.call(
+                lambda: parser.parse(data, mime, name), units=pages, context=ctx.call_context,
+                actual_units=lambda p: p.usage_pages or pages,
+            )
+        except (TransientError, DeferredError) as exc:
+            if self.services.parser_fallback is None:
+                raise
+            fallback_reason = str(exc)
+            parsed = await self.services.parser_fallback.parse(data, mime, name)
         pages = [[p.page, p.start, p.end] for p in parsed.pages]
         async with self._stage_txn(ctx) as conn:
             await documents.save_text(conn, ctx.document_id, parsed.markdown, pages, parsed.parser)
             await documents.advance(conn, ctx.document_id, ("parsing",), "parsed")
+            if fallback_reason is not None:
+                await self._event(conn, ctx, "fallback", "parsed", started, service="parser",
+                                  used=parsed.parser, reason=fallback_reason)
             await self._event(conn, ctx, "stage_done", "parsed", started,
                               chars=len(parsed.markdown), pages=len(pages),
                               parser=parsed.parser, usage_pages=parsed.usage_pages)
@@ -134,14 +155,44 @@ class Pipeline:
                               tokens=sum(c.token_count for c in chunks))
 
     async def embed(self, ctx: StageContext) -> None:
+        """Embed with the real model; in HYBRID, fall back (degraded) when it is unusable."""
         started = time.perf_counter()
-        embedder = self.embedder
+        async with self._stage_txn(ctx) as conn:
+            await documents.advance(conn, ctx.document_id, ("chunked", "embedding"), "embedding")
+        primary, fallback = self.services.embedder, self.services.embedder_fallback
+        try:
+            stats = await self._embed_all(ctx, primary, self.services.embed_guard)
+            used, degraded_reason = primary, None
+        except (TransientError, DeferredError) as exc:
+            if fallback is None:
+                raise
+            degraded_reason = str(exc)
+            stats = await self._embed_all(ctx, fallback, ServiceGuard("local", self.services.embed_guard.retry))
+            used = fallback
+        async with self._stage_txn(ctx) as conn:
+            space_id = stats.pop("space_id")
+            if await vectors.chunks_without_vectors(conn, ctx.document_id, space_id):
+                raise TransientError("incomplete_embedding", "some chunks still lack a vector")
+            if degraded_reason is None:
+                # The real model covers every chunk: drop any fallback vectors (repair).
+                await vectors.delete_other_spaces(conn, ctx.document_id, space_id)
+            else:
+                await self._event(conn, ctx, "fallback", "embedding", started, service="embeddings",
+                                  used=f"{used.provider}/{used.model}", reason=degraded_reason)
+            await conn.execute("UPDATE documents SET degraded = %s WHERE id = %s",
+                               (degraded_reason is not None, ctx.document_id))
+            await documents.advance(conn, ctx.document_id, ("embedding",), "embedded")
+            await self._event(conn, ctx, "stage_done", "embedded", started, **stats,
+                              provider=used.provider, model=used.model,
+                              degraded=degraded_reason is not None)
+
+    async def _embed_all(self, ctx: StageContext, embedder: Embedder, guard: ServiceGuard) -> dict[str, int]:
+        """Vectors for every chunk that lacks one in this embedder's space, batch by batch."""
         async with self.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(
                 conn, embedder.provider, embedder.model, embedder.dimensions
             )
         async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, ("chunked", "embedding"), "embedding")
             reused = await vectors.reuse_vectors(conn, ctx.document_id, space_id)
             todo = await vectors.chunks_without_vectors(conn, ctx.document_id, space_id)
         embedded = tokens = requests = 0
@@ -149,7 +200,11 @@ class Pipeline:
             self._check_stop(ctx)
             rows = todo[batch.start:batch.stop]
             texts = [r[1] for r in rows]
-            result = await call_with_retries(lambda: embedder.embed(texts), self.retry)
+            result = await guard.call(
+                lambda: embedder.embed(texts), units=sum(r[2] for r in rows),
+                context=ctx.call_context, actual_units=lambda r: r.usage_tokens,
+                headers=lambda r: r.extra,
+            )
             if result.vectors.shape != (len(rows), embedder.dimensions):
                 raise TransientError("invalid_response", "embedder returned the wrong shape")
             async with self._stage_txn(ctx) as conn:
@@ -157,13 +212,8 @@ class Pipeline:
             embedded += len(rows)
             tokens += result.usage_tokens
             requests += result.requests
-        async with self._stage_txn(ctx) as conn:
-            if await vectors.chunks_without_vectors(conn, ctx.document_id, space_id):
-                raise TransientError("incomplete_embedding", "some chunks still lack a vector")
-            await documents.advance(conn, ctx.document_id, ("embedding",), "embedded")
-            await self._event(conn, ctx, "stage_done", "embedded", started, embedded=embedded,
-                              reused=reused, tokens=tokens, requests=requests,
-                              provider=embedder.provider, model=embedder.model)
+        return {"space_id": space_id, "embedded": embedded, "reused": reused,
+                "tokens": tokens, "requests": requests}
 
     async def complete(self, ctx: StageContext) -> None:
         started = time.perf_counter()

@@ -41,6 +41,10 @@ class Parser(Protocol):
         """Raise ``PermanentError`` for bad input, ``TransientError`` for provider trouble."""
         ...
 
+    async def health(self) -> tuple[bool, str]:
+        """A cheap check that costs nothing (no paid call); never raises."""
+        ...
+
 
 @dataclass(frozen=True)
 class EmbeddingResult:
@@ -68,4 +72,8 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         """One request: vectors in input order, validated. Raise classified errors; no retries
         here, because the pipeline owns the single retry layer and stores each batch."""
+        ...
+
+    async def health(self) -> tuple[bool, str]:
+        """A cheap check that costs nothing (no paid call); never raises."""
         ...

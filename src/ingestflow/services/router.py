@@ -1,23 +1,40 @@
-"""The service router: which parser and embedder a deployment uses, per mode.
+"""The service router: which parser and embedder serve each mode, and how they are guarded.
 
-MOCK never touches the network. REAL uses the configured paid or local provider and lets
-its classified errors through (retried or deferred by the worker, never faked).
+- MOCK: the deterministic hashing embedder and the free local parser; no network at all.
+- REAL: the configured provider behind its guard (breaker, shared rate limiter, budget,
+  retries). Failures surface as classified errors: retried or deferred, never faked.
+- HYBRID: the same real provider, plus a fallback (mock embedder / local parser) that the
+  pipeline uses when the real one is unhealthy or out of budget. Fallback vectors go to
+  the fallback's own embedding space and the document is marked degraded until the
+  repair re-embeds it with the real model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.pipeline.parsing import LocalParser
 from ingestflow.services.base import Embedder, Parser
+from ingestflow.services.breaker import CircuitBreaker
+from ingestflow.services.budget import Budget, ServiceLimits
+from ingestflow.services.guard import Pricing, ServiceGuard
 from ingestflow.services.mock import HashingEmbedder
+from ingestflow.services.ratelimit import RateLimiter, RateLimits
+from ingestflow.services.retry import RetryPolicy
+from ingestflow.store.database import Database
 
 
 @dataclass(frozen=True)
 class Services:
     parser: Parser
     embedder: Embedder
+    parse_guard: ServiceGuard
+    embed_guard: ServiceGuard
+    parser_fallback: Parser | None = None  # HYBRID only
+    embedder_fallback: Embedder | None = None  # HYBRID only
+    budget: Budget | None = None
 
 
 def mock_embedder(settings: Settings) -> Embedder:
@@ -54,15 +71,67 @@ def real_parser(settings: Settings) -> Parser:
     return LocalParser()
 
 
-def build_services(settings: Settings) -> Services:
-    embedder = (
-        mock_embedder(settings)
-        if settings.embeddings_service_mode is ServiceMode.MOCK
-        else real_embedder(settings)
+def build_budget(settings: Settings, db: Database) -> Budget:
+    def dollars(value: float | None) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+    return Budget(
+        db,
+        limits={
+            "openai": ServiceLimits(dollars(settings.daily_cost_limit_openai), settings.hourly_rate_limit_openai),
+            "llamaparse": ServiceLimits(dollars(settings.daily_cost_limit_llamaparse),
+                                        settings.hourly_rate_limit_llamaparse),
+        },
+        daily_total_usd=dollars(settings.daily_cost_limit_total),
+        enforce=settings.cost_tracking_enabled,
+        alert_ratio=settings.cost_alert_ratio,
     )
-    parser = (
-        LocalParser()
-        if settings.parser_service_mode is ServiceMode.MOCK
-        else real_parser(settings)
+
+
+def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
+    retry = RetryPolicy(settings.call_retry_attempts, settings.call_retry_base_seconds,
+                        settings.call_retry_cap_seconds)
+    budget = build_budget(settings, db)
+    prices = settings.price_table()
+
+    def paid_guard(service: str, pricing: Pricing, limits: RateLimits) -> ServiceGuard:
+        return ServiceGuard(
+            service, retry, pricing=pricing, budget=budget, limiter=RateLimiter(db, service, limits),
+            breaker=CircuitBreaker(db, service, owner=owner,
+                                   failure_threshold=settings.breaker_failure_threshold,
+                                   cooldown_seconds=settings.breaker_cooldown_seconds),
+        )
+
+    free = ServiceGuard("local", retry)
+    embed_mode, parse_mode = settings.embeddings_service_mode, settings.parser_service_mode
+
+    if embed_mode is ServiceMode.MOCK:
+        embedder, embed_guard = mock_embedder(settings), free
+    else:
+        embedder = real_embedder(settings)
+        embed_guard = free
+        if settings.embeddings_provider == "openai":
+            model = settings.openai_embedding_model
+            embed_guard = paid_guard(
+                "openai", Pricing(model, "tokens", lambda n: prices.embedding_cost(model, n)),
+                RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai),
+            )
+
+    if parse_mode is ServiceMode.MOCK or settings.parser_provider == "local":
+        parser, parse_guard = LocalParser(), free
+    else:
+        parser = real_parser(settings)
+        parse_guard = paid_guard(
+            "llamaparse", Pricing("llamaparse", "pages", prices.parse_cost),
+            RateLimits(settings.rate_limit_rpm_llamaparse, None),
+        )
+
+    return Services(
+        parser=parser,
+        embedder=embedder,
+        parse_guard=parse_guard,
+        embed_guard=embed_guard,
+        parser_fallback=LocalParser() if parse_mode is ServiceMode.HYBRID and parser.name != "local" else None,
+        embedder_fallback=mock_embedder(settings) if embed_mode is ServiceMode.HYBRID else None,
+        budget=budget,
     )
-    return Services(parser=parser, embedder=embedder)

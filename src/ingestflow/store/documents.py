@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ingestflow.store.files import FileStore
 from ingestflow.store.sql import query
 
 NAMESPACE = uuid.UUID("6f1d7a3e-3c0b-5b7e-9a59-6f8e1b0d2c41")
@@ -51,6 +52,7 @@ async def register(
     source_name: str,
     data: bytes,
     mime: str,
+    files: FileStore,
 ) -> Registration:
     """Store the bytes and queue a document version, unless they are already there.
 
@@ -76,7 +78,7 @@ async def register(
     version = latest["version"] + 1 if latest else 1
     doc = document_id(tenant, source_name, version)
     correlation = uuid.uuid4()
-    await conn.execute(query("insert_blob"), {"sha256": digest, "data": data})
+    await files.put(conn, digest, data)
     await conn.execute(
         query("insert_document"),
         {**params, "id": doc, "version": version, "mime": mime, "size_bytes": len(data),
@@ -166,14 +168,6 @@ async def load_text(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any
     if row is None:
         raise StageConflict(f"document {document} has no parsed text")
     return row
-
-
-async def load_blob(conn: AsyncConnection, sha256: str) -> bytes:
-    cur = await conn.execute("SELECT data FROM blobs WHERE sha256 = %s", (sha256,))
-    row = await cur.fetchone()
-    if row is None:
-        raise StageConflict(f"blob {sha256} is missing")
-    return bytes(row[0])
 
 
 async def make_current(conn: AsyncConnection, document: uuid.UUID) -> list[uuid.UUID]:

@@ -63,6 +63,16 @@ async def chunks_without_vectors(
     return [tuple(row) for row in await cur.fetchall()]
 
 
+async def delete_other_spaces(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
+    """Drop a document's vectors in every space but this one (fallback vectors after repair)."""
+    cur = await conn.execute(
+        "DELETE FROM embeddings e USING chunks c WHERE c.id = e.chunk_id"
+        " AND c.document_id = %s AND e.space_id <> %s",
+        (document, space_id),
+    )
+    return cur.rowcount
+
+
 async def write_vectors(
     conn: AsyncConnection, chunk_ids: Sequence[uuid.UUID], space_id: int, vectors: np.ndarray
 ) -> None:

@@ -39,3 +39,18 @@ CREATE TABLE breakers (
     probe_until           timestamptz,
     updated_at            timestamptz NOT NULL DEFAULT now()
 );
+
+-- Client-side rate limiting shared by all workers: a sliding 60 s window of requests per
+-- service (the same window providers use), plus what the provider last told us.
+CREATE TABLE rate_events (
+    id        bigserial PRIMARY KEY,
+    service   text NOT NULL,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    tokens    bigint NOT NULL
+);
+CREATE INDEX rate_events_service_at ON rate_events (service, at);
+
+CREATE TABLE rate_state (
+    service        text PRIMARY KEY,
+    blocked_until  timestamptz                  -- from Retry-After or exhausted x-ratelimit headers
+);

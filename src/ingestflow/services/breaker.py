@@ -1,0 +1,74 @@
+"""A circuit breaker per service whose state lives in Postgres, shared by all workers.
+
+closed: calls go through; consecutive failures are counted. open (at the threshold):
+calls are refused with a DeferredError until the cool-down ends. half_open: exactly one
+caller, across every worker, is let through as a probe; its success closes the breaker,
+its failure opens it again for another cool-down.
+"""
+
+from __future__ import annotations
+
+from ingestflow.errors import DeferredError
+from ingestflow.logging import get_logger
+from ingestflow.store.database import Database
+from ingestflow.store.sql import query
+
+log = get_logger("ingestflow.breaker")
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        db: Database,
+        service: str,
+        *,
+        owner: str,
+        failure_threshold: int = 5,
+        cooldown_seconds: float = 30.0,
+        probe_seconds: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.service = service
+        self.owner = owner
+        self.failure_threshold = failure_threshold
+        self.cooldown_seconds = cooldown_seconds
+        self.probe_seconds = probe_seconds
+
+    async def before_call(self) -> None:
+        """Return if the call may go ahead; raise DeferredError while the breaker is open."""
+        params = {"service": self.service, "owner": self.owner,
+                  "cooldown_seconds": self.cooldown_seconds, "probe_seconds": self.probe_seconds}
+        async with self.db.pool.connection() as conn:
+            row = await (await conn.execute(query("breaker_get"), params)).fetchone()
+            if row is None or row[0] == "closed":
+                return
+            state, _failures, opened_at, probe_owner, probe_until, now = row
+            if state == "half_open" and probe_owner == self.owner and probe_until > now:
+                return
+            if await (await conn.execute(query("breaker_take_probe"), params)).fetchone():
+                await conn.commit()
+                log.info("breaker_probe", service=self.service, owner=self.owner)
+                return
+            remaining = self.cooldown_seconds
+            if state == "open" and opened_at is not None:
+                remaining = max(1.0, self.cooldown_seconds - (now - opened_at).total_seconds())
+            raise DeferredError(
+                "breaker_open",
+                f"{self.service} is failing; calls paused by the circuit breaker",
+                retry_after=remaining,
+            )
+
+    async def record_success(self) -> None:
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(query("breaker_success"), {"service": self.service})
+            if cur.rowcount:
+                log.info("breaker_closed", service=self.service)
+
+    async def record_failure(self) -> None:
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(
+                query("breaker_failure"), {"service": self.service, "threshold": self.failure_threshold}
+            )
+            state = (await cur.fetchone())[0]
+        if state == "open":
+            log.warning("breaker_open", service=self.service)

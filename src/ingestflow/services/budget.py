@@ -1,0 +1,163 @@
+"""Spend limits enforced atomically across every worker sharing the database.
+
+Before a paid call, ``reserve`` adds the call's estimated cost (from exact token counts)
+and one request to the current windows' counters with conditional UPDATEs, and writes a
+``reserved`` ledger row, all in one transaction: either every limit has room and all of
+it is taken, or nothing changes and the caller gets a ``DeferredError`` saying when the
+window frees up. ``settle`` replaces the estimate with the provider-reported usage;
+``release`` gives back the cost of a call that was not billed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from psycopg import AsyncConnection
+
+from ingestflow.errors import DeferredError
+from ingestflow.logging import get_logger
+from ingestflow.metrics import BUDGET_ALERTS
+from ingestflow.store import documents
+from ingestflow.store.database import Database
+from ingestflow.store.sql import query
+
+log = get_logger("ingestflow.budget")
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    daily_cost_usd: Decimal | None = None
+    hourly_requests: int | None = None
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    service: str
+    model: str
+    unit: str  # "tokens" | "pages"
+    units: int
+    cost_usd: Decimal
+    tenant: str | None = None
+    document_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    ledger_id: int
+    call: PaidCall
+    day: datetime
+
+
+@dataclass(frozen=True)
+class _Check:
+    service: str
+    kind: str
+    window_start: datetime
+    delta: Decimal
+    limit: Decimal | None
+    window_end: datetime
+
+
+class Budget:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        limits: dict[str, ServiceLimits],
+        daily_total_usd: Decimal | None = None,
+        enforce: bool = True,
+        alert_ratio: float = 0.8,
+    ) -> None:
+        self.db = db
+        self.limits = limits
+        self.daily_total_usd = daily_total_usd
+        self.enforce = enforce
+        self.alert_ratio = Decimal(str(alert_ratio))
+
+    async def reserve(self, call: PaidCall) -> Reservation:
+        async with self.db.pool.connection() as conn, conn.transaction():
+            now = (await (await conn.execute("SELECT now()")).fetchone())[0]
+            day, hour = _day(now), _hour(now)
+            for check in sorted(self._checks(call, day, hour), key=lambda c: (c.service, c.kind)):
+                await self._take(conn, check, now)
+            cur = await conn.execute(query("insert_ledger"), {
+                "service": call.service, "model": call.model, "unit": call.unit,
+                "units": call.units, "cost_usd": call.cost_usd, "tenant": call.tenant,
+                "document_id": call.document_id, "correlation_id": call.correlation_id,
+                "attempt": call.attempt,
+            })
+            ledger_id = (await cur.fetchone())[0]
+        return Reservation(ledger_id, call, day)
+
+    async def settle(self, reservation: Reservation, *, units: int, cost_usd: Decimal, outcome: str = "ok") -> None:
+        await self._close(reservation, "settled", units, cost_usd, outcome)
+
+    async def release(self, reservation: Reservation, *, outcome: str) -> None:
+        await self._close(reservation, "released", 0, Decimal(0), outcome)
+
+    async def _close(self, r: Reservation, state: str, units: int, cost: Decimal, outcome: str) -> None:
+        delta = cost - r.call.cost_usd
+        async with self.db.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(query("settle_ledger"), {
+                "id": r.ledger_id, "state": state, "units": units, "cost_usd": cost, "outcome": outcome,
+            })
+            if await cur.fetchone() is None or delta == 0:
+                return
+            for service in sorted({r.call.service, "total"}):
+                await conn.execute(query("add_to_counter"), {
+                    "service": service, "kind": "daily_cost", "window_start": r.day,
+                    "delta": delta, "limit": None,
+                })
+
+    def _checks(self, call: PaidCall, day: datetime, hour: datetime) -> list[_Check]:
+        limits = self.limits.get(call.service, ServiceLimits())
+        enforce = self.enforce
+        checks = [
+            _Check(call.service, "daily_cost", day, call.cost_usd,
+                   limits.daily_cost_usd if enforce else None, day + timedelta(days=1)),
+            _Check("total", "daily_cost", day, call.cost_usd,
+                   self.daily_total_usd if enforce else None, day + timedelta(days=1)),
+            _Check(call.service, "hourly_requests", hour, Decimal(1),
+                   Decimal(limits.hourly_requests) if enforce and limits.hourly_requests is not None
+                   else None, hour + timedelta(hours=1)),
+        ]
+        return checks
+
+    async def _take(self, conn: AsyncConnection, check: _Check, now: datetime) -> None:
+        params = {"service": check.service, "kind": check.kind, "window_start": check.window_start,
+                  "delta": check.delta, "limit": check.limit}
+        await conn.execute(query("ensure_counter"), params)
+        cur = await conn.execute(query("add_to_counter"), params)
+        row = await cur.fetchone()
+        if row is None:
+            wait = (check.window_end - now).total_seconds()
+            what = (f"daily cost limit ${check.limit}" if check.kind == "daily_cost"
+                    else f"hourly request limit {check.limit}")
+            raise DeferredError(
+                "budget_exhausted",
+                f"{check.service} {what} reached; resumes when the window ends in {wait:.0f} s",
+                retry_after=wait + 1,
+            )
+        if check.limit:
+            after = row[0]
+            before = after - check.delta
+            threshold = check.limit * self.alert_ratio
+            if before < threshold <= after:
+                detail = {"service": check.service, "kind": check.kind, "limit": str(check.limit),
+                          "amount": str(after), "ratio": float(after / check.limit)}
+                await documents.add_event(conn, None, None, "budget_alert", None, detail)
+                log.warning("budget_alert", **detail)
+                BUDGET_ALERTS.labels(check.service, check.kind).inc()
+
+
+def _day(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _hour(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)

@@ -1,0 +1,123 @@
+"""Client-side rate limits (requests and tokens per minute), shared by all workers.
+
+Providers count usage over a sliding minute, so the limiter does too: each admitted
+request is a row in ``rate_events``; a request is admitted when the last 60 s of rows
+plus it stay within both limits. Admission runs under a per-service advisory lock, on
+the database clock, so N workers on M machines behave as one client. When the provider
+says to wait (Retry-After on a 429, or exhausted ``x-ratelimit-remaining-*`` headers),
+everybody waits until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ingestflow.errors import DeferredError
+from ingestflow.store.database import Database
+from ingestflow.store.sql import query
+
+WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+class RateLimiter:
+    def __init__(self, db: Database, service: str, limits: RateLimits, *, max_wait_seconds: float = 90.0) -> None:
+        self.db = db
+        self.service = service
+        self.limits = limits
+        self.max_wait_seconds = max_wait_seconds
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until a request of ``tokens`` fits; DeferredError if that is too far away."""
+        waited = 0.0
+        while True:
+            wait = await self._try_admit(tokens)
+            if wait == 0:
+                return
+            if waited + wait > self.max_wait_seconds:
+                raise DeferredError(
+                    "rate_limited", f"{self.service} rate limit: next slot in {wait:.1f} s",
+                    retry_after=wait,
+                )
+            await asyncio.sleep(wait)
+            waited += wait
+
+    async def _try_admit(self, tokens: int) -> float:
+        """Admit and return 0, or return the seconds until this request could fit."""
+        params = {"service": self.service}
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
+                               (f"rate:{self.service}",))
+            blocked = await (await conn.execute(query("rate_blocked"), params)).fetchone()
+            if blocked and blocked[0] > 0:
+                return float(blocked[0])
+            window = [(float(age), int(t)) for age, t in await (await conn.execute(query("rate_window"), params)).fetchall()]
+            wait = self._wait_for(window, tokens)
+            if wait == 0:
+                await conn.execute(
+                    "DELETE FROM rate_events WHERE service = %s AND at < clock_timestamp() - interval '120 seconds'",
+                    (self.service,),
+                )
+                await conn.execute("INSERT INTO rate_events (service, tokens) VALUES (%s, %s)",
+                                   (self.service, tokens))
+            return wait
+
+    def _wait_for(self, window: list[tuple[float, int]], tokens: int) -> float:
+        """Seconds until enough of the oldest requests leave the window (ages are <= 0)."""
+        rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
+        count, total = len(window), sum(t for _, t in window)
+        for i in range(len(window) + 1):
+            fits_requests = rpm is None or count - i + 1 <= rpm
+            fits_tokens = tpm is None or total + tokens <= tpm
+            if fits_requests and fits_tokens:
+                return 0.0 if i == 0 else max(0.01, WINDOW_SECONDS + window[i - 1][0] + 0.01)
+            if i < len(window):
+                total -= window[i][1]
+        return WINDOW_SECONDS  # a single request bigger than the whole limit: try later
+
+    async def observe(self, retry_after: float | None = None, headers: Mapping[str, str] | None = None) -> None:
+        """Learn from the provider: a Retry-After, or exhausted x-ratelimit-remaining-* headers."""
+        pause = retry_after or 0.0
+        if headers:
+            for kind in ("requests", "tokens"):
+                remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+                reset = headers.get(f"x-ratelimit-reset-{kind}")
+                if remaining is not None and reset and _int(remaining) == 0:
+                    pause = max(pause, parse_reset(reset))
+        if pause > 0:
+            async with self.db.pool.connection() as conn:
+                await conn.execute(query("rate_block"), {"service": self.service, "seconds": pause})
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def parse_reset(value: str) -> float:
+    """OpenAI reset durations look like '1s', '6m0s', '250ms', '1h2m3.5s'."""
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if value.startswith("ms", i) else ch
+        if unit not in units or not number:
+            return 0.0
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    return total + (float(number) if number else 0.0)

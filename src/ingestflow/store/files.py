@@ -1,0 +1,89 @@
+"""Raw file storage behind one small interface.
+
+Files are content-addressed: the key is the sha256 of the bytes, never a client-supplied
+name, so uploads cannot choose paths and identical uploads are stored once.
+
+- ``LocalFileStore`` (default): a folder under INGESTFLOW_HOME; right for one machine, or
+  several that share the folder.
+- ``PostgresFileStore``: the bytes in the ``blobs`` table, written in the same transaction
+  as the document row; right for workers on many machines sharing only the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from psycopg import AsyncConnection
+
+from ingestflow.store.sql import query
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FileMissing(Exception):
+    pass
+
+
+class FileStore(Protocol):
+    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None: ...
+
+    async def get(self, conn: AsyncConnection, sha256: str) -> bytes: ...
+
+    async def delete(self, conn: AsyncConnection, sha256: str) -> None: ...
+
+
+class PostgresFileStore:
+    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None:
+        await conn.execute(query("insert_blob"), {"sha256": sha256, "data": data})
+
+    async def get(self, conn: AsyncConnection, sha256: str) -> bytes:
+        cur = await conn.execute("SELECT data FROM blobs WHERE sha256 = %s", (sha256,))
+        row = await cur.fetchone()
+        if row is None:
+            raise FileMissing(f"stored file {sha256[:12]} is missing")
+        return bytes(row[0])
+
+    async def delete(self, conn: AsyncConnection, sha256: str) -> None:
+        await conn.execute("DELETE FROM blobs WHERE sha256 = %s", (sha256,))
+
+
+class LocalFileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise ValueError("file keys are sha256 hex digests")
+        return self.root / sha256[:2] / sha256
+
+    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, self.path(sha256), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write-then-rename: readers never see a half-written file
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def get(self, conn: AsyncConnection, sha256: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self.path(sha256).read_bytes)
+        except FileNotFoundError:
+            raise FileMissing(f"stored file {sha256[:12]} is missing from {self.root}") from None
+
+    async def delete(self, conn: AsyncConnection, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)

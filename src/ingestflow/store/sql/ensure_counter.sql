@@ -1,0 +1,3 @@
+INSERT INTO spend_counters (service, kind, window_start)
+VALUES (%(service)s, %(kind)s, %(window_start)s)
+ON CONFLICT DO NOTHING

@@ -1,0 +1,5 @@
+INSERT INTO ledger (service, model, unit, units, cost_usd, state, tenant, document_id,
+                    correlation_id, attempt)
+VALUES (%(service)s, %(model)s, %(unit)s, %(units)s, %(cost_usd)s, 'reserved', %(tenant)s,
+        %(document_id)s, %(correlation_id)s, %(attempt)s)
+RETURNING id
