@@ -71,20 +71,22 @@ def test_chunks_vectors_and_events_are_consistent(settings: Settings, tmp_path: 
 
 
 def test_reingest_unchanged_does_no_work(settings: Settings, tmp_path: Path) -> None:
-    write_markdown(tmp_path / "notes.md", TOPICS)
-    ingest(settings, [tmp_path])
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_markdown(docs / "notes.md", TOPICS)
+    ingest(settings, [docs])
     events_before = sql(settings, "SELECT count(*) FROM events")[0][0]
-    submitted, processed = ingest(settings, [tmp_path])
+    submitted, processed = ingest(settings, [docs])
     assert [s.registration.duplicate for s in submitted] == [True]
     assert processed == 0
     assert sql(settings, "SELECT count(*) FROM events")[0][0] == events_before  # no embedder call, no stage
     # the same bytes under another name in the same tenant are the same document
     (tmp_path / "copy").mkdir()
-    (tmp_path / "copy" / "again.md").write_bytes((tmp_path / "notes.md").read_bytes())
+    (tmp_path / "copy" / "again.md").write_bytes((docs / "notes.md").read_bytes())
     (dup,) = submit(settings, [tmp_path / "copy"])
     assert dup.registration.duplicate and dup.registration.document_id == submitted[0].registration.document_id
     # but another tenant gets its own document
-    (other,) = submit(settings, [tmp_path / "notes.md"], tenant="acme")
+    (other,) = submit(settings, [docs / "notes.md"], tenant="acme")
     assert not other.registration.duplicate
 
 
@@ -147,7 +149,7 @@ def test_bad_inputs_fail_alone_with_clear_errors(settings: Settings, tmp_path: P
 
 def test_search_never_mixes_embedding_spaces(settings: Settings, tmp_path: Path) -> None:
     write_markdown(tmp_path / "notes.md", TOPICS)
-    ingest(settings, [tmp_path])
+    ingest(settings, [tmp_path / "notes.md"])
     small = settings.model_copy(update={"mock_embedding_dimensions": 256})
     assert search(small, "waggle dance", k=3) == []  # another model's index is empty
     spaces = sql(settings, "SELECT provider, model, dimensions FROM embedding_spaces ORDER BY id")

@@ -196,7 +196,7 @@ class Pipeline:
             reused = await vectors.reuse_vectors(conn, ctx.document_id, space_id)
             todo = await vectors.chunks_without_vectors(conn, ctx.document_id, space_id)
         embedded = tokens = requests = 0
-        for batch in self._batches(embedder, [t[2] for t in todo]):
+        for batch in self._batches(embedder, [t[2] for t in todo], guard.max_request_tokens):
             self._check_stop(ctx)
             rows = todo[batch.start:batch.stop]
             texts = [r[1] for r in rows]
@@ -233,13 +233,23 @@ class Pipeline:
             await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds)
             yield conn
 
-    def _batches(self, embedder: Embedder, token_counts: list[int]) -> list[range]:
-        """The embedder's request packing, further capped at ``batch_size`` inputs."""
-        return [
-            range(start, min(start + self.batch_size, batch.stop))
-            for batch in embedder.batches(token_counts)
-            for start in range(batch.start, batch.stop, self.batch_size)
-        ]
+    def _batches(self, embedder: Embedder, token_counts: list[int], max_tokens: int | None) -> list[range]:
+        """The embedder's request packing, further capped at ``batch_size`` inputs and, under
+        a tokens-per-minute limit, at that many tokens (a bigger request could never run)."""
+        out = []
+        for batch in embedder.batches(token_counts):
+            start = batch.start
+            tokens = 0
+            for i in range(batch.start, batch.stop):
+                full = i - start >= self.batch_size
+                over = max_tokens is not None and i > start and tokens + token_counts[i] > max_tokens
+                if full or over:
+                    out.append(range(start, i))
+                    start, tokens = i, 0
+                tokens += token_counts[i]
+            if start < batch.stop:
+                out.append(range(start, batch.stop))
+        return out
 
     @staticmethod
     def _check_stop(ctx: StageContext) -> None:

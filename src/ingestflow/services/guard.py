@@ -56,6 +56,11 @@ class ServiceGuard:
     limiter: RateLimiter | None = None
     budget: Budget | None = None
 
+    @property
+    def max_request_tokens(self) -> int | None:
+        """A request may not exceed the tokens-per-minute limit: it would never be admitted."""
+        return self.limiter.limits.tokens_per_minute if self.limiter is not None else None
+
     async def call(
         self,
         fn: Callable[[], Awaitable[R]],

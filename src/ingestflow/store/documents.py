@@ -62,7 +62,7 @@ async def register(
     digest = sha256_hex(data)
     params: dict[str, Any] = {"tenant": tenant, "source_name": source_name, "sha256": digest}
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{tenant}\x00{source_name}",)
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"register:{tenant}/{source_name}",)
     )
     cur = conn.cursor(row_factory=dict_row)
     latest = await (await cur.execute(query("find_latest_version"), params)).fetchone()

@@ -1,0 +1,1 @@
+"""The pipeline steps: detect, parse, chunk, and the stages that run them durably."""
