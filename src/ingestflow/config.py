@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
 
+    # HTTP API
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    api_max_concurrent_jobs: int = Field(default=100, gt=0)  # per tenant
+    api_uploads_per_day: int = Field(default=10_000, gt=0)  # per tenant
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -8,14 +8,20 @@ use cl100k_base, so one encoding serves the chunker and the request packer.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-import bpe_openai
+if TYPE_CHECKING:
+    import bpe_openai
 
 ENCODING_NAME = "cl100k_base"
 
 
 @cache
 def encoding() -> bpe_openai.Encoding:
+    # Imported on first use: bpe-openai decodes all of its bundled rank files at import
+    # (~2 s), which commands that never count tokens should not pay.
+    import bpe_openai
+
     return bpe_openai.get_encoding(ENCODING_NAME)
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from psycopg.rows import dict_row
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingestflow.config import ConfigError, Settings, load_settings
+from ingestflow.cli import keys as keys_cli
+from ingestflow.cli.common import console, run, settings_or_exit
 from ingestflow.pipeline.ingest import submit_files
-from ingestflow.runtime import Runtime, open_runtime
+from ingestflow.runtime import Runtime
 from ingestflow.search import search as run_search
 from ingestflow.store import database
 from ingestflow.store.sql import query
@@ -24,31 +23,12 @@ from ingestflow.store.sql import query
 app = typer.Typer(help="Documents to searchable pgvector embeddings.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-T = TypeVar("T")
+app.add_typer(keys_cli.app, name="keys")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.")]
 PROGRESS_STAGES = (("parsed", "parse"), ("chunked", "chunk"), ("embedded", "embed"), ("complete", "store"))
 STAGE_RANK = {s: i for i, s in enumerate(
     ("queued", "parsing", "parsed", "chunking", "chunked", "embedding", "embedded", "complete"))}
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8) -> T:
-    settings = settings_or_exit()
-
-    async def main() -> T:
-        async with open_runtime(settings, pool_size=pool_size) as rt:
-            return await body(rt)
-
-    return asyncio.run(main())
 
 
 @app.command()
@@ -57,8 +37,20 @@ def ingest(
     tenant: TenantOpt = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Only enqueue; workers do the rest.")] = False,
     concurrency: Annotated[int, typer.Option(help="In-process worker slots.")] = 2,
+    server: Annotated[str | None, typer.Option(
+        "--server", envvar="INGESTFLOW_SERVER", help="Upload to this API server instead of running here.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="INGESTFLOW_API_KEY", help="API key for --server.")] = None,
 ) -> None:
-    """Ingest documents: run the pipeline here with progress, or only enqueue them."""
+    """Ingest documents: run the pipeline here with progress, only enqueue them, or upload
+    them to a remote deployment (--server) and follow their progress."""
+    if server is not None:
+        if not api_key:
+            console.print("[red]--api-key (or INGESTFLOW_API_KEY) is required with --server[/red]")
+            raise typer.Exit(2)
+        from ingestflow.cli.remote import ingest_remote
+
+        raise typer.Exit(ingest_remote(server, api_key, paths, console))
 
     async def body(rt: Runtime) -> None:
         submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
@@ -243,6 +235,20 @@ def retry(
         console.print(f"queued {doc['source_name']} again")
 
     run(body)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP API: uploads, documents, search, costs, webhooks, metrics, dashboard."""
+    from ingestflow.api import serve as serve_api
+
+    settings = settings_or_exit()
+    serve_api(settings, host, port, max_upload_bytes=settings.max_upload_bytes,
+              max_concurrent_jobs=settings.api_max_concurrent_jobs,
+              uploads_per_day=settings.api_uploads_per_day)
 
 
 @db_app.command("migrate")

@@ -1,11 +1,16 @@
 """Token-aware, Markdown-aware chunking with exact cl100k_base counts.
 
-Splits at headings first (a chunk never spans two sections, and carries its heading
-path), then packs paragraphs; a paragraph too big for a chunk is split at sentences, and
-a sentence too big at token boundaries. Chunks are exact substrings of the Markdown (their
-char offsets are kept), every non-blank character lands in some chunk, and no chunk has
-more than ``max_tokens`` tokens, counted on the final text (the count of a concatenation
-is not the sum of the counts, so each chunk is verified and shrunk if needed).
+Splits at ATX headings first (a chunk never spans two sections, and carries its heading
+path), then packs paragraphs greedily; a paragraph too big for a chunk is split at
+sentences, then at line breaks, and what is still too big at token boundaries. Chunks are
+exact substrings of the Markdown (their char offsets are kept), every non-blank character
+lands in some chunk, and no chunk has more than ``max_tokens`` tokens, counted on the final
+text (the count of a concatenation is not the sum of the counts, so each chunk is verified
+and shrunk if needed).
+
+Speed: every piece of text is counted a small, bounded number of times (once per split
+level it passes through, plus one verification per chunk); the whole document is never
+re-encoded per chunk.
 """
 
 from __future__ import annotations
@@ -19,11 +24,26 @@ from ingestflow.services.base import PageSpan
 from ingestflow.tokens import count_tokens, encoding
 
 HARD_LIMIT = 8191  # OpenAI's per-input token limit: no chunk may ever exceed it
+MIN_TOKENS = 4  # one character is at most 4 UTF-8 bytes, so at most 4 tokens
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
-_BLANK_LINES = re.compile(r"\n[ \t]*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+")
+# bpe-openai refuses inputs of >= 1,000,000 chars or > 200,000 tokens. A character is at
+# most 4 tokens, so anything up to this many chars is always safe to encode.
+_SAFE_CHARS = 40_000
+
+# A heading or fence marker line (CommonMark: up to 3 spaces of indentation).
+_MARKER = re.compile(r"^ {0,3}(?:(#{1,6})(?=[ \t\r]|$)(.*)|(`{3,}|~{3,})(.*))$", re.M)
+_CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+
+# Split levels, coarsest first. Each pattern's group 1 is the gap between two pieces and
+# is always whitespace only, so splitting never drops a visible character.
+_SPLITTERS = (
+    re.compile(r"(\n[ \t\r\f\v]*\n\s*)"),  # paragraphs: blank lines
+    re.compile(r"[.!?][\"'\u201d\u2019)\]]*(\s+)|[\u3002\uff01\uff1f][\u201d\u300d\u300f\uff09]*(\s*)"),
+    re.compile(r"(\s*\n\s*)"),  # lines, for long lists and code
+)
+_SENTENCE_GAP = _SPLITTERS[1]
+_LINE_GAP = re.compile(r"\n\s*")
+_WORD_GAP = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -32,20 +52,20 @@ class ChunkingConfig:
     overlap_tokens: int = 64
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_tokens <= HARD_LIMIT:
-            raise ValueError(f"max_tokens must be between 1 and {HARD_LIMIT}")
+        if not MIN_TOKENS <= self.max_tokens <= HARD_LIMIT:
+            raise ValueError(f"max_tokens must be between {MIN_TOKENS} and {HARD_LIMIT}")
         if not 0 <= self.overlap_tokens < self.max_tokens:
             raise ValueError("overlap_tokens must be >= 0 and smaller than max_tokens")
 
 
 @dataclass(frozen=True)
 class Chunk:
-    ordinal: int
+    ordinal: int  # 0..n-1 in document order
     text: str
-    token_count: int
+    token_count: int  # exact cl100k_base count of text
     heading_path: tuple[str, ...]
-    pages: tuple[int, ...]
-    char_start: int
+    pages: tuple[int, ...]  # 1-based pages the text touches, () if the document has none
+    char_start: int  # markdown[char_start:char_end] == text
     char_end: int
 
 
@@ -56,162 +76,250 @@ class _Section:
     heading_path: tuple[str, ...]
 
 
+# A unit is (start, end, tokens): a trimmed span that fits in one chunk on its own.
+_Unit = tuple[int, int, int]
+
+
 def chunk_markdown(
     markdown: str, pages: Sequence[PageSpan] = (), config: ChunkingConfig = ChunkingConfig()
 ) -> list[Chunk]:
-    spans: list[tuple[int, int, tuple[str, ...]]] = []
-    for section in _sections(markdown):
-        units = _units(markdown, section.start, section.end, config.max_tokens)
-        spans.extend((s, e, section.heading_path) for s, e in _pack(markdown, units, config))
+    """Chunks of ``markdown`` in document order (``[]`` for blank input)."""
+    pages = sorted(pages, key=lambda p: (p.start, p.end))
     page_starts = [p.start for p in pages]
-    chunks = []
-    for ordinal, (start, end, path) in enumerate(spans):
-        text = markdown[start:end]
-        chunks.append(Chunk(ordinal, text, count_tokens(text), path,
-                            _pages_of(pages, page_starts, start, end), start, end))
+    chunks: list[Chunk] = []
+    for section in _sections(markdown):
+        units = _fit(markdown, section.start, section.end, config.max_tokens, 0)
+        for start, end, tokens in _pack(markdown, units, config):
+            chunks.append(Chunk(len(chunks), markdown[start:end], tokens, section.heading_path,
+                                _pages_of(pages, page_starts, start, end), start, end))
     return chunks
+
+
+# -- sections ---------------------------------------------------------------------------
 
 
 def _sections(markdown: str) -> list[_Section]:
     """Split at ATX headings outside fenced code; each section starts with its heading."""
     sections: list[_Section] = []
-    stack: list[tuple[int, str]] = []
-    start, path, in_fence, offset = 0, (), False, 0
-    for line in markdown.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        elif not in_fence and (m := _HEADING.match(line.rstrip("\n"))):
-            if markdown[start:offset].strip():
-                sections.append(_Section(start, offset, path))
-            level = len(m.group(1))
-            stack = [(lvl, title) for lvl, title in stack if lvl < level] + [(level, m.group(2).strip())]
-            start, path = offset, tuple(title for _, title in stack)
-        offset += len(line)
+    stack: list[tuple[int, str]] = []  # (level, title) of the open headings
+    start, path = 0, ()
+    fence = ""  # the opening fence while inside a code block
+    for m in _MARKER.finditer(markdown):
+        hashes, title, marker, rest = m.groups()
+        if marker is not None:
+            if not fence:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip():
+                fence = ""
+            continue
+        if fence:
+            continue
+        if markdown[start:m.start()].strip():
+            sections.append(_Section(start, m.start(), path))
+        level = len(hashes)
+        stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, _title(title))]
+        start, path = m.start(), tuple(t for _, t in stack if t)
     if markdown[start:].strip():
         sections.append(_Section(start, len(markdown), path))
     return sections
 
 
-def _units(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int, int, int]]:
-    """(start, end, tokens, group) of paragraphs, split further until each fits
-    ``max_tokens``. Pieces of one split paragraph share a group number; whole paragraphs
-    have group -1."""
-    units = []
-    for group, (p_start, p_end) in enumerate(_split(text, start, end, _BLANK_LINES)):
-        tokens = count_tokens(text[p_start:p_end])
-        if tokens <= max_tokens:
-            units.append((p_start, p_end, tokens, -1))
-            continue
-        for s_start, s_end in _split(text, p_start, p_end, _SENTENCE_END):
-            tokens = count_tokens(text[s_start:s_end])
-            if tokens <= max_tokens:
-                units.append((s_start, s_end, tokens, group))
-            else:
-                units.extend((*piece, group) for piece in _token_pieces(text, s_start, s_end, max_tokens))
+def _title(raw: str) -> str:
+    """Heading text without the optional closing ``#`` sequence."""
+    return _CLOSING_HASHES.sub("", raw.strip())
+
+
+# -- units: pieces that each fit a chunk -----------------------------------------------
+
+
+def _count(text: str, start: int, end: int) -> int | None:
+    """Token count of ``text[start:end]``, or None when the span is too long to encode
+    safely; such a span is simply split further, which is always correct."""
+    if end - start > _SAFE_CHARS:
+        return None
+    return count_tokens(text[start:end])
+
+
+def _fit(text: str, start: int, end: int, max_tokens: int, level: int) -> list[_Unit]:
+    """Trimmed units of ``text[start:end]``, each <= ``max_tokens``, split at the coarsest
+    boundary that works: paragraphs, then sentences, then lines, then tokens."""
+    units: list[_Unit] = []
+    for s, e in _split(text, start, end, _SPLITTERS[level]):
+        tokens = _count(text, s, e)
+        if tokens is not None and tokens <= max_tokens:
+            units.append((s, e, tokens))
+        elif level + 1 < len(_SPLITTERS):
+            units.extend(_fit(text, s, e, max_tokens, level + 1))
+        else:
+            units.extend(_token_pieces(text, s, e, max_tokens))
     return units
 
 
-def _split(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[tuple[int, int]]:
-    """Non-blank spans of text[start:end] between separator matches, trimmed of whitespace."""
-    pieces, cursor = [], start
-    for m in separator.finditer(text, start, end):
-        pieces.append((cursor, m.start()))
-        cursor = m.end()
-    pieces.append((cursor, end))
-    out = []
-    for s, e in pieces:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if s < e:
-            out.append((s, e))
-    return out
+def _split(text: str, start: int, end: int, gaps: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Non-blank spans of ``text[start:end]`` between gaps, trimmed of whitespace."""
+    spans, cursor = [], start
+    for m in gaps.finditer(text, start, end):
+        group = 1 if m.group(1) is not None else 2
+        spans.append((cursor, m.start(group)))
+        cursor = m.end(group)
+    spans.append((cursor, end))
+    return [t for s, e in spans if (t := _trim(text, s, e))[0] < t[1]]
 
 
-def _token_pieces(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int, int]]:
-    """Cut a span with no usable sentence breaks at token boundaries (exact substrings)."""
-    tokens = encoding().encode_ordinary(text[start:end])
-    _, offsets = encoding().decode_with_offsets(tokens)
-    pieces, i = [], 0
-    while i < len(tokens):
-        j = min(i + max_tokens, len(tokens))
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _token_pieces(text: str, start: int, end: int, max_tokens: int) -> list[_Unit]:
+    """Cut a span with no usable breaks at token boundaries. Works on bounded windows (the
+    encoder refuses huge inputs) and maps tokens to char offsets so pieces stay exact
+    substrings; every piece is re-counted on its final, trimmed text."""
+    pieces: list[_Unit] = []
+    pos = start
+    window = max_tokens * 6
+    while pos < end:
+        window_end = min(end, pos + window)
+        tokens = encoding().encode_ordinary(text[pos:window_end])
+        if len(tokens) <= max_tokens and window_end < end and window < _SAFE_CHARS:
+            window = min(_SAFE_CHARS, window * 2)  # tokens are long here: look further
+            continue
+        offsets = _token_starts(tokens)
+        offsets.append(window_end - pos)
+        k = min(max_tokens, len(tokens))
         while True:
-            s = start + offsets[i]
-            e = start + offsets[j] if j < len(tokens) else end
-            n = count_tokens(text[s:e])
-            if n <= max_tokens or j - i <= 1:
+            cut = pos + next(o for o in offsets[k:] if o > 0)  # never an empty piece
+            s, e = _trim(text, pos, cut)
+            n = count_tokens(text[s:e]) if s < e else 0
+            if n <= max_tokens:
                 break
-            j -= max(1, (n - max_tokens))
-        if e > s:
+            if k <= 1:  # one token's text still counts too many: take one character,
+                cut = pos + 1  # which is at most 4 tokens <= MIN_TOKENS
+                s, e = _trim(text, pos, cut)
+                n = count_tokens(text[s:e]) if s < e else 0
+                break
+            k = max(1, k - (n - max_tokens))
+        if s < e:
             pieces.append((s, e, n))
-        i = j
+        pos = cut
     return pieces
 
 
-def _pack(text: str, units: list[tuple[int, int, int, int]], config: ChunkingConfig) -> list[tuple[int, int]]:
-    """Greedy packing of units into chunks, with a sentence- or word-aligned overlap.
+# -- packing ----------------------------------------------------------------------------
 
-    A paragraph that had to be split never shares a chunk with its neighbours, so an edit
-    in one paragraph moves chunk boundaries only inside that paragraph: the other chunks
-    keep their exact text and their vectors are reused.
-    """
-    chunks: list[tuple[int, int]] = []
-    i = 0
-    start = None  # start of the current chunk (an overlap may begin before units[i])
+
+def _pack(text: str, units: list[_Unit], config: ChunkingConfig) -> list[_Unit]:
+    """Greedy packing of one section's units into chunks, each starting with an overlap
+    taken from the tail of the previous chunk. Returns (start, end, exact tokens)."""
+    chunks: list[_Unit] = []
+    i, start = 0, None  # start of the current chunk: an overlap may begin before units[i]
     while i < len(units):
         if start is None:
             start = units[i][0]
-        budget = config.max_tokens - (count_tokens(text[start:units[i][0]]) if start < units[i][0] else 0)
-        j, total = i, 0
-        while j < len(units) and (
-            j == i or (total + units[j][2] + 1 <= budget and units[j][3] == units[j - 1][3])
-        ):
-            total += units[j][2] + (1 if j > i else 0)
-            j += 1
-        # verify on the real text and shrink: concatenation can add tokens
-        while True:
-            end = units[j - 1][1]
-            if count_tokens(text[start:end]) <= config.max_tokens:
-                break
-            if j - 1 > i:
-                j -= 1
-            elif start < units[i][0]:
-                start = units[i][0]  # drop the overlap before dropping content
-            else:
-                break  # a single unit, already known to fit
-        chunks.append((start, end))
+        start, j, tokens = _fill(text, units, i, start, config.max_tokens)
+        end = units[j - 1][1]
+        chunks.append((start, end, tokens))
         i = j
-        start = _overlap_start(text, start, end, units[i][0], config.overlap_tokens) if i < len(units) else None
+        start = None
+        # Leave room for the next unit: a smaller overlap beats none.
+        room = config.max_tokens - units[i][2] - 1 if i < len(units) else 0
+        if min(room, config.overlap_tokens) > 0:
+            start = _overlap_start(text, start_of_tail=chunks[-1][0], end=end,
+                                   overlap=min(room, config.overlap_tokens))
     return chunks
 
 
-def _overlap_start(text: str, chunk_start: int, chunk_end: int, next_start: int, overlap: int) -> int:
-    """Where the next chunk begins: the tail of this one, up to ``overlap`` tokens, starting
-    at a sentence boundary if possible, else at a word boundary."""
-    if overlap <= 0:
-        return next_start
-    window_start = max(chunk_start, chunk_end - overlap * 8)  # ~8 chars/token upper bound
-    tail = text[window_start:chunk_end]
-    for boundaries in (
-        [m.end() for m in _SENTENCE_END.finditer(tail)],
-        [m.end() for m in re.finditer(r"\s+", tail)],
-    ):
-        for b in boundaries:
-            candidate = window_start + b
-            if candidate < chunk_end and count_tokens(text[candidate:chunk_end]) <= overlap:
-                return candidate
-    return next_start
+def _fill(text: str, units: list[_Unit], i: int, start: int, max_tokens: int) -> tuple[int, int, int]:
+    """Take units i..j-1 (at least one) after ``start``; returns (start, j, exact tokens).
+    Estimates with the per-unit counts, then verifies on the real text: shrinks when the
+    joined text counts more, grows while the verified count leaves room (but never back
+    past a unit it had to give back, so this ends)."""
+    prefix = _count(text, start, units[i][0]) if start < units[i][0] else 0
+    limit = len(units)
+    j, _ = _grow(text, units, i + 1, limit, (prefix or 0) + units[i][2], max_tokens)
+    while True:
+        tokens = count_tokens(text[start:units[j - 1][1]])
+        if tokens <= max_tokens:
+            grown, _ = _grow(text, units, j, limit, tokens, max_tokens)
+            if grown == j:
+                return start, j, tokens
+            j = grown  # the estimate was pessimistic: room for more, verify again
+        elif j - 1 > i:
+            j = limit = j - 1  # the joined text counts more than estimated: give one back
+        elif start < units[i][0]:
+            start = units[i][0]  # drop the overlap before dropping content
+        else:
+            return start, j, units[i][2]  # a single unit, already known to fit
+
+
+def _grow(text: str, units: list[_Unit], j: int, limit: int, total: int, max_tokens: int) -> tuple[int, int]:
+    """Add units from j (below ``limit``) while the estimate fits: the unit counts plus one
+    token per line-break gap after a word (an estimate only: the caller verifies)."""
+    while j < limit:
+        # A line break after punctuation merges into the punctuation's token.
+        gap = 1 if "\n" in text[units[j - 1][1]:units[j][0]] and text[units[j - 1][1] - 1].isalnum() else 0
+        if total + gap + units[j][2] > max_tokens:
+            break
+        total += gap + units[j][2]
+        j += 1
+    return j, total
+
+
+def _overlap_start(text: str, start_of_tail: int, end: int, overlap: int) -> int | None:
+    """Where the next chunk begins: inside the tail of the chunk ``[start_of_tail, end)``,
+    covering at most ``overlap`` tokens, at the first sentence start if there is one, else
+    at a line start, a word start, or a token boundary. None when no such start exists."""
+    window_start = max(start_of_tail + 1, end - overlap * 8)  # generous: ~4 chars/token
+    if window_start >= end:
+        return None
+    tokens = encoding().encode_ordinary(text[window_start:end])
+    first = end - _char_len(tokens[-overlap:]) if len(tokens) > overlap else window_start
+    candidates = (
+        lambda: (m.end(m.lastindex) for m in _SENTENCE_GAP.finditer(text, first, end)),
+        lambda: (m.end() for m in _LINE_GAP.finditer(text, first, end)),
+        lambda: (m.end() for m in _WORD_GAP.finditer(text, first, end)),
+        lambda: (first + o for o in _token_starts(encoding().encode_ordinary(text[first:end]))),
+    )
+    for boundaries in candidates:
+        for tries, b in enumerate(boundaries()):
+            if tries == 4:
+                break  # the first one nearly always verifies; do not scan the whole tail
+            if first <= b < end and not text[b].isspace() and count_tokens(text[b:end]) <= overlap:
+                return b
+    return None
+
+
+_CONTINUATION = bytes(range(0x80, 0xC0))
+
+
+def _char_len(tokens: list[int]) -> int:
+    """Whole characters in the text of ``tokens`` (a leading partial character not counted)."""
+    return len(b"".join(encoding().decode_tokens_bytes(tokens)).translate(None, _CONTINUATION))
+
+
+def _token_starts(tokens: list[int]) -> list[int]:
+    """Char offset where each token starts (a token that starts inside a multi-byte
+    character maps to that character), like ``decode_with_offsets`` but much faster."""
+    offsets, chars = [], 0
+    for data in encoding().decode_tokens_bytes(tokens):
+        offsets.append(max(0, chars - (0x80 <= data[0] < 0xC0)))
+        chars += len(data.translate(None, _CONTINUATION))
+    return offsets
+
+
+# -- pages ------------------------------------------------------------------------------
 
 
 def _pages_of(pages: Sequence[PageSpan], starts: list[int], start: int, end: int) -> tuple[int, ...]:
+    """Pages whose span shares at least one character with ``[start, end)``."""
     if not pages:
         return ()
     first = max(0, bisect.bisect_right(starts, start) - 1)
-    out = []
-    for page in pages[first:]:
-        if page.start >= end:
-            break
-        if page.end > start:
-            out.append(page.page)
-    return tuple(out)
+    # A long page that starts earlier may still reach into this chunk.
+    while first > 0 and pages[first - 1].end > start:
+        first -= 1
+    found = {p.page for p in pages[first:bisect.bisect_left(starts, end)] if p.end > start}
+    return tuple(sorted(found))

@@ -1,81 +1,142 @@
 """The MOCK embedder: deterministic, offline, and meaningful enough to demo search.
 
-A signed, hashed bag of lowercased word unigrams and bigrams (sublinear term frequency),
-normalised to unit length. Texts sharing words and phrases get close vectors, so a search
-for a phrase finds the chunk that contains it. Hashing uses CRC-32 (fast, stable), not
-Python's salted ``hash()``, so every process and machine computes the same vector.
+A signed, hashed bag of lowercased word unigrams and bigrams with sublinear term frequency
+(1 + log tf), normalised to unit length. Texts sharing words and phrases get close vectors,
+so a search for a phrase finds the chunk that contains it.
+
+Stability: words are hashed with blake2b (not Python's salted ``hash()``) and bigrams are
+derived from the two word hashes with fixed 64-bit integer arithmetic, so every process and
+machine computes the same vector for the same text.
+
+Speed: Python only splits words and looks each one up in a memo (word -> 64-bit hash);
+bigram hashing, term counting and vector building are a handful of numpy calls per batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-import zlib
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
 from ingestflow.services.base import EmbeddingResult
-from ingestflow.tokens import encoding
+from ingestflow.tokens import count_tokens
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-MAX_BATCH = 256
+MAX_BATCH = 256  # inputs per (pretend) request
+_WORD = re.compile(r"\w+")
+_ROWS_PER_BLOCK = 1024  # bounds the dense float64 scratch to ~12 MB at 1536 dimensions
+_MEMO_LIMIT = 1_000_000  # words remembered; beyond that they are hashed every time
+_KEY_BITS = 48  # feature hash bits kept next to the row number when counting
+
+
+def _word_hash(word: str) -> int:
+    """Stable 64-bit hash of a word (blake2b, identical in every process)."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8)
+                          .digest(), "little")
+
+
+class _WordHashes(dict[str, int]):
+    """Memo word -> hash; ``__missing__`` keeps the hot path a C-level dict lookup."""
+
+    def __missing__(self, word: str) -> int:
+        value = _word_hash(word)
+        if len(self) < _MEMO_LIMIT:
+            self[word] = value
+        return value
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads the bits of a combined hash (wrapping uint64 math)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 class HashingEmbedder:
+    """Feature-hashing embedder implementing the ``Embedder`` protocol, fully offline."""
+
     provider = "mock"
     model = "mock-hashing-v1"
 
     def __init__(self, dimensions: int = 1536) -> None:
+        if dimensions < 1:
+            raise ValueError("dimensions must be positive")
         self.dimensions = dimensions
-        self._features: dict[str, int] = {}  # feature -> signed bucket, memoised
+        self._hashes = _WordHashes()
+        # Texts without any word get this fixed unit vector: the hashed empty string.
+        self._empty = self._unit_from_hash(_word_hash(""))
 
     def batches(self, token_counts: Sequence[int]) -> list[range]:
+        """Consecutive ranges of at most ``MAX_BATCH`` inputs, covering all of them."""
         n = len(token_counts)
         return [range(i, min(i + MAX_BATCH, n)) for i in range(0, n, MAX_BATCH)]
 
-    def _feature(self, feature: str) -> int:
-        """Signed bucket of a feature: index in [0, dimensions), sign in the top bit."""
-        hit = self._features.get(feature)
-        if hit is None:
-            digest = zlib.crc32(feature.encode())
-            hit = digest % self.dimensions if digest >> 31 else -1 - digest % self.dimensions
-            if len(self._features) < 2_000_000:
-                self._features[feature] = hit
-        return hit
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        rows: list[int] = []
-        buckets: list[int] = []
-        freqs: list[int] = []
-        feature = self._feature
-        for row, text in enumerate(texts):
-            words = _WORD.findall(text.lower())
-            counts = Counter(words)
-            counts.update(map(" ".join, zip(words, words[1:])))
-            if not counts:
-                counts = Counter({"\x00empty": 1})  # a fixed unit vector, never a zero vector
-            rows.extend([row] * len(counts))
-            buckets.extend(map(feature, counts.keys()))
-            freqs.extend(counts.values())
-        signed = np.asarray(buckets, dtype=np.int64)
-        negative = signed < 0
-        index = np.where(negative, -1 - signed, signed)
-        weight = (1.0 + np.log(np.asarray(freqs, dtype=np.float64))) * np.where(negative, -1.0, 1.0)
-        flat = np.asarray(rows, dtype=np.int64) * self.dimensions + index
-        out = np.bincount(flat, weights=weight, minlength=len(texts) * self.dimensions)
-        out = out.reshape(len(texts), self.dimensions).astype(np.float32)
-        norms = np.linalg.norm(out, axis=1)
-        zero = norms == 0  # features cancelled out exactly: use the fixed vector
-        if zero.any():
-            out[zero, abs(feature("\x00empty")) % self.dimensions] = 1.0
-            norms[zero] = 1.0
-        return out / norms[:, None]
-
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
-        tokens = sum(len(t) for t in encoding().encode_ordinary_batch(list(texts))) if texts else 0
-        return EmbeddingResult(self.embed_texts(texts), self.provider, self.model, self.dimensions,
-                               usage_tokens=tokens, requests=0)
+        texts = list(texts)
+        tokens = sum(map(count_tokens, texts))  # a plain loop beats the thread-pool batch call
+        return EmbeddingResult(self.embed_texts(texts), self.provider, self.model,
+                               self.dimensions, usage_tokens=tokens, requests=0)
 
     async def health(self) -> tuple[bool, str]:
         return True, "offline, deterministic"
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dimensions), row i = texts[i]."""
+        texts = list(texts)
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for first in range(0, len(texts), _ROWS_PER_BLOCK):
+            block = texts[first:first + _ROWS_PER_BLOCK]
+            out[first:first + len(block)] = self._embed_block(block)
+        return out
+
+    def _embed_block(self, texts: list[str]) -> np.ndarray:
+        rows, features = self._features(texts)
+        keys, tf = self._term_counts(rows, features)
+        vectors = self._hashed_vectors(len(texts), keys, tf)
+        norms = np.linalg.norm(vectors, axis=1)
+        blank = norms == 0  # no words (or, absurdly rarely, features that cancel out)
+        vectors[blank] = self._empty
+        norms[blank] = 1.0
+        return (vectors / norms[:, None]).astype(np.float32)
+
+    def _features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row number and 64-bit hash of every unigram and bigram occurrence."""
+        lookup = self._hashes.__getitem__
+        hashes: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            words = _WORD.findall(text.lower())
+            hashes.extend(map(lookup, words))
+            lengths.append(len(words))
+        unigrams = np.array(hashes, dtype=np.uint64)
+        rows = np.repeat(np.arange(len(texts), dtype=np.uint64), lengths)
+        same_row = rows[:-1] == rows[1:]  # a bigram never spans two texts
+        with np.errstate(over="ignore"):
+            bigrams = _mix(unigrams[:-1][same_row] * np.uint64(0x9E3779B97F4A7C15)
+                           + (unigrams[1:][same_row] ^ np.uint64(0xD6E8FEB86659FD93)))
+        return np.concatenate([rows, rows[:-1][same_row]]), np.concatenate([unigrams, bigrams])
+
+    @staticmethod
+    def _term_counts(rows: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (row, feature) keys and how often each occurs: one sort for the block."""
+        keys = (rows << np.uint64(_KEY_BITS)) | (features >> np.uint64(64 - _KEY_BITS))
+        return np.unique(keys, return_counts=True)
+
+    def _hashed_vectors(self, n_rows: int, keys: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        """Dense (n_rows, dimensions) float64 sums of signed sublinear term weights."""
+        feature = keys & np.uint64((1 << _KEY_BITS) - 1)
+        index = ((feature >> np.uint64(1)) % np.uint64(self.dimensions)).astype(np.int64)
+        sign = 1.0 - 2.0 * (feature & np.uint64(1)).astype(np.float64)
+        weight = (1.0 + np.log(tf)) * sign
+        flat = (keys >> np.uint64(_KEY_BITS)).astype(np.int64) * self.dimensions + index
+        dense = np.bincount(flat, weights=weight, minlength=n_rows * self.dimensions)
+        return dense.reshape(n_rows, self.dimensions)
+
+    def _unit_from_hash(self, value: int) -> np.ndarray:
+        feature = value >> (64 - _KEY_BITS)
+        vector = np.zeros(self.dimensions, dtype=np.float64)
+        vector[(feature >> 1) % self.dimensions] = -1.0 if feature & 1 else 1.0
+        return vector

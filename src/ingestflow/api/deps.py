@@ -1,0 +1,58 @@
+"""Request dependencies: the shared runtime, the API's limits, and the caller's tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ingestflow.api.errors import ApiError
+from ingestflow.api.keys import tenant_for_key
+from ingestflow.runtime import Runtime
+
+DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Per-request and per-tenant limits of the HTTP API (not of the paid services)."""
+
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_concurrent_jobs: int = 100  # documents of a tenant still in the pipeline
+    uploads_per_day: int = 10_000  # upload requests of a tenant per UTC day
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_limits(request: Request) -> ApiLimits:
+    return request.app.state.limits
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ifk_...`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key in `X-API-Key`.")
+
+
+async def get_tenant(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> str:
+    """The tenant of the presented key; 401 without a live key, or with two different keys."""
+    given = {t for t in (bearer.credentials if bearer is not None else None, api_key) if t}
+    token = given.pop() if len(given) == 1 else None
+    if token:
+        async with get_runtime(request).db.pool.connection() as conn:
+            tenant = await tenant_for_key(conn, token)
+        if tenant is not None:
+            return tenant
+    raise ApiError(401, "unauthorized", "A valid API key is required (Authorization: Bearer <key>).",
+                   headers={"WWW-Authenticate": "Bearer"})
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+LimitsDep = Annotated[ApiLimits, Depends(get_limits)]
+TenantDep = Annotated[str, Depends(get_tenant)]

@@ -1,0 +1,26 @@
+"""Opaque keyset cursors: clients pass back what they were given, never an offset, so
+pages stay stable while documents are added."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ingestflow.api.errors import ApiError
+
+
+def encode(*values: Any) -> str:
+    raw = json.dumps([str(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str, count: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if isinstance(values, list) and len(values) == count and all(isinstance(v, str) for v in values):
+            return values
+    except ValueError:
+        pass
+    raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")

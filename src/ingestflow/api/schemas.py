@@ -1,0 +1,243 @@
+"""Request and response models: the API's contract, and so its OpenAPI schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable error code.")
+    message: str = Field(description="What went wrong, for people.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class UploadResponse(BaseModel):
+    id: uuid.UUID
+    version: int
+    duplicate: bool = Field(description="The same bytes were already there: no new work.")
+    stage: str
+
+
+class DocumentSummary(BaseModel):
+    id: uuid.UUID
+    source_name: str
+    version: int
+    mime: str
+    size_bytes: int
+    sha256: str
+    stage: str
+    is_current: bool
+    degraded: bool
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class Progress(BaseModel):
+    chunks: int
+    chunks_embedded: int
+    tokens: int
+    fraction: float = Field(description="chunks_embedded / chunks (0 before chunking).")
+
+
+class DocumentCost(BaseModel):
+    service: str
+    cost_usd: float
+    units: int
+    calls: int
+
+
+class DocumentError(BaseModel):
+    stage: str | None
+    code: str | None
+    message: str | None
+
+
+class Event(BaseModel):
+    kind: str
+    stage: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class DocumentDetail(DocumentSummary):
+    parser: str | None
+    job_state: str | None
+    attempts: int | None
+    deferred_reason: str | None
+    next_attempt_at: datetime | None
+    progress: Progress
+    cost_usd: float
+    costs: list[DocumentCost]
+    error: DocumentError | None
+    events: list[Event]
+
+
+class Chunk(BaseModel):
+    id: uuid.UUID
+    ordinal: int
+    text: str
+    token_count: int
+    pages: list[int]
+    heading_path: list[str]
+    embedded: bool
+
+
+class ChunkPage(BaseModel):
+    items: list[Chunk]
+    next_cursor: str | None
+
+
+class RetryResponse(BaseModel):
+    id: uuid.UUID
+    stage: str
+
+
+class DeleteResponse(BaseModel):
+    id: uuid.UUID
+    deleted: bool
+    blob_deleted: bool = Field(description="No other document used the bytes, so they were removed too.")
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_name: str | None = Field(default=None, max_length=1024)
+    document_ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
+    mime: str | None = Field(default=None, max_length=200)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=8000)
+    k: int = Field(default=5, ge=1, le=100)
+    filters: SearchFilters | None = None
+
+
+class SearchHit(BaseModel):
+    score: float
+    document_id: uuid.UUID
+    source_name: str
+    version: int
+    ordinal: int
+    text: str
+    pages: list[int]
+    heading_path: list[str]
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    provider: str
+    model: str
+    degraded: bool = Field(description="Answered from the fallback model's index.")
+    notes: list[str]
+
+
+class ServiceSpend(BaseModel):
+    service: str
+    today_usd: float
+    hour_usd: float
+    hour_requests: int
+    today_units: int
+    daily_limit_usd: float | None = Field(description="Configured daily limit (shared by all tenants).")
+    hourly_request_limit: int | None
+
+
+class DaySpend(BaseModel):
+    day: date
+    service: str
+    cost_usd: float
+    units: int
+    requests: int
+
+
+class CostsResponse(BaseModel):
+    tenant: str
+    services: list[ServiceSpend]
+    today_usd: float
+    daily_limit_total_usd: float | None
+    by_day: list[DaySpend]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ConfiguredService(BaseModel):
+    name: str
+    mode: str
+    provider: str
+
+
+class Ready(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: bool
+    services: list[ConfiguredService]
+
+
+class Queue(BaseModel):
+    runnable: int
+    waiting: int
+    running: int
+    oldest_runnable_seconds: float
+
+
+class ServiceHealth(ConfiguredService):
+    healthy: bool
+    detail: str
+
+
+class Breaker(BaseModel):
+    service: str
+    state: str
+    consecutive_failures: int
+    opened_at: datetime | None
+
+
+class RecentError(BaseModel):
+    id: uuid.UUID
+    source_name: str
+    version: int
+    stage: str | None
+    code: str | None
+    message: str | None
+    at: datetime
+
+
+class Dashboard(BaseModel):
+    tenant: str
+    generated_at: datetime
+    stages: dict[str, int]
+    documents: int
+    queue: Queue
+    spend: list[ServiceSpend]
+    daily_limit_total_usd: float | None
+    services: list[ServiceHealth]
+    breakers: list[Breaker]
+    recent_errors: list[RecentError]
+
+
+class WebhookBody(BaseModel):
+    job_id: str = Field(max_length=200)
+    status: Literal["SUCCESS", "PARTIAL_SUCCESS", "ERROR", "CANCELED"]
+    markdown: str = ""
+    pages: int | None = Field(default=None, ge=0)
+    error_message: str | None = None
+
+
+class WebhookResponse(BaseModel):
+    accepted: bool
+    applied: bool = Field(description="The delivery changed the document (false for no-ops).")

@@ -1,0 +1,34 @@
+"""What every command shares: the console, settings, and running a body in the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from ingestflow.config import ConfigError, Settings, load_settings
+from ingestflow.runtime import Runtime, open_runtime
+
+console = Console()
+T = TypeVar("T")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8) -> T:
+    settings = settings_or_exit()
+
+    async def main() -> T:
+        async with open_runtime(settings, pool_size=pool_size) as rt:
+            return await body(rt)
+
+    return asyncio.run(main())

@@ -1,0 +1,10 @@
+-- A page of a tenant's documents, newest first; keyset pagination on (created_at, id).
+SELECT d.id, d.source_name, d.version, d.mime, d.size_bytes, d.sha256, d.stage, d.is_current,
+       d.degraded, d.error_code, d.created_at, d.updated_at
+FROM documents d
+WHERE d.tenant = %(tenant)s AND d.superseded_at IS NULL
+  AND (%(stage)s::text IS NULL OR d.stage = %(stage)s)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (d.created_at, d.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
+ORDER BY d.created_at DESC, d.id DESC
+LIMIT %(limit)s

@@ -1,0 +1,70 @@
+"""Helpers for the API tests: keys, a real uvicorn server on loopback, waiting on the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+
+from ingestflow.api.keys import create_key
+from ingestflow.config import Settings
+
+
+def make_key(settings: Settings, tenant: str) -> str:
+    assert settings.database_url is not None
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(settings.database_url.get_secret_value()) as conn:
+            key = await create_key(conn, tenant)
+            await conn.commit()
+            return key
+
+    return asyncio.run(main())
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve the app with uvicorn in a thread (real HTTP on 127.0.0.1); yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(interval)
