@@ -7,11 +7,11 @@ answer says so: vectors of different models are never compared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ingestflow.errors import DeferredError, TransientError
-from ingestflow.services.base import Embedder
 from ingestflow.services.guard import CallContext
 from ingestflow.services.router import Services
 from ingestflow.store import vectors
@@ -40,8 +40,16 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Filters:
+    source_name: str | None = None
+    document_ids: list[uuid.UUID] | None = None
+    mime: str | None = None
+
+
 async def search(
-    db: Database, services: Services, query: str, *, k: int = 5, tenant: str = "default"
+    db: Database, services: Services, query: str, *, k: int = 5, tenant: str = "default",
+    filters: Filters = Filters(),
 ) -> SearchResult:
     embedder = services.embedder
     degraded, notes = False, []
@@ -56,18 +64,13 @@ async def search(
         embedder, degraded = services.embedder_fallback, True
         notes.append(f"real embedder unavailable ({exc.code}); searched the fallback index")
         result = await embedder.embed([query])
-    hits = await search_space(db, embedder, result.vectors[0], k=k, tenant=tenant)
-    return SearchResult(hits, embedder.provider, embedder.model, degraded, notes)
-
-
-async def search_space(db: Database, embedder: Embedder, vector: Any, *, k: int, tenant: str) -> list[Hit]:
     async with db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
         rows = await vectors.search(
-            conn, space_id=space_id, dimensions=embedder.dimensions,
-            query_vector=vector, tenant=tenant, k=k,
+            conn, space_id=space_id, dimensions=embedder.dimensions, query_vector=result.vectors[0],
+            tenant=tenant, k=k, **asdict(filters),
         )
-    return [_hit(r) for r in rows]
+    return SearchResult([_hit(r) for r in rows], embedder.provider, embedder.model, degraded, notes)
 
 
 def _hit(row: dict[str, Any]) -> Hit:

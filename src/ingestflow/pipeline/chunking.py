@@ -187,8 +187,11 @@ def _token_pieces(text: str, start: int, end: int, max_tokens: int) -> list[_Uni
         if len(tokens) <= max_tokens and window_end < end and window < _SAFE_CHARS:
             window = min(_SAFE_CHARS, window * 2)  # tokens are long here: look further
             continue
-        offsets = _token_starts(tokens)
-        offsets.append(window_end - pos)
+        # Offsets of the first tokens only (a char is at most 4 tokens, so a cut after
+        # token k is always found within k + 5); the sentinel when the window is all used.
+        offsets = _token_starts(tokens[:max_tokens + 5])
+        if len(tokens) <= max_tokens + 5:
+            offsets.append(window_end - pos)
         k = min(max_tokens, len(tokens))
         while True:
             cut = pos + next(o for o in offsets[k:] if o > 0)  # never an empty piece
@@ -204,6 +207,7 @@ def _token_pieces(text: str, start: int, end: int, max_tokens: int) -> list[_Uni
             k = max(1, k - (n - max_tokens))
         if s < e:
             pieces.append((s, e, n))
+        window = max(64, (cut - pos) * 3 // 2)  # the next piece is likely similar in size
         pos = cut
     return pieces
 

@@ -93,13 +93,17 @@ async def search(
     query_vector: np.ndarray,
     tenant: str,
     k: int,
+    source_name: str | None = None,
+    document_ids: list[uuid.UUID] | None = None,
+    mime: str | None = None,
 ) -> list[dict[str, Any]]:
     sql = query("search").replace("{dims}", str(int(dimensions)))
     async with conn.transaction():
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            sql, {"space_id": space_id, "query": query_vector, "tenant": tenant, "k": k}
+            sql, {"space_id": space_id, "query": query_vector, "tenant": tenant, "k": k,
+                  "source_name": source_name, "document_ids": document_ids, "mime": mime}
         )
         rows = await cur.fetchall()
     return sorted(rows, key=lambda r: r["score"], reverse=True)

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from ingestflow.api import schemas
 from ingestflow.api.deps import RuntimeDep, TenantDep
 from ingestflow.api.errors import ApiError
-from ingestflow.api.search import run_search
 from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.search import Filters
+from ingestflow.search import search as run_search
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/v1", tags=["search"])
              summary="Search passages")
 async def search(body: schemas.SearchRequest, rt: RuntimeDep, tenant: TenantDep) -> schemas.SearchResponse:
     try:
-        result = await run_search(rt, body.query, k=body.k, tenant=tenant, filters=body.filters)
+        filters = Filters(**body.filters.model_dump()) if body.filters else Filters()
+        result = await run_search(rt.db, rt.services, body.query, k=body.k, tenant=tenant, filters=filters)
     except PermanentError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     except (TransientError, DeferredError) as exc:
