@@ -31,7 +31,7 @@ MIN_TOKENS = 4  # one character is at most 4 UTF-8 bytes, so at most 4 tokens
 _SAFE_CHARS = 40_000
 
 # A heading or fence marker line (CommonMark: up to 3 spaces of indentation).
-_MARKER = re.compile(r"^ {0,3}(?:(#{1,6})(?=[ \t\r]|$)(.*)|(`{3,}|~{3,})(.*))$", re.M)
+_MARKER = re.compile(r"^ {0,3}(?:(#{1,6})(?=[ \t\r]|$)(.*)|(`{3,}|~{3,})(.*))$", re.MULTILINE)
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 
 # Split levels, coarsest first. Each pattern's group 1 is the gap between two pieces and
@@ -87,9 +87,9 @@ def chunk_markdown(
     pages = sorted(pages, key=lambda p: (p.start, p.end))
     page_starts = [p.start for p in pages]
     chunks: list[Chunk] = []
-    for section in _sections(markdown):
-        units = _fit(markdown, section.start, section.end, config.max_tokens, 0)
-        for start, end, tokens in _pack(markdown, units, config):
+    for section in _split_at_pages(_sections(markdown), page_starts):
+        units, groups = _paragraph_units(markdown, section.start, section.end, config.max_tokens)
+        for start, end, tokens in _pack(markdown, units, groups, config):
             chunks.append(Chunk(len(chunks), markdown[start:end], tokens, section.heading_path,
                                 _pages_of(pages, page_starts, start, end), start, end))
     return chunks
@@ -107,6 +107,8 @@ def _sections(markdown: str) -> list[_Section]:
     for m in _MARKER.finditer(markdown):
         hashes, title, marker, rest = m.groups()
         if marker is not None:
+            if marker[0] == "`" and "`" in rest:
+                continue  # an inline code span such as ```x```, not a fence (CommonMark)
             if not fence:
                 fence = marker
             elif marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip():
@@ -124,6 +126,17 @@ def _sections(markdown: str) -> list[_Section]:
     return sections
 
 
+def _split_at_pages(sections: list[_Section], page_starts: list[int]) -> list[_Section]:
+    """Page breaks are section boundaries too, so that a chunk cites the page it came from."""
+    out = []
+    for section in sections:
+        cuts = [p for p in page_starts if section.start < p < section.end]
+        bounds = [section.start, *cuts, section.end]
+        out.extend(_Section(a, b, section.heading_path) for a, b in zip(bounds, bounds[1:])
+                   if a < b)
+    return out
+
+
 def _title(raw: str) -> str:
     """Heading text without the optional closing ``#`` sequence."""
     return _CLOSING_HASHES.sub("", raw.strip())
@@ -138,6 +151,27 @@ def _count(text: str, start: int, end: int) -> int | None:
     if end - start > _SAFE_CHARS:
         return None
     return count_tokens(text[start:end])
+
+
+def _paragraph_units(text: str, start: int, end: int, max_tokens: int) -> tuple[list[_Unit], list[int]]:
+    """Units of a section, and for each the paragraph it was split from (-1: a whole
+    paragraph). Pieces of a split paragraph are never packed with other paragraphs, so an
+    edit inside one paragraph moves chunk boundaries only inside it: the other chunks keep
+    their exact text, and their vectors are reused on re-ingest."""
+    units: list[_Unit] = []
+    groups: list[int] = []
+    for n, (s, e) in enumerate(_split(text, start, end, _SPLITTERS[0])):
+        tokens = _count(text, s, e)
+        if tokens is not None and tokens <= max_tokens:
+            units.append((s, e, tokens))
+            groups.append(-1)
+        else:
+            pieces = _fit(text, s, e, max_tokens, 1)
+            units.extend(pieces)
+            groups.extend([n] * len(pieces))
+    if len(units) > 1 and text.startswith("#", units[0][0]) and "\n" not in text[units[0][0]:units[0][1]]:
+        groups[0] = groups[1]  # a section's heading line travels with what follows it
+    return units, groups
 
 
 def _fit(text: str, start: int, end: int, max_tokens: int, level: int) -> list[_Unit]:
@@ -215,7 +249,7 @@ def _token_pieces(text: str, start: int, end: int, max_tokens: int) -> list[_Uni
 # -- packing ----------------------------------------------------------------------------
 
 
-def _pack(text: str, units: list[_Unit], config: ChunkingConfig) -> list[_Unit]:
+def _pack(text: str, units: list[_Unit], groups: list[int], config: ChunkingConfig) -> list[_Unit]:
     """Greedy packing of one section's units into chunks, each starting with an overlap
     taken from the tail of the previous chunk. Returns (start, end, exact tokens)."""
     chunks: list[_Unit] = []
@@ -223,7 +257,7 @@ def _pack(text: str, units: list[_Unit], config: ChunkingConfig) -> list[_Unit]:
     while i < len(units):
         if start is None:
             start = units[i][0]
-        start, j, tokens = _fill(text, units, i, start, config.max_tokens)
+        start, j, tokens = _fill(text, units, groups, i, start, config.max_tokens)
         end = units[j - 1][1]
         chunks.append((start, end, tokens))
         i = j
@@ -236,18 +270,20 @@ def _pack(text: str, units: list[_Unit], config: ChunkingConfig) -> list[_Unit]:
     return chunks
 
 
-def _fill(text: str, units: list[_Unit], i: int, start: int, max_tokens: int) -> tuple[int, int, int]:
+def _fill(
+    text: str, units: list[_Unit], groups: list[int], i: int, start: int, max_tokens: int
+) -> tuple[int, int, int]:
     """Take units i..j-1 (at least one) after ``start``; returns (start, j, exact tokens).
     Estimates with the per-unit counts, then verifies on the real text: shrinks when the
     joined text counts more, grows while the verified count leaves room (but never back
     past a unit it had to give back, so this ends)."""
     prefix = _count(text, start, units[i][0]) if start < units[i][0] else 0
     limit = len(units)
-    j, _ = _grow(text, units, i + 1, limit, (prefix or 0) + units[i][2], max_tokens)
+    j = _grow(text, units, groups, i + 1, limit, (prefix or 0) + units[i][2], max_tokens)
     while True:
         tokens = count_tokens(text[start:units[j - 1][1]])
         if tokens <= max_tokens:
-            grown, _ = _grow(text, units, j, limit, tokens, max_tokens)
+            grown = _grow(text, units, groups, j, limit, tokens, max_tokens)
             if grown == j:
                 return start, j, tokens
             j = grown  # the estimate was pessimistic: room for more, verify again
@@ -259,17 +295,19 @@ def _fill(text: str, units: list[_Unit], i: int, start: int, max_tokens: int) ->
             return start, j, units[i][2]  # a single unit, already known to fit
 
 
-def _grow(text: str, units: list[_Unit], j: int, limit: int, total: int, max_tokens: int) -> tuple[int, int]:
+def _grow(
+    text: str, units: list[_Unit], groups: list[int], j: int, limit: int, total: int, max_tokens: int
+) -> int:
     """Add units from j (below ``limit``) while the estimate fits: the unit counts plus one
     token per line-break gap after a word (an estimate only: the caller verifies)."""
-    while j < limit:
+    while j < limit and groups[j] == groups[j - 1]:
         # A line break after punctuation merges into the punctuation's token.
         gap = 1 if "\n" in text[units[j - 1][1]:units[j][0]] and text[units[j - 1][1] - 1].isalnum() else 0
         if total + gap + units[j][2] > max_tokens:
             break
         total += gap + units[j][2]
         j += 1
-    return j, total
+    return j
 
 
 def _overlap_start(text: str, start_of_tail: int, end: int, overlap: int) -> int | None:
