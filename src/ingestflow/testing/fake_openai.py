@@ -209,13 +209,14 @@ class FakeOpenAI:
             while self._window and self._window[0][0] <= now - 60:
                 self._window.popleft()
             used = sum(t for _, t in self._window)
-            if (self.rpm is not None and len(self._window) + 1 > self.rpm) or (
-                    self.tpm is not None and used + tokens > self.tpm):
-                wait = 60 - (now - self._window[0][0]) if self._window else 1.0
-                self.stats["rate_limited"] += 1
-                return self._rate_limited("Rate limit reached for tokens per min (TPM).", wait)
-            self._window.append((now, tokens))
-        return None
+            over = (self.rpm is not None and len(self._window) + 1 > self.rpm) or (
+                self.tpm is not None and used + tokens > self.tpm)
+            if not over:
+                self._window.append((now, tokens))
+                return None
+            wait = 60 - (now - self._window[0][0]) if self._window else 1.0
+            self.stats["rate_limited"] += 1
+        return self._rate_limited("Rate limit reached for requests or tokens per min.", wait)
 
     def _bill(self, tokens: int, inputs: int) -> None:
         with self._lock:
