@@ -164,8 +164,8 @@ class Pipeline:
             stats = await self._embed_all(ctx, primary, self.services.embed_guard)
             used, degraded_reason = primary, None
         except (TransientError, DeferredError) as exc:
-            if fallback is None:
-                raise
+            if fallback is None or ctx.document["degraded"]:
+                raise  # a repair waits for the real model instead of falling back again
             degraded_reason = str(exc)
             stats = await self._embed_all(ctx, fallback, ServiceGuard("local", self.services.embed_guard.retry))
             used = fallback

@@ -97,12 +97,16 @@ class FakeOpenAI:
     async def _models(self, request: Request) -> Response:
         if not self._authorized(request):
             return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if self.faults.down:
+            return _error(503, "The service is unavailable.", "server_error")
         return JSONResponse({"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "system"} for m in MODELS]})
 
     async def _model(self, request: Request) -> Response:
         if not self._authorized(request):
             return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if self.faults.down:
+            return _error(503, "The service is unavailable.", "server_error")
         model = request.path_params["model"]
         if model not in MODELS:
             return _error(404, f"The model '{model}' does not exist", "invalid_request_error", "model_not_found")
@@ -133,8 +137,9 @@ class FakeOpenAI:
         if fault == "insufficient_quota":
             return _error(429, "You exceeded your current quota, please check your plan and billing details.",
                           "insufficient_quota", "insufficient_quota")
-        if fault == "timeout":
+        if fault == "timeout":  # hang past the client's timeout; nothing is billed
             await asyncio.sleep(self.timeout_seconds)
+            return _error(504, "Gateway timeout.", "server_error")
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
         try:

@@ -1,0 +1,206 @@
+"""MOCK / REAL / HYBRID end to end: real worker processes, the real OpenAI client, and the
+fake OpenAI server on loopback. Nothing fake is ever written into a real index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import sql, start_worker
+
+from ingestflow.config import ServiceMode, Settings
+from ingestflow.testing.fake_openai import FakeOpenAI
+
+KEY = "sk-e2e-SECRET-value-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY, timeout_seconds=3) as server:
+        yield server
+
+
+def real(settings: Settings, fake: FakeOpenAI, mode: ServiceMode = ServiceMode.REAL, **extra: object) -> Settings:
+    values = dict(service_mode=mode, openai_api_key=KEY, openai_api_url=fake.url, openai_timeout_seconds=1.5,
+                  call_retry_base_seconds=0.05, call_retry_cap_seconds=0.3, breaker_cooldown_seconds=1.0,
+                  repair_interval_seconds=0.5, chunk_max_tokens=64, chunk_overlap_tokens=0)
+    values.update(extra)
+    return Settings(**{**settings.model_dump(), **values})
+
+
+def worker_env(s: Settings) -> dict[str, str]:
+    env = {
+        "SERVICE_MODE": s.service_mode.value, "OPENAI_API_KEY": KEY, "OPENAI_API_URL": s.openai_api_url or "",
+        "OPENAI_TIMEOUT_SECONDS": str(s.openai_timeout_seconds),
+        "CALL_RETRY_BASE_SECONDS": str(s.call_retry_base_seconds), "CALL_RETRY_CAP_SECONDS": str(s.call_retry_cap_seconds),
+        "BREAKER_COOLDOWN_SECONDS": str(s.breaker_cooldown_seconds),
+        "REPAIR_INTERVAL_SECONDS": str(s.repair_interval_seconds),
+    }
+    for name in ("daily_cost_limit_openai", "hourly_rate_limit_openai", "rate_limit_tpm_openai"):
+        if getattr(s, name) is not None:
+            env[name.upper()] = str(getattr(s, name))
+    return env
+
+
+def write_docs(folder: Path, n: int, sentences: int = 12) -> None:
+    folder.mkdir()
+    topics = ["volcanoes", "glaciers", "honey bees", "tides", "comets", "coral", "deserts", "forests"]
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        (folder / f"doc{i:02}.md").write_text(f"# Notes on {topic} {i}\n\n" + " ".join(
+            f"Fact {j} of document {i} is about {topic} and their behaviour." for j in range(sentences)))
+
+
+def submit(s: Settings, folder: Path) -> list:
+    from support import submit as do_submit
+
+    return do_submit(s, [folder])
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stages(s: Settings) -> dict[str, int]:
+    return dict(sql(s, "SELECT stage, count(*) FROM documents GROUP BY stage"))
+
+
+def spaces(s: Settings) -> dict[str, int]:
+    return dict(sql(s, "SELECT sp.provider, count(e.chunk_id) FROM embedding_spaces sp"
+                       " LEFT JOIN embeddings e ON e.space_id = sp.id GROUP BY sp.provider"))
+
+
+def bad_vectors(s: Settings) -> int:
+    return sql(s, "SELECT count(*) FROM embeddings WHERE NOT (vector_norm(embedding) BETWEEN 0.999 AND 1.001)"
+                  " OR vector_dims(embedding) <> 1536")[0][0]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_real_mode_end_to_end_with_exact_ledger(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake)
+    write_docs(tmp_path / "docs", 4)
+    submit(s, tmp_path / "docs")
+    w = start_worker(s, tmp_path / "w.log", **worker_env(s))
+    try:
+        wait_for(lambda: stages(s) == {"complete": 4}, 60, "REAL ingest")
+    finally:
+        stop(w)
+    assert spaces(s) == {"openai": sql(s, "SELECT count(*) FROM chunks")[0][0]}
+    assert bad_vectors(s) == 0
+    units, calls = sql(s, "SELECT sum(units), count(*) FROM ledger WHERE state = 'settled'")[0]
+    assert units == fake.stats["tokens_billed"] == sql(s, "SELECT sum(token_count) FROM chunks")[0][0]
+    assert calls == fake.stats["requests"] == fake.stats["status_200"]
+    from support import search
+
+    hits = search(s, "honey bees and their behaviour", k=1)
+    assert "honey bees" in hits[0].text
+
+
+def test_invalid_responses_are_never_stored(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake, embedding_batch_size=4)
+    write_docs(tmp_path / "docs", 3)
+    submit(s, tmp_path / "docs")
+    fake.faults.inject("nan", "wrong_dimensions", "fewer_vectors", "malformed_json", "nan")
+    w = start_worker(s, tmp_path / "w.log", **worker_env(s), EMBEDDING_BATCH_SIZE="4")
+    try:
+        wait_for(lambda: stages(s) == {"complete": 3}, 60, "completion despite invalid responses")
+    finally:
+        stop(w)
+    assert bad_vectors(s) == 0
+    assert sql(s, "SELECT count(*) FROM chunks c LEFT JOIN embeddings e ON e.chunk_id = c.id"
+                  " WHERE e.chunk_id IS NULL")[0][0] == 0
+    # invalid responses were billed by the provider, and the ledger says so, exactly
+    assert sql(s, "SELECT sum(units) FROM ledger WHERE state = 'settled'")[0][0] == fake.stats["tokens_billed"]
+    assert sql(s, "SELECT count(*) FROM ledger WHERE outcome = 'invalid_response'")[0][0] == 5
+
+
+def test_real_mode_with_provider_down_waits_instead_of_failing_or_faking(
+        settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake)
+    write_docs(tmp_path / "docs", 2)
+    submit(s, tmp_path / "docs")
+    fake.faults.down = True
+    w = start_worker(s, tmp_path / "w.log", **worker_env(s))
+    try:
+        wait_for(lambda: sql(s, "SELECT count(*) FROM jobs WHERE deferred_reason IS NOT NULL")[0][0] == 2,
+                 60, "jobs to be deferred")
+        assert "failed" not in stages(s)
+        assert spaces(s).get("mock", 0) == 0 and spaces(s).get("openai", 0) == 0  # nothing faked
+        assert sql(s, "SELECT count(*) FROM breakers WHERE service = 'openai' AND state <> 'closed'")[0][0] == 1
+        fake.faults.down = False
+        wait_for(lambda: stages(s) == {"complete": 2}, 60, "completion after the provider returns")
+    finally:
+        stop(w)
+    assert sql(s, "SELECT state FROM breakers")[0][0] == "closed"
+    assert "mock" not in spaces(s)
+
+
+def test_hybrid_falls_back_degraded_then_repairs(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake, ServiceMode.HYBRID)
+    write_docs(tmp_path / "docs", 3)
+    submit(s, tmp_path / "docs")
+    fake.faults.down = True
+    w = start_worker(s, tmp_path / "w.log", **worker_env(s))
+    try:
+        wait_for(lambda: stages(s) == {"complete": 3}, 60, "degraded completion")
+        assert sql(s, "SELECT count(*) FROM documents WHERE degraded")[0][0] == 3
+        assert spaces(s).get("mock", 0) > 0
+        events = sql(s, "SELECT count(*) FROM events WHERE kind = 'fallback'")[0][0]
+        assert events == 3
+        fake.faults.down = False
+        wait_for(lambda: sql(s, "SELECT count(*) FROM documents WHERE degraded")[0][0] == 0, 60, "repair")
+        wait_for(lambda: stages(s) == {"complete": 3}, 30, "repaired documents complete")
+    finally:
+        stop(w)
+    chunks = sql(s, "SELECT count(*) FROM chunks")[0][0]
+    assert spaces(s) == {"openai": chunks, "mock": 0}  # no mock vector remains
+    assert sql(s, "SELECT count(*) FROM events WHERE kind = 'repair_scheduled'")[0][0] == 3
+
+
+def test_hybrid_search_uses_the_fallback_space_when_real_is_down(
+        settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    from support import ingest, search
+
+    mock = settings.model_copy(update={"chunk_max_tokens": 64, "chunk_overlap_tokens": 0})
+    write_docs(tmp_path / "docs", 3)
+    ingest(mock, [tmp_path / "docs"])  # vectors in the mock space only
+    s = real(settings, fake, ServiceMode.HYBRID)
+    assert search(s, "honey bees", k=3) == []  # the real space is empty: no mixing
+    fake.faults.down = True
+    s = real(settings, fake, ServiceMode.HYBRID, call_retry_attempts=1)
+    hits = search(s, "honey bees behaviour", k=1)
+    assert hits and "honey bees" in hits[0].text
+
+
+def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake)
+    write_docs(tmp_path / "docs", 1)
+    outputs = []
+    env = {**worker_env(s)}
+    from support import run_cli
+
+    outputs.append(run_cli(s, "doctor", **env))
+    outputs.append(run_cli(s, "ingest", str(tmp_path / "docs"), **env))
+    # a provider that rejects the key: the failure text must not carry it either
+    bad_key = "sk-REJECTED-secret-5e4d3c2b1a"
+    outputs.append(run_cli(s, "search", "bees", **{**env, "OPENAI_API_KEY": bad_key}))
+    text = "\n".join(r.stdout + r.stderr for r in outputs)
+    assert "**********" in outputs[0].stdout  # doctor shows the key masked
+    rows = sql(s, "SELECT coalesce(error_message, '') FROM documents UNION ALL SELECT detail::text FROM events"
+                  " UNION ALL SELECT coalesce(last_error, '') FROM jobs")
+    text += "\n".join(r[0] for r in rows)
+    assert KEY not in text and bad_key not in text
+    assert "OPENAI_API_KEY" not in text or "***" in text
