@@ -38,6 +38,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         CHUNK_MAX_TOKENS=str(settings.chunk_max_tokens),
         CHUNK_OVERLAP_TOKENS=str(settings.chunk_overlap_tokens),
         PYTHONUNBUFFERED="1",
+        COLUMNS="250",  # Rich tables unwrapped in captured output
     )
     env.update(extra)
     return env

@@ -356,3 +356,32 @@ def costs(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this
         await _print_costs(rt, tenant=tenant)
 
     run(body)
+
+
+@app.command("fake-providers")
+def fake_providers(
+    openai_port: Annotated[int, typer.Option(help="Port of the fake OpenAI API.")] = 8081,
+    llamaparse_port: Annotated[int, typer.Option(help="Port of the fake LlamaParse API.")] = 8082,
+    api_key: Annotated[str, typer.Option(help="Key both fakes accept.")] = "sk-fake",
+    rpm: Annotated[int | None, typer.Option(help="Fake OpenAI requests-per-minute limit.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Fake OpenAI tokens-per-minute limit.")] = None,
+) -> None:
+    """Run the fake OpenAI and LlamaParse servers on loopback until Ctrl-C.
+
+    Point a deployment at them (OPENAI_API_URL, LLAMAPARSE_BASE_URL) to test it without
+    paying; inject faults with POST /_control/faults on either server.
+    """
+    import time
+
+    from ingestflow.testing import FakeLlamaParse, FakeOpenAI
+
+    with FakeOpenAI(api_key=api_key, rpm=rpm, tpm=tpm, port=openai_port) as openai_fake, \
+            FakeLlamaParse(api_key=api_key, port=llamaparse_port) as llama_fake:
+        console.print(f"fake OpenAI:     OPENAI_API_URL={openai_fake.url}")
+        console.print(f"fake LlamaParse: LLAMAPARSE_BASE_URL={llama_fake.url}")
+        console.print('faults: curl -X POST .../_control/faults -d \'{"inject": ["429", "nan"]}\'')
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
