@@ -4,7 +4,6 @@ fake OpenAI server on loopback. Nothing fake is ever written into a real index."
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -89,21 +89,20 @@ class ServiceGuard:
             attempt_no += 1
             if self.breaker is not None:
                 await self.breaker.before_call()
-            if self.limiter is not None:
-                await self.limiter.acquire(units)
+            slot = await self.limiter.acquire(units) if self.limiter is not None else None
             reservation = None
             if self.budget is not None and estimate is not None:
                 reservation = await self.budget.reserve(replace(estimate, attempt=attempt_no))
             try:
                 result = await fn()
             except IngestError as exc:
-                await self._failed(reservation, exc)
+                await self._failed(reservation, slot, exc)
                 raise
             except BaseException:
                 if reservation is not None:  # cancelled mid-call: do not hold the money
                     await asyncio.shield(self.budget.release(reservation, outcome="aborted"))  # type: ignore[union-attr]
                 raise
-            await self._succeeded(reservation, result, actual_units, headers)
+            await self._succeeded(reservation, slot, result, actual_units, headers)
             return result
 
         try:
@@ -122,6 +121,7 @@ class ServiceGuard:
     async def _succeeded(
         self,
         reservation: Reservation | None,
+        slot: int | None,
         result: R,
         actual_units: Callable[[R], int] | None,
         headers: Callable[[R], dict[str, str]] | None,
@@ -132,10 +132,12 @@ class ServiceGuard:
             await self.budget.settle(reservation, units=units, cost_usd=self.pricing.cost(units))
         if self.breaker is not None:
             await self.breaker.record_success()
-        if self.limiter is not None and headers is not None:
-            await self.limiter.observe(headers=headers(result))
+        if self.limiter is not None and slot is not None:
+            await self.limiter.sent(slot)
+            if headers is not None:
+                await self.limiter.observe(headers=headers(result))
 
-    async def _failed(self, reservation: Reservation | None, exc: IngestError) -> None:
+    async def _failed(self, reservation: Reservation | None, slot: int | None, exc: IngestError) -> None:
         PROVIDER_CALLS.labels(self.service, exc.code).inc()
         if reservation is not None and self.budget is not None:
             if exc.code in BILLED_FAILURES:
@@ -143,6 +145,8 @@ class ServiceGuard:
                                          cost_usd=reservation.call.cost_usd, outcome=exc.code)
             else:
                 await self.budget.release(reservation, outcome=exc.code)
+        if self.limiter is not None and slot is not None:
+            await self.limiter.sent(slot)
         if isinstance(exc, TransientError):
             if exc.code in THROTTLED:
                 if self.limiter is not None:

@@ -18,7 +18,7 @@ from ingestflow.errors import DeferredError
 from ingestflow.store.database import Database
 from ingestflow.store.sql import query
 
-WINDOW_SECONDS = 60.0
+WINDOW_SECONDS = 60.1  # the provider's sliding minute, plus a little for clock rounding
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,14 @@ class RateLimiter:
         self.limits = limits
         self.max_wait_seconds = max_wait_seconds
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait until a request of ``tokens`` fits; DeferredError if that is too far away."""
+    async def acquire(self, tokens: int) -> int:
+        """Wait until a request of ``tokens`` fits and return its slot; DeferredError if
+        that is too far away."""
         waited = 0.0
         while True:
-            wait = await self._try_admit(tokens)
-            if wait == 0:
-                return
+            slot, wait = await self._try_admit(tokens)
+            if slot is not None:
+                return slot
             if waited + wait > self.max_wait_seconds:
                 raise DeferredError(
                     "rate_limited", f"{self.service} rate limit: next slot in {wait:.1f} s",
@@ -49,25 +50,34 @@ class RateLimiter:
             await asyncio.sleep(wait)
             waited += wait
 
-    async def _try_admit(self, tokens: int) -> float:
-        """Admit and return 0, or return the seconds until this request could fit."""
+    async def sent(self, slot: int) -> None:
+        """Re-stamp a request when its response came back. The provider counted it at some
+        moment between sending and answering; counting it from the answer keeps our window
+        from sliding past a request before the provider's does (slow first calls, clocks)."""
+        async with self.db.pool.connection() as conn:
+            await conn.execute("UPDATE rate_events SET at = clock_timestamp() WHERE id = %s", (slot,))
+
+    async def _try_admit(self, tokens: int) -> tuple[int | None, float]:
+        """Admit and return (slot, 0), or (None, seconds until this request could fit)."""
         params = {"service": self.service}
         async with self.db.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
                                (f"rate:{self.service}",))
             blocked = await (await conn.execute(query("rate_blocked"), params)).fetchone()
             if blocked and blocked[0] > 0:
-                return float(blocked[0])
-            window = [(float(age), int(t)) for age, t in await (await conn.execute(query("rate_window"), params)).fetchall()]
+                return None, float(blocked[0])
+            rows = await (await conn.execute(query("rate_window"), {**params, "window": WINDOW_SECONDS})).fetchall()
+            window = [(float(age), int(t)) for age, t in rows]
             wait = self._wait_for(window, tokens)
-            if wait == 0:
-                await conn.execute(
-                    "DELETE FROM rate_events WHERE service = %s AND at < clock_timestamp() - interval '120 seconds'",
-                    (self.service,),
-                )
-                await conn.execute("INSERT INTO rate_events (service, tokens) VALUES (%s, %s)",
-                                   (self.service, tokens))
-            return wait
+            if wait > 0:
+                return None, wait
+            await conn.execute(
+                "DELETE FROM rate_events WHERE service = %s AND at < clock_timestamp() - interval '120 seconds'",
+                (self.service,),
+            )
+            cur = await conn.execute("INSERT INTO rate_events (service, tokens) VALUES (%s, %s) RETURNING id",
+                                     (self.service, tokens))
+            return (await cur.fetchone())[0], 0.0
 
     def _wait_for(self, window: list[tuple[float, int]], tokens: int) -> float:
         """Seconds until enough of the oldest requests leave the window (ages are <= 0)."""

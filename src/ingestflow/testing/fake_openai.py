@@ -66,6 +66,7 @@ class FakeOpenAI:
         self.faults = FaultPlan(seed)
         self.stats: Counter[str] = Counter()
         self._window: deque[tuple[float, int]] = deque()  # (time, tokens) of admitted requests
+        self.admitted: list[tuple[float, int]] = []  # every admitted request, for benchmarks
         self._lock = threading.Lock()
         self.app = Starlette(routes=[
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
@@ -218,6 +219,7 @@ class FakeOpenAI:
                 self.tpm is not None and used + tokens > self.tpm)
             if not over:
                 self._window.append((now, tokens))
+                self.admitted.append((now, tokens))
                 return None
             wait = 60 - (now - self._window[0][0]) if self._window else 1.0
             self.stats["rate_limited"] += 1
