@@ -10,10 +10,12 @@ from pathlib import Path
 import pgserver
 import psycopg
 import pytest
+from provider_support import KEY
 from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
 from ingestflow.store.database import migrate
+from ingestflow.testing.fake_openai import FakeOpenAI
 
 TEMPLATE = "ingestflow_template"
 
@@ -53,3 +55,10 @@ def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         retry_base_seconds=0.05,
         retry_max_seconds=0.5,
     )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI server on loopback that accepts ``provider_support.KEY``."""
+    with FakeOpenAI(api_key=KEY, timeout_seconds=3) as server:
+        yield server

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_support import auth, live_server, make_key, wait_for
 from fastapi.testclient import TestClient
 from rich.console import Console
+from support import SAMPLES, ingest, settings_env, sql, start_worker
 from typer.testing import CliRunner
 
-from api_support import auth, live_server, make_key, wait_for
 from ingestflow.api import create_app
 from ingestflow.api.keys import tenant_for_key
 from ingestflow.config import Settings
 from ingestflow.store.files import LocalFileStore
-from support import SAMPLES, ingest, settings_env, sql, start_worker
 
 MARKDOWN = b"# Lighthouse\n\nThe lantern room of the lighthouse has new glazing.\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -6,18 +6,20 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from test_services_e2e import KEY, bad_vectors, real, stages, stop, submit, wait_for, worker_env, write_docs
+from provider_support import (
+    bad_vectors,
+    real,
+    stages,
+    stop,
+    submit,
+    wait_for,
+    worker_env,
+    write_docs,
+)
 from support import sql, start_worker
 
 from ingestflow.config import Settings
 from ingestflow.testing.fake_openai import FakeOpenAI
-
-
-@pytest.fixture
-def fake():  # noqa: ANN201
-    with FakeOpenAI(api_key=KEY, timeout_seconds=3) as server:
-        yield server
 
 
 def one_request_per_doc(settings: Settings, fake: FakeOpenAI, **extra: object) -> Settings:

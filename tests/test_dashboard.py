@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from api_support import live_server, make_key
+from support import SAMPLES, ingest, sql
+
 from ingestflow.api import create_app
 from ingestflow.config import Settings
-from support import SAMPLES, ingest, sql
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")

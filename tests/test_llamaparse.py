@@ -100,8 +100,9 @@ def test_hybrid_parser_falls_back_to_local_and_records_it(settings: Settings) ->
 def test_webhook_flow_end_to_end(settings: Settings) -> None:
     """Submit with a callback URL and the per-job secret; the fake provider signs its
     delivery; our API verifies it and advances the document exactly once."""
-    from ingestflow.api import create_app
     from test_webhooks import parsing_document
+
+    from ingestflow.api import create_app
 
     master = "whsec-e2e-master"
     s = settings.model_copy(update={"llamaparse_webhook_secret": SecretStr(master)})

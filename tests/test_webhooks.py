@@ -13,16 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from api_support import live_server
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from support import sql
 
-from api_support import live_server
 from ingestflow.api import create_app
 from ingestflow.config import Settings
 from ingestflow.runtime import open_runtime
 from ingestflow.services.webhooks import job_secret, signed_headers
 from ingestflow.store import documents
-from support import sql
 
 MASTER = "whsec-master-for-tests"
 MARKDOWN = "# Parsed\n\nThe text LlamaParse returned.\n"
