@@ -1,13 +1,21 @@
-"""Run an ASGI app with uvicorn on loopback in a background thread (for the fakes)."""
+"""What the fake providers share: a uvicorn server on loopback in a background thread,
+fault control, counters and the context-manager lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingestflow.testing.faults import FaultPlan
 
 
 class LoopbackServer:
@@ -42,3 +50,29 @@ class LoopbackServer:
     @property
     def base(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class FakeServer:
+    """Base of the fakes: ``with Fake(...) as fake:`` serves ``routes`` plus
+    ``POST /_control/faults``; ``fake.faults`` and ``fake.stats`` are shared with tests."""
+
+    def __init__(self, routes: list[Route], *, seed: int = 0, port: int = 0) -> None:
+        self.faults = FaultPlan(seed)
+        self.stats: Counter[str] = Counter()
+        self.app = Starlette(routes=[*routes, Route("/_control/faults", self._control, methods=["POST"])])
+        self._server = LoopbackServer(self.app, port=port)
+
+    def __enter__(self) -> Any:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+    @property
+    def base(self) -> str:
+        return self._server.base
+
+    async def _control(self, request: Request) -> Response:
+        self.faults.configure(await request.json())
+        return JSONResponse({"ok": True})

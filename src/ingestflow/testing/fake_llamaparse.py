@@ -16,18 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ingestflow.services.webhooks import signed_headers
-from ingestflow.testing._server import LoopbackServer
-from ingestflow.testing.faults import FaultPlan
+from ingestflow.testing._server import FakeServer
 
 UPLOAD_FAULTS = {"429": 429, "500": 500, "402": 402}
 
@@ -57,32 +54,21 @@ def _text_of(data: bytes) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), 1
 
 
-class FakeLlamaParse:
+class FakeLlamaParse(FakeServer):
     def __init__(self, *, api_key: str = "llx-fake", polls_until_done: int = 1, seed: int = 0, port: int = 0) -> None:
         self.api_key = api_key
         self.polls_until_done = polls_until_done
-        self.faults = FaultPlan(seed)
-        self.stats: Counter[str] = Counter()
         self.jobs: dict[str, _Job] = {}
-        self.app = Starlette(routes=[
+        super().__init__([
             Route("/api/v1/parsing/upload", self._upload, methods=["POST"]),
             Route("/api/v1/parsing/job/{job_id}", self._status, methods=["GET"]),
             Route("/api/v1/parsing/job/{job_id}/result/markdown", self._result, methods=["GET"]),
             Route("/api/v1/parsing/supported_file_extensions", self._extensions, methods=["GET"]),
-            Route("/_control/faults", self._control, methods=["POST"]),
-        ])
-        self._server = LoopbackServer(self.app, port=port)
-
-    def __enter__(self) -> FakeLlamaParse:
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
+        ], seed=seed, port=port)
 
     @property
     def url(self) -> str:
-        return self._server.base
+        return self.base
 
     def _denied(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -93,10 +79,6 @@ class FakeLlamaParse:
 
     async def _extensions(self, request: Request) -> Response:
         return self._denied(request) or JSONResponse([".pdf", ".docx", ".html", ".md", ".txt"])
-
-    async def _control(self, request: Request) -> Response:
-        self.faults.configure(await request.json())
-        return JSONResponse({"ok": True})
 
     async def _upload(self, request: Request) -> Response:
         self.stats["uploads"] += 1

@@ -23,17 +23,15 @@ import json
 import threading
 import time
 import zlib
-from collections import Counter, deque
+from collections import deque
 from typing import Any
 
 import numpy as np
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingestflow.testing._server import LoopbackServer
-from ingestflow.testing.faults import FaultPlan
+from ingestflow.testing._server import FakeServer
 from ingestflow.tokens import count_tokens
 
 MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
@@ -54,7 +52,7 @@ def _error(status: int, message: str, type_: str, code: str | None = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     def __init__(self, *, api_key: str = "sk-fake", rpm: int | None = None, tpm: int | None = None,
                  retry_after: float = 0.2, timeout_seconds: float = 30.0, slow_seconds: float = 0.5,
                  seed: int = 0, port: int = 0) -> None:
@@ -63,32 +61,19 @@ class FakeOpenAI:
         self.retry_after = retry_after
         self.timeout_seconds = timeout_seconds
         self.slow_seconds = slow_seconds
-        self.faults = FaultPlan(seed)
-        self.stats: Counter[str] = Counter()
         self._window: deque[tuple[float, int]] = deque()  # (time, tokens) of admitted requests
         self.admitted: list[tuple[float, int]] = []  # every admitted request, for benchmarks
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[
+        super().__init__([
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/models/{model}", self._model, methods=["GET"]),
-            Route("/_control/faults", self._control, methods=["POST"]),
             Route("/_control/stats", self._stats, methods=["GET"]),
-        ])
-        self._server = LoopbackServer(self.app, port=port)
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def __enter__(self) -> FakeOpenAI:
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
+        ], seed=seed, port=port)
 
     @property
     def url(self) -> str:
-        return f"{self._server.base}/v1"
+        return f"{self.base}/v1"
 
     # -- routes --------------------------------------------------------------------------
 
@@ -112,10 +97,6 @@ class FakeOpenAI:
         if model not in MODELS:
             return _error(404, f"The model '{model}' does not exist", "invalid_request_error", "model_not_found")
         return JSONResponse({"id": model, "object": "model", "created": 0, "owned_by": "system"})
-
-    async def _control(self, request: Request) -> Response:
-        self.faults.configure(await request.json())
-        return JSONResponse({"ok": True})
 
     async def _stats(self, request: Request) -> Response:
         return JSONResponse(dict(self.stats))
