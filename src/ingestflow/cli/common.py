@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -24,8 +25,12 @@ def settings_or_exit() -> Settings:
         raise typer.Exit(2) from None
 
 
-def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8) -> T:
+def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: bool = False) -> T:
+    """Run ``body`` in a fresh runtime. ``quiet``: commands that draw progress bars log only
+    warnings (unless LOG_LEVEL asks for more), so log lines do not tear the display."""
     settings = settings_or_exit()
+    if quiet and "LOG_LEVEL" not in os.environ:
+        settings = settings.model_copy(update={"log_level": "WARNING"})
 
     async def main() -> T:
         async with open_runtime(settings, pool_size=pool_size) as rt:

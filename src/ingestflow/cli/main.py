@@ -62,7 +62,7 @@ def ingest(
         rows = await _progress_rows(rt, ids)
         _print_summary(rows)
 
-    run(body, pool_size=concurrency + 4)
+    run(body, pool_size=concurrency + 4, quiet=not no_wait)
 
 
 async def _progress_rows(rt: Runtime, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
