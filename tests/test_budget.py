@@ -134,6 +134,26 @@ def test_breaker_opens_lets_one_probe_through_and_closes(settings: Settings) -> 
     assert sql(settings, "SELECT state, consecutive_failures FROM breakers")[0] == ("closed", 0)
 
 
+def test_breaker_opens_on_failure_rate(settings: Settings) -> None:
+    async def main() -> None:
+        db = Database(settings.database_url.get_secret_value())
+        await db.pool.open()
+        breaker = CircuitBreaker(db, "openai", owner="w", failure_threshold=100, failure_rate=0.5,
+                                 min_calls=10, cooldown_seconds=30)
+        for i in range(9):  # alternating: never 2 consecutive failures, but a 50% failure rate
+            await (breaker.record_failure() if i % 2 == 0 else breaker.record_success())
+        await breaker.before_call()  # 5 of 9: below the 10-call minimum
+        await breaker.record_success()  # 5 of 10 = 50%, but a success never opens it
+        await breaker.record_failure()  # 6 of 11
+        with pytest.raises(DeferredError):
+            await breaker.before_call()
+        await db.close()
+
+    asyncio.run(main())
+    state, calls, failures = sql(settings, "SELECT state, window_calls, window_failures FROM breakers")[0]
+    assert (state, calls, failures) == ("open", 11, 6)
+
+
 def test_failed_probe_reopens(settings: Settings) -> None:
     async def main() -> str:
         db = Database(settings.database_url.get_secret_value())

@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     call_retry_attempts: int = Field(default=4, ge=1)
     call_retry_base_seconds: float = Field(default=0.5, gt=0)
     call_retry_cap_seconds: float = Field(default=30.0, gt=0)
-    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_failure_threshold: int = Field(default=5, ge=1)  # consecutive failures
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)  # ...or this share of
+    breaker_min_calls: int = Field(default=20, ge=1)  # at least this many calls in a minute
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     repair_interval_seconds: float = Field(default=30.0, gt=0)
 

@@ -1,7 +1,9 @@
 """A circuit breaker per service whose state lives in Postgres, shared by all workers.
 
-closed: calls go through; consecutive failures are counted. open (at the threshold):
-calls are refused with a DeferredError until the cool-down ends. half_open: exactly one
+closed: calls go through; outcomes are counted. open (after ``failure_threshold``
+consecutive failures, or a failure rate of ``failure_rate`` over at least ``min_calls``
+calls within ``window_seconds``): calls are refused with a DeferredError until the
+cool-down ends. half_open: exactly one
 caller, across every worker, is let through as a probe; its success closes the breaker,
 its failure opens it again for another cool-down.
 """
@@ -24,6 +26,9 @@ class CircuitBreaker:
         *,
         owner: str,
         failure_threshold: int = 5,
+        failure_rate: float = 0.5,
+        min_calls: int = 20,
+        window_seconds: float = 60.0,
         cooldown_seconds: float = 30.0,
         probe_seconds: float = 60.0,
     ) -> None:
@@ -31,6 +36,9 @@ class CircuitBreaker:
         self.service = service
         self.owner = owner
         self.failure_threshold = failure_threshold
+        self.failure_rate = failure_rate
+        self.min_calls = min_calls
+        self.window_seconds = window_seconds
         self.cooldown_seconds = cooldown_seconds
         self.probe_seconds = probe_seconds
 
@@ -59,16 +67,16 @@ class CircuitBreaker:
             )
 
     async def record_success(self) -> None:
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(query("breaker_success"), {"service": self.service})
-            if cur.rowcount:
-                log.info("breaker_closed", service=self.service)
+        await self._record(failed=False)
 
     async def record_failure(self) -> None:
+        await self._record(failed=True)
+
+    async def _record(self, *, failed: bool) -> None:
+        params = {"service": self.service, "failed": failed, "threshold": self.failure_threshold,
+                  "rate": self.failure_rate, "min_calls": self.min_calls, "window": self.window_seconds}
         async with self.db.pool.connection() as conn:
-            cur = await conn.execute(
-                query("breaker_failure"), {"service": self.service, "threshold": self.failure_threshold}
-            )
-            state = (await cur.fetchone())[0]
-        if state == "open":
-            log.warning("breaker_open", service=self.service)
+            await conn.execute(query("breaker_ensure"), params)
+            state, previous = await (await conn.execute(query("breaker_record"), params)).fetchone()
+        if state != previous:
+            log.warning("breaker_" + state, service=self.service)

@@ -99,6 +99,8 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
             service, retry, pricing=pricing, budget=budget, limiter=RateLimiter(db, service, limits),
             breaker=CircuitBreaker(db, service, owner=owner,
                                    failure_threshold=settings.breaker_failure_threshold,
+                                   failure_rate=settings.breaker_failure_rate,
+                                   min_calls=settings.breaker_min_calls,
                                    cooldown_seconds=settings.breaker_cooldown_seconds),
         )
 

@@ -37,6 +37,9 @@ CREATE TABLE breakers (
     opened_at             timestamptz,
     probe_owner           text,
     probe_until           timestamptz,
+    window_start          timestamptz,             -- failure-rate window: calls and failures since
+    window_calls          integer NOT NULL DEFAULT 0,
+    window_failures       integer NOT NULL DEFAULT 0,
     updated_at            timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,0 +1,1 @@
+INSERT INTO breakers (service) VALUES (%(service)s) ON CONFLICT DO NOTHING
