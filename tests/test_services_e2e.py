@@ -131,7 +131,17 @@ def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path
     # a provider that rejects the key: the failure text must not carry it either
     bad_key = "sk-REJECTED-secret-5e4d3c2b1a"
     outputs.append(run_cli(s, "search", "bees", **{**env, "OPENAI_API_KEY": bad_key}))
-    text = "\n".join(r.stdout + r.stderr for r in outputs)
+    # a worker whose key is rejected: its log and the failed document must not carry it
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "new.md").write_text("# New\n\nA document the rejected key cannot embed.")
+    submit(s, tmp_path / "more")
+    worker = start_worker(s, tmp_path / "w.log", **{**env, "OPENAI_API_KEY": bad_key})
+    try:
+        wait_for(lambda: stages(s).get("failed") == 1, 60, "the auth failure")
+    finally:
+        stop(worker)
+    assert sql(s, "SELECT error_code FROM documents WHERE stage = 'failed'")[0][0] == "auth_failed"
+    text = "\n".join(r.stdout + r.stderr for r in outputs) + (tmp_path / "w.log").read_text()
     assert "**********" in outputs[0].stdout  # doctor shows the key masked
     rows = sql(s, "SELECT coalesce(error_message, '') FROM documents UNION ALL SELECT detail::text FROM events"
                   " UNION ALL SELECT coalesce(last_error, '') FROM jobs")
