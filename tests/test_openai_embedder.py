@@ -73,6 +73,12 @@ def test_transient_failures(fake: FakeOpenAI, fault: str, code: str) -> None:
     assert exc.value.code == code
 
 
+def test_slow_responses_still_succeed(fake: FakeOpenAI) -> None:
+    fake.faults.inject("slow")
+    result = embed(embedder(fake, timeout=2.0), ["patience"])
+    assert result.vectors.shape == (1, 1536) and fake.stats["status_200"] == 1
+
+
 def test_rate_limit_carries_retry_after(fake: FakeOpenAI) -> None:
     fake.faults.inject("429")
     with pytest.raises(TransientError) as exc:

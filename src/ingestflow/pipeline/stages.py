@@ -106,8 +106,9 @@ class Pipeline:
         parser = self.services.parser
         fallback_reason = None
         try:
-            pages = await asyncio.to_thread(estimate_pages, data, mime)
-            parsed = await self.services.parse_guard.call(
+            guard = self.services.parse_guard
+            pages = await asyncio.to_thread(estimate_pages, data, mime) if guard.pricing else 0
+            parsed = await guard.call(
                 lambda: parser.parse(data, mime, name), units=pages, context=ctx.call_context,
                 actual_units=lambda p: p.usage_pages or pages,
             )
