@@ -172,3 +172,31 @@ def test_runtime_reuses_one_embedded_server(tmp_path: Path, monkeypatch: pytest.
     assert asyncio.run(count()) == 1
     assert asyncio.run(count()) == 2
     assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
+
+
+def test_transient_failures_retry_with_backoff_then_fail(settings: Settings, tmp_path: Path) -> None:
+    """A stored file that went missing is not the document's fault: retried, then failed."""
+    settings = settings.model_copy(update={"max_attempts": 3})
+    write_markdown(tmp_path / "notes.md", TOPICS[:1], filler=2)
+    (sub,) = submit(settings, [tmp_path / "notes.md"])
+    for stored in (settings.home / "files").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    doc = sub.registration.document_id
+
+    async def work_until_failed() -> None:
+        async with open_runtime(settings) as rt:
+            for _ in range(100):  # each drain ends when the retry is not due yet
+                await rt.drain([doc]).run()
+                if sql(settings, "SELECT stage FROM documents WHERE id = %s", (doc,))[0][0] == "failed":
+                    return
+                await asyncio.sleep(0.1)
+
+    asyncio.run(work_until_failed())
+    stage, code, message = sql(settings, "SELECT stage, error_code, error_message FROM documents WHERE id = %s",
+                               (doc,))[0]
+    assert (stage, code) == ("failed", "internal_error")
+    assert message.startswith("gave up after 3 attempts") and "missing" in message
+    retries = [r[0] for r in sql(settings, "SELECT detail->>'attempt' FROM events WHERE document_id = %s"
+                                 " AND kind = 'retry_scheduled' ORDER BY id", (doc,))]
+    assert retries == ["1", "2"]
