@@ -296,7 +296,8 @@ def doctor() -> None:
         where = "DATABASE_URL" if s.database_url else f"embedded under {s.home}"
         console.print(f"database: PostgreSQL {version}, pgvector {pgvector} ({where})")
         for service, state, failures, opened_at in breakers:
-            console.print(f"breaker {service}: {state} ({failures} consecutive failures)")
+            since = f", open since {opened_at:%H:%M:%S}" if opened_at and state != "closed" else ""
+            console.print(f"breaker {service}: {state} ({failures} consecutive failures{since})")
         await _print_costs(rt, tenant=None, by_document=False)
         return 1 if problems else 0
 

@@ -202,7 +202,7 @@ class Pipeline:
             rows = todo[batch.start:batch.stop]
             texts = [r[1] for r in rows]
             result = await guard.call(
-                lambda: embedder.embed(texts), units=sum(r[2] for r in rows),
+                lambda texts=texts: embedder.embed(texts), units=sum(r[2] for r in rows),
                 context=ctx.call_context, actual_units=lambda r: r.usage_tokens,
                 headers=lambda r: r.extra,
             )
