@@ -370,10 +370,18 @@ def test_ingest_remote_uploads_and_follows(settings: Settings, tmp_path: Path) -
             assert code == 1
             assert "unsupported_type" in out.getvalue() and "rejected: 1" in out.getvalue()
             assert ingest_remote(base, "ifk_wrong", [str(folder)], Console(file=io.StringIO())) == 2
+            (folder / "image.png").unlink()
+            (folder / "more.md").write_text("# More\n\nUploaded without waiting.")
+            out = io.StringIO()
+            assert ingest_remote(base, key, [str(folder)], Console(file=out, width=200), wait=False) == 0
+            assert "1 new, 2 unchanged" in out.getvalue()
+            wait_for(lambda: sql(settings, "SELECT stage FROM documents WHERE source_name LIKE %s",
+                                 ("%more.md",)) == [("complete",)], timeout=60)
     finally:
         stop(worker)
     assert sorted(sql(settings, "SELECT source_name, stage FROM documents")) == [
-        (str(folder / "notes.txt"), "complete"), (str(folder / "page.html"), "complete")]
+        (str(folder / "more.md"), "complete"), (str(folder / "notes.txt"), "complete"),
+        (str(folder / "page.html"), "complete")]
 
 
 def test_access_log_hides_keys_in_urls() -> None:

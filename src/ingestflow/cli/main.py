@@ -50,7 +50,7 @@ def ingest(
             raise typer.Exit(2)
         from ingestflow.cli.remote import ingest_remote
 
-        raise typer.Exit(ingest_remote(server, api_key, paths, console))
+        raise typer.Exit(ingest_remote(server, api_key, paths, console, wait=not no_wait))
 
     async def body(rt: Runtime) -> None:
         submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)

@@ -101,11 +101,13 @@ def _summary(items: list[Tracked], console: Console) -> None:
 
 
 def ingest_remote(server: str, api_key: str, paths: list[str], console: Console, *,
-                  poll_interval: float = 0.5, timeout: float | None = None) -> int:
-    """Upload, follow until every document is complete or failed, print a summary.
+                  poll_interval: float = 0.5, timeout: float | None = None, wait: bool = True) -> int:
+    """Upload, follow until every document is complete or failed (unless ``wait`` is
+    false), print a summary.
 
-    Exit codes: 0 all complete, 1 some failed, were rejected or did not finish within
-    ``timeout``, 2 the server could not be used (unreachable, bad key, bad path).
+    Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
+    rejected or did not finish within ``timeout``, 2 the server could not be used
+    (unreachable, bad key, bad path).
     """
     try:
         files = list(iter_files(paths))
@@ -125,9 +127,12 @@ def ingest_remote(server: str, api_key: str, paths: list[str], console: Console,
             new = sum(1 for i in items if i.id and not i.duplicate)
             console.print(f"{len(items)} files uploaded to {server}: {new} new, "
                           f"{sum(i.duplicate for i in items)} unchanged, {sum(i.error is not None for i in items)} rejected")
-            _follow(client, items, console, poll_interval, timeout)
+            if wait:
+                _follow(client, items, console, poll_interval, timeout)
     except httpx.HTTPError as exc:
         console.print(f"[red]cannot use the server at {server}: {exc}[/red]")
         return 2
     _summary(items, console)
+    if not wait:
+        return 0 if all(i.error is None for i in items) else 1
     return 0 if all(i.stage == "complete" for i in items) else 1
