@@ -200,3 +200,21 @@ def test_transient_failures_retry_with_backoff_then_fail(settings: Settings, tmp
     retries = [r[0] for r in sql(settings, "SELECT detail->>'attempt' FROM events WHERE document_id = %s"
                                  " AND kind = 'retry_scheduled' ORDER BY id", (doc,))]
     assert retries == ["1", "2"]
+
+
+def test_hnsw_index_is_built_once_a_space_is_big_enough(settings: Settings, tmp_path: Path) -> None:
+    write_markdown(tmp_path / "notes.md", TOPICS)
+    ingest(settings, [tmp_path / "notes.md"])
+    before = search(settings, "waggle dance direction of flowers", k=3)
+    assert sql(settings, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw_space_%%'")[0][0] == 0
+    from ingestflow.store import vectors
+
+    url = settings.database_url.get_secret_value()
+    assert asyncio.run(vectors.build_indexes(url, min_vectors=10_000)) == []  # too small yet
+    assert asyncio.run(vectors.build_indexes(url, min_vectors=2)) == [1]
+    assert asyncio.run(vectors.build_indexes(url, min_vectors=2)) == []  # idempotent
+    valid = sql(settings, "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
+                          " WHERE c.relname = 'embeddings_hnsw_space_1'")
+    assert valid == [(True,)]
+    after = search(settings, "waggle dance direction of flowers", k=3)
+    assert [h.ordinal for h in after] == [h.ordinal for h in before]  # same answers, now indexed

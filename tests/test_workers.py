@@ -140,3 +140,16 @@ def test_worker_config_error_names_the_variable(settings: Settings, tmp_path: Pa
     )
     assert result.returncode == 2
     assert "OPENAI_API_KEY" in result.stdout + result.stderr
+
+
+def test_worker_builds_the_hnsw_index_when_the_space_is_big_enough(settings: Settings, tmp_path: Path) -> None:
+    write_docs(tmp_path / "docs", 2)
+    submit(settings, [tmp_path / "docs"])
+    worker = start_worker(settings, tmp_path / "w.log", HNSW_MIN_VECTORS="3", INDEX_CHECK_SECONDS="0.2")
+    try:
+        wait_for(lambda: all_complete(settings), 60, "ingest")
+        wait_for(lambda: sql(settings, "SELECT count(*) FROM pg_indexes"
+                                       " WHERE indexname = 'embeddings_hnsw_space_1'")[0][0] == 1, 30, "the index")
+    finally:
+        assert stop(worker) == 0
+    assert "hnsw_index_built" in (tmp_path / "w.log").read_text()

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     breaker_min_calls: int = Field(default=20, ge=1)  # at least this many calls in a minute
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     repair_interval_seconds: float = Field(default=30.0, gt=0)
+    # A space's HNSW index is built once it holds this many vectors (exact search before).
+    hnsw_min_vectors: int = Field(default=10_000, ge=1)
+    index_check_seconds: float = Field(default=30.0, gt=0)
 
     chunk_max_tokens: int = Field(default=512, ge=16, le=8191)
     chunk_overlap_tokens: int = Field(default=64, ge=0)

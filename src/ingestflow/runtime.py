@@ -49,6 +49,8 @@ class Runtime:
             backoff=RetryPolicy(base_seconds=s.retry_base_seconds, cap_seconds=s.retry_max_seconds),
             repair=self.services.embedder if self.services.embedder_fallback is not None else None,
             repair_interval=s.repair_interval_seconds,
+            index_min_vectors=s.hnsw_min_vectors,
+            index_interval=s.index_check_seconds,
         )
 
 

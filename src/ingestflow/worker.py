@@ -20,7 +20,7 @@ from ingestflow.logging import get_logger, redact
 from ingestflow.pipeline.stages import Pipeline, Released, StageContext
 from ingestflow.services.base import Embedder
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import documents, jobs
+from ingestflow.store import documents, jobs, vectors
 from ingestflow.store.database import Database
 from ingestflow.store.documents import JOBS_CHANNEL, StageConflict
 from ingestflow.store.jobs import ClaimedJob, LeaseLost
@@ -49,6 +49,8 @@ class Worker:
         owner: str | None = None,
         repair: Embedder | None = None,
         repair_interval: float | None = None,
+        index_min_vectors: int | None = None,
+        index_interval: float = 30.0,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -60,6 +62,8 @@ class Worker:
         self.owner = owner or default_owner()
         self.repair = repair  # the real embedder whose health decides when to repair
         self.repair_interval = repair_interval if repair is not None else None
+        self.index_min_vectors = index_min_vectors  # None: this worker builds no indexes
+        self.index_interval = index_interval
         self.processed = 0
         self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
         self._wake = asyncio.Event()
@@ -76,6 +80,8 @@ class Worker:
         background = [asyncio.create_task(self._listen())]
         if self.repair_interval is not None:
             background.append(asyncio.create_task(self._repair_loop(self.repair_interval)))
+        if self.index_min_vectors is not None:
+            background.append(asyncio.create_task(self._index_loop(self.index_min_vectors)))
         try:
             await asyncio.gather(*(self._slot() for _ in range(self.concurrency)))
         finally:
@@ -130,6 +136,20 @@ class Worker:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed check just waits for the next
                 log.warning("repair_check_failed", error=redact(str(exc)))
+
+    async def _index_loop(self, min_vectors: int) -> None:
+        """Build each space's HNSW index once it is big enough (see store/vectors.py)."""
+        while True:
+            await asyncio.sleep(self.index_interval)
+            try:
+                built = await vectors.build_indexes(self.db.url, min_vectors=min_vectors)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried at the next check
+                log.warning("index_build_failed", error=redact(str(exc)))
+                continue
+            if built:
+                log.info("hnsw_index_built", spaces=built)
 
     async def schedule_repairs(self) -> int:
         assert self.repair is not None

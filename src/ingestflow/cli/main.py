@@ -251,6 +251,19 @@ def serve(
               uploads_per_day=settings.api_uploads_per_day)
 
 
+@db_app.command("index")
+def db_index(
+    min_vectors: Annotated[int, typer.Option(help="Only spaces with at least this many vectors.")] = 1,
+) -> None:
+    """Build the HNSW index of every embedding space that lacks one, now (workers otherwise
+    build it once a space reaches HNSW_MIN_VECTORS)."""
+    from ingestflow.store import vectors
+
+    settings = settings_or_exit()
+    built = asyncio.run(vectors.build_indexes(database.database_url(settings), min_vectors=min_vectors))
+    console.print(f"built HNSW indexes for spaces {built}" if built else "no index to build")
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations (idempotent; also done at every start)."""

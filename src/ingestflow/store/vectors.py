@@ -1,7 +1,13 @@
-"""Embedding spaces, bulk vector writes and search.
+"""Embedding spaces, bulk vector writes, search, and each space's HNSW index.
 
 A space is (provider, model, dimensions). Vectors are only ever compared inside one
-space: search filters on ``space_id`` and each space has its own partial HNSW index.
+space: search filters on ``space_id``, and each space gets its own partial HNSW index.
+
+The index is built once a space holds ``min_vectors`` vectors, not at its creation:
+maintaining HNSW costs ~2 ms per 1536-d insert here (28x the plain write), while an exact
+scan of a few thousand vectors is fast and returns the true nearest neighbours. Building
+the graph once, after the bulk of a load, is also how pgvector recommends loading. The
+build runs CONCURRENTLY, so writes and searches go on meanwhile.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -20,7 +27,7 @@ MAX_INDEXED_DIMENSIONS = 2000  # pgvector's HNSW limit for the vector type
 
 
 async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensions: int) -> int:
-    """The id of the space, creating it and its HNSW index on first use."""
+    """The id of the space, creating it on first use."""
     cur = await conn.execute(
         "SELECT id FROM embedding_spaces WHERE provider = %s AND model = %s AND dimensions = %s",
         (provider, model, dimensions),
@@ -39,14 +46,43 @@ async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensi
             (provider, model, dimensions),
         )
         space_id = (await cur.fetchone())[0]
-        if dimensions <= MAX_INDEXED_DIMENSIONS:
-            dims = int(dimensions)
-            await conn.execute(
-                f"CREATE INDEX IF NOT EXISTS embeddings_hnsw_space_{space_id} ON embeddings"
-                f" USING hnsw ((embedding::vector({dims})) vector_cosine_ops)"
-                f" WHERE space_id = {int(space_id)}"
-            )
     return space_id
+
+
+def index_name(space_id: int) -> str:
+    return f"embeddings_hnsw_space_{int(space_id)}"
+
+
+async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
+    """Build the HNSW index of every space that has ``min_vectors`` vectors and no valid
+    index yet; returns the spaces indexed. One builder at a time (advisory lock)."""
+    built = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        got = await (await conn.execute("SELECT pg_try_advisory_lock(hashtextextended('ingestflow-index', 0))")).fetchone()
+        if not got[0]:
+            return built
+        try:
+            spaces = await (await conn.execute(query("spaces_without_index"))).fetchall()
+            for space_id, dimensions, valid in spaces:
+                if dimensions > MAX_INDEXED_DIMENSIONS:
+                    continue  # pgvector's HNSW limit: such spaces are searched exactly
+                cur = await conn.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE space_id = %s LIMIT %s) enough",
+                    (space_id, min_vectors))
+                if (await cur.fetchone())[0] < min_vectors:
+                    continue
+                name = index_name(space_id)
+                if valid is False:  # a build that died half-way leaves an invalid index
+                    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                await conn.execute(
+                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON embeddings"
+                    f" USING hnsw ((embedding::vector({int(dimensions)})) vector_cosine_ops)"
+                    f" WHERE space_id = {int(space_id)}"
+                )
+                built.append(space_id)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended('ingestflow-index', 0))")
+    return built
 
 
 async def reuse_vectors(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
