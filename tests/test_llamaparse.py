@@ -1,42 +1,82 @@
-"""The LlamaParse client against the fake LlamaParse server, the pipeline in REAL parser
-mode, and the webhook flow end to end: fake provider -> signed callback -> our HTTP API."""
+"""The LlamaParse client against the fake LlamaParse server (real HTTP), the pipeline in REAL
+parser mode, and the webhook flow: fake provider -> loopback receiver / our HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from api_support import live_server, wait_for
 from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from support import SAMPLES, ingest, sql
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.services.base import ParsedDocument
 from ingestflow.services.llamaparse import LlamaParseParser
-from ingestflow.services.webhooks import job_secret
-from ingestflow.testing.fake_llamaparse import FakeLlamaParse
+from ingestflow.services.webhooks import job_secret, verify
+from ingestflow.testing import FakeLlamaParse
+from ingestflow.testing._server import LoopbackServer
 
 KEY = "llx-test-SECRET-abcdef123456"
 
 
-def parse(fake: FakeLlamaParse, data: bytes, *, key: str = KEY, timeout: float = 5.0):  # noqa: ANN201
-    async def main():  # noqa: ANN202
+def parser_for(fake: FakeLlamaParse, client: httpx.AsyncClient, *, key: str = KEY,
+               timeout: float = 5.0) -> LlamaParseParser:
+    return LlamaParseParser(api_key=key, base_url=fake.url, timeout=timeout, poll_initial=0.01,
+                            poll_max=0.05, client=client)
+
+
+def parse(fake: FakeLlamaParse, data: bytes, *, key: str = KEY, timeout: float = 5.0) -> ParsedDocument:
+    async def main() -> ParsedDocument:
         async with httpx.AsyncClient() as client:
-            parser = LlamaParseParser(api_key=key, base_url=fake.url, timeout=timeout, poll_initial=0.01,
-                                      poll_max=0.05, client=client)
-            return await parser.parse(data, "application/pdf", "docs/report.pdf")
+            return await parser_for(fake, client, key=key, timeout=timeout).parse(
+                data, "application/pdf", "docs/report.pdf")
 
     return asyncio.run(main())
+
+
+@contextmanager
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A loopback webhook endpoint that records every delivery (headers, raw body)."""
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append((dict(request.headers), await request.body()))
+        return JSONResponse({"ok": True})
+
+    server = LoopbackServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])])).start()
+    try:
+        yield f"{server.base}/hook", received
+    finally:
+        server.stop()
+
+
+# -- parse ---------------------------------------------------------------------------------
 
 
 def test_pdf_parses_with_pages_after_polling() -> None:
     with FakeLlamaParse(api_key=KEY, polls_until_done=3) as fake:
         parsed = parse(fake, (SAMPLES / "handbook.pdf").read_bytes())
         assert parsed.parser == "llamaparse" and parsed.usage_pages == 3
-        assert "aurora borealis" in parsed.markdown
-        assert fake.stats["polls"] == 3
+        assert "aurora borealis" in parsed.markdown and parsed.markdown.count("\n---\n") == 2
+        assert fake.stats["polls"] == 3 and fake.stats["uploads"] == 1
+
+
+def test_jobs_can_take_time() -> None:
+    with FakeLlamaParse(api_key=KEY, seconds_until_done=0.3) as fake:
+        parsed = parse(fake, b"slow words")
+        assert parsed.markdown == "# Parsed by fake LlamaParse\n\nslow words" and parsed.usage_pages == 1
+        assert fake.stats["polls"] > 3  # kept polling, with backoff, until the job finished
 
 
 @pytest.mark.parametrize(("fault", "error", "code"), [
@@ -54,6 +94,26 @@ def test_failures_are_classified(fault: str, error: type, code: str) -> None:
             assert exc.value.retry_after == pytest.approx(0.1)
         if fault == "error":
             assert "could not be read" in exc.value.message
+        if fault == "402":
+            assert "Insufficient credits" in exc.value.message and exc.value.retry_after == 3600
+
+
+def test_rate_limited_upload_succeeds_when_the_caller_retries() -> None:
+    with FakeLlamaParse(api_key=KEY) as fake:
+        fake.faults.inject("429")
+        with pytest.raises(TransientError) as exc:
+            parse(fake, b"retry me")
+        assert exc.value.code == "rate_limited"
+        assert "retry me" in parse(fake, b"retry me").markdown
+        assert fake.stats["uploads"] == 2 and fake.stats["status_429"] == 1 and len(fake.jobs) == 1
+
+
+def test_unanswered_polls_do_not_upload_again() -> None:
+    with FakeLlamaParse(api_key=KEY, polls_until_done=2) as fake:
+        fake.poll_faults.inject("500", "429", "503")
+        assert "patience" in parse(fake, b"patience").markdown
+        assert fake.stats["uploads"] == 1 and fake.stats["polls"] == 2
+        assert (fake.stats["status_500"], fake.stats["status_429"], fake.stats["status_503"]) == (1, 1, 1)
 
 
 def test_partial_success_is_accepted_and_stuck_jobs_time_out() -> None:
@@ -63,7 +123,15 @@ def test_partial_success_is_accepted_and_stuck_jobs_time_out() -> None:
         fake.faults.inject("stuck")
         with pytest.raises(TransientError) as exc:
             parse(fake, b"some words", timeout=0.3)
-        assert exc.value.code == "parse_timeout"
+        assert exc.value.code == "parse_timeout" and "PENDING" in exc.value.message
+
+
+def test_faults_over_http() -> None:
+    with FakeLlamaParse(api_key=KEY) as fake:
+        httpx.post(f"{fake.url}/_control/faults", json={"inject": ["error"], "poll": {"inject": ["500"]}})
+        with pytest.raises(PermanentError):
+            parse(fake, b"text")
+        assert httpx.get(f"{fake.url}/_control/stats").json()["status_500"] == 1
 
 
 def test_bad_key_is_permanent_and_hidden() -> None:
@@ -71,8 +139,63 @@ def test_bad_key_is_permanent_and_hidden() -> None:
     with FakeLlamaParse(api_key=KEY) as fake:
         with pytest.raises(PermanentError) as exc:
             parse(fake, b"text", key=wrong)
-    assert exc.value.code == "auth_failed" and wrong not in str(exc.value)
-    assert wrong not in repr(LlamaParseParser(api_key=wrong))
+        health = asyncio.run(LlamaParseParser(api_key=wrong, base_url=fake.url).health())
+    assert exc.value.code == "auth_failed" and health[0] is False
+    for text in (str(exc.value), repr(exc.value), repr(LlamaParseParser(api_key=wrong)), health[1]):
+        assert wrong not in text
+
+
+def test_health() -> None:
+    with FakeLlamaParse(api_key=KEY) as fake:
+        assert asyncio.run(LlamaParseParser(api_key=KEY, base_url=fake.url).health()) == (True, "LlamaParse reachable")
+        fake.faults.down = True
+        ok, detail = asyncio.run(LlamaParseParser(api_key=KEY, base_url=fake.url).health())
+        assert not ok and "503" in detail
+    ok, detail = asyncio.run(LlamaParseParser(api_key=KEY, base_url="http://127.0.0.1:9").health())
+    assert not ok and "connection_error" in detail
+
+
+def test_pages_fall_back_to_separators_without_metadata() -> None:
+    """A result without ``job_metadata`` (scripted transport): pages from the separators."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"markdown": "one\n---\ntwo\n---\nthree"})
+
+    parser = LlamaParseParser(api_key=KEY, base_url="http://scripted.invalid",
+                              transport=httpx.MockTransport(answer))
+    assert asyncio.run(parser.fetch_markdown("job-1")).usage_pages == 3
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+
+def test_submit_with_webhook_posts_the_signed_result_to_a_receiver() -> None:
+    secret = "per-job-secret"
+    with receiver() as (url, received), FakeLlamaParse(api_key=KEY) as fake:
+        parser = LlamaParseParser(api_key=KEY, base_url=fake.url)
+        job_id = asyncio.run(parser.submit(b"Callback text.", "dir/scan.txt", webhook_url=url,
+                                           webhook_secret=secret))
+        wait_for(lambda: received, timeout=10)
+        headers, raw = received[0]
+        fetched = asyncio.run(LlamaParseParser(api_key=KEY, base_url=fake.url).fetch_markdown(job_id))
+    payload = json.loads(raw)
+    assert (payload["job_id"], payload["status"], payload["pages"]) == (job_id, "SUCCESS", 1)
+    assert payload["markdown"] == fetched.markdown == "# Parsed by fake LlamaParse\n\nCallback text."
+    assert verify(secret, headers, raw) == f"evt-{job_id}"  # signed as services/webhooks.py specifies
+
+
+def test_webhook_delivery_can_be_switched_off() -> None:
+    with receiver() as (url, received), FakeLlamaParse(api_key=KEY, deliver_webhooks=False) as fake:
+        async def submit() -> str:
+            async with httpx.AsyncClient() as client:
+                return await parser_for(fake, client).submit(b"quiet", "a.txt", webhook_url=url)
+
+        job_id = asyncio.run(submit())
+        assert fake.jobs[job_id].webhook_url == url
+        asyncio.run(asyncio.sleep(0.3))
+    assert received == [] and fake.stats["webhooks"] == 0
+
+
+# -- through the pipeline (PostgreSQL) -----------------------------------------------------
 
 
 def test_real_parser_mode_through_the_pipeline_records_pages_and_cost(settings: Settings, tmp_path: Path) -> None:

@@ -16,47 +16,62 @@ import threading
 import zipfile
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from ingestflow.errors import PermanentError
-from ingestflow.pipeline.detect import DOCX, HTML, MARKDOWN, PDF, TEXT, decode_text, detect_mime
+from ingestflow.pipeline.detect import (
+    DOCX,
+    HTML,
+    MARKDOWN,
+    PDF,
+    SUPPORTED_NAMES,
+    TEXT,
+    decode_text,
+    detect_mime,
+)
 from ingestflow.services.base import PageSpan, ParsedDocument
 
-# PDFium is not thread-safe: one document at a time per process.
+# PDFium is not thread-safe, not even across different documents: one call at a time.
 _PDFIUM_LOCK = threading.Lock()
 _CHARS_PER_PAGE = 3000  # page estimate for formats without pages
+# C0 controls (but tab and newline) and non-characters: PDFium emits some (e.g. \x02 for a
+# hyphen it inserted), and PostgreSQL text refuses NUL, so none of them survive parsing.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
 
 
 def parse_local(data: bytes, mime: str) -> ParsedDocument:
+    """Markdown of ``data``; ``mime`` is the type detected from the bytes ("" detects it)."""
+    mime = mime or detect_mime(data)
     if mime == PDF:
         markdown, pages = _pdf(data)
-        return ParsedDocument(markdown, "local", tuple(pages))
+        return ParsedDocument(markdown, "local", tuple(pages), usage_pages=0)
     if mime == DOCX:
         markdown = _docx(data)
     elif mime == HTML:
         markdown = _html(data)
     elif mime in (MARKDOWN, TEXT):
-        markdown = _normalise(decode_text(data))
+        markdown = _text(data)
     else:
-        markdown = ""
-        detect_mime(data)  # raises the precise reason (empty, unsupported...)
-        raise PermanentError("unsupported_type", f"Documents of type {mime!r} cannot be parsed.")
+        raise PermanentError(
+            "unsupported_type", f"Documents of type {mime!r} cannot be parsed; supported: {SUPPORTED_NAMES}."
+        )
     if not markdown.strip():
         raise PermanentError("empty_document", "The document contains no text to index.")
-    return ParsedDocument(markdown, "local")
+    return ParsedDocument(markdown, "local", usage_pages=0)
 
 
 def estimate_pages(data: bytes, mime: str) -> int:
     """Pages a per-page provider will bill: the real count for PDFs, an estimate otherwise."""
     if mime == PDF:
-        try:
-            with _PDFIUM_LOCK:
+        with _PDFIUM_LOCK:
+            try:
                 pdf = pdfium.PdfDocument(data)
-                try:
-                    return max(1, len(pdf))
-                finally:
-                    pdf.close()
-        except pdfium.PdfiumError:
-            return 1
+            except pdfium.PdfiumError:
+                return 1
+            try:
+                return max(1, len(pdf))
+            finally:
+                pdf.close()
     return max(1, len(data) // _CHARS_PER_PAGE)
 
 
@@ -66,37 +81,36 @@ class LocalParser:
     name = "local"
 
     async def parse(self, data: bytes, mime: str, filename: str) -> ParsedDocument:
-        return await asyncio.to_thread(parse_local, data, mime or detect_mime(data))
+        """``filename`` is ignored on purpose: the type comes from the bytes."""
+        return await asyncio.to_thread(parse_local, data, mime)
 
     async def health(self) -> tuple[bool, str]:
         return True, "runs in-process"
 
 
-def _normalise(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+def _clean(text: str) -> str:
+    """Unix newlines, no control characters: safe to chunk and to store."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+# -- plain text and Markdown ------------------------------------------------------------
+
+
+def _text(data: bytes) -> str:
+    """Markdown and plain text are kept as they are: they already are Markdown."""
+    return _clean(decode_text(data))
+
+
+# -- PDF --------------------------------------------------------------------------------
 
 
 def _pdf(data: bytes) -> tuple[str, list[PageSpan]]:
+    """Text of every page, pages joined by a blank line; spans say where each page is.
+    Pages without text get no span, so the others keep their true page numbers."""
     with _PDFIUM_LOCK:
+        pdf = _open_pdf(data)
         try:
-            pdf = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as exc:
-            if "password" in str(exc).lower():
-                raise PermanentError(
-                    "encrypted_pdf",
-                    "The PDF is password-protected; remove the password and upload it again.",
-                ) from None
-            raise PermanentError(
-                "corrupt_file", f"The PDF could not be read (it may be damaged or truncated): {exc}."
-            ) from None
-        try:
-            texts = []
-            for index in range(len(pdf)):
-                page = pdf[index]
-                textpage = page.get_textpage()
-                texts.append(_normalise(textpage.get_text_range()).strip())
-                textpage.close()
-                page.close()
+            texts = [_pdf_page_text(pdf, index) for index in range(len(pdf))]
         finally:
             pdf.close()
     parts, spans, offset = [], [], 0
@@ -112,51 +126,109 @@ def _pdf(data: bytes) -> tuple[str, list[PageSpan]]:
     if not spans:
         raise PermanentError(
             "empty_document",
-            "The PDF has no extractable text (is it a scanned image?); OCR it first.",
+            "The PDF has no extractable text (is it a scanned image?); run OCR on it and upload it again.",
         )
     return "".join(parts), spans
 
 
+def _open_pdf(data: bytes) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD or "password" in str(exc).lower():
+            raise PermanentError(
+                "encrypted_pdf",
+                "The PDF is password-protected; remove the password (save an unprotected copy) "
+                "and upload it again.",
+            ) from None
+        raise PermanentError("corrupt_file", f"The PDF could not be read: {_pdfium_reason(exc)}") from None
+
+
+def _pdf_page_text(pdf: pdfium.PdfDocument, index: int) -> str:
+    try:
+        page = pdf[index]
+    except pdfium.PdfiumError as exc:
+        raise PermanentError(
+            "corrupt_file", f"The PDF could not be read: page {index + 1} is damaged ({_pdfium_reason(exc)})"
+        ) from None
+    try:
+        textpage = page.get_textpage()
+        try:
+            return _clean(textpage.get_text_range()).strip()
+        finally:
+            textpage.close()
+    except pdfium.PdfiumError as exc:
+        raise PermanentError(
+            "corrupt_file", f"The PDF could not be read: page {index + 1} is damaged ({_pdfium_reason(exc)})"
+        ) from None
+    finally:
+        page.close()
+
+
+def _pdfium_reason(exc: Exception) -> str:
+    """PDFium's own words ("Data format error"), which a person can act on."""
+    match = re.search(r"PDFium: ([^)]+)", str(exc))
+    reason = match.group(1) if match else str(exc).rstrip(".")
+    return f"{reason.lower()}; the file may be damaged or truncated."
+
+
+# -- DOCX -------------------------------------------------------------------------------
+
+
 def _docx(data: bytes) -> str:
-    import docx  # python-docx
-    from docx.document import Document
+    """Headings, paragraphs, lists and tables in document order (tables stay in place)."""
+    import docx  # python-docx: imported here, only DOCX uploads pay for it
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     try:
-        document: Document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(data))
+        blocks = []
+        for item in document.iter_inner_content():
+            if isinstance(item, Paragraph):
+                blocks.append(_docx_paragraph(item))
+            elif isinstance(item, Table):
+                blocks.append(_docx_table(item))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise PermanentError("corrupt_file", f"The DOCX file could not be read: {exc}.") from None
+        raise PermanentError("corrupt_file", f"The DOCX file could not be read: {_short(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - lxml/opc errors: the file is damaged
-        raise PermanentError("corrupt_file", f"The DOCX file is damaged: {type(exc).__name__}.") from None
-    blocks = []
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            line = _docx_paragraph(item)
-            if line:
-                blocks.append(line)
-        elif isinstance(item, Table):
-            blocks.append(_docx_table(item))
-    return "\n\n".join(b for b in blocks if b.strip())
+        raise PermanentError(
+            "corrupt_file", f"The DOCX file could not be read: it is damaged ({type(exc).__name__})."
+        ) from None
+    return _clean("\n\n".join(b for b in blocks if b.strip()))
 
 
-def _docx_paragraph(paragraph) -> str:  # noqa: ANN001 - python-docx Paragraph
-    text = paragraph.text.strip()
+def _docx_paragraph(paragraph) -> str:
+    text = " ".join(paragraph.text.split())
     if not text:
         return ""
     style = (paragraph.style.name if paragraph.style is not None else "") or ""
     if style == "Title":
         return f"# {text}"
-    match = re.match(r"Heading (\d)", style)
-    if match:
-        return f"{'#' * min(int(match.group(1)), 6)} {text}"
-    if style.startswith("List"):
-        return f"- {text}"
+    heading = re.match(r"Heading (\d)", style)
+    if heading:
+        return f"{'#' * min(max(int(heading.group(1)), 1), 6)} {text}"
+    level = _list_level(paragraph, style)
+    if level is not None:
+        return f"{'  ' * level}- {text}"
     return text
 
 
-def _docx_table(table) -> str:  # noqa: ANN001 - python-docx Table
-    rows = [[cell.text.strip().replace("|", "\\|").replace("\n", " ") for cell in row.cells] for row in table.rows]
+def _list_level(paragraph, style: str) -> int | None:
+    """Nesting level of a list item (a "List ..." style or Word numbering), else None."""
+    ppr = paragraph._p.pPr  # python-docx has no public API for Word numbering
+    numbering = ppr.numPr if ppr is not None else None
+    if numbering is not None and numbering.ilvl is not None and numbering.ilvl.val is not None:
+        return min(int(numbering.ilvl.val), 8)
+    if style.startswith("List"):
+        level = re.search(r"(\d)$", style)  # "List Bullet 2" is the second level
+        return int(level.group(1)) - 1 if level else 0
+    return 0 if numbering is not None else None
+
+
+def _docx_table(table) -> str:
+    rows = [[_cell(cell.text) for cell in row.cells] for row in table.rows]
+    rows = [r for r in rows if any(r)]
     if not rows:
         return ""
     width = max(len(r) for r in rows)
@@ -166,30 +238,58 @@ def _docx_table(table) -> str:  # noqa: ANN001 - python-docx Table
     return "\n".join(lines)
 
 
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _short(exc: Exception) -> str:
+    message = str(exc).strip("\"' ") or type(exc).__name__
+    return (message[:200] + "...") if len(message) > 200 else message.rstrip(".") + "."
+
+
+# -- HTML -------------------------------------------------------------------------------
+
+
 def _html(data: bytes) -> str:
+    """Converted in native code; scripts, styles, navigation and forms are not content.
+    Should the converter fail, the page's plain text is better than losing the document."""
     import html_to_markdown
 
     text = _decode_html(data)
     try:
-        options = html_to_markdown.ConversionOptions(extract_metadata=False, skip_images=True)
-        return _normalise(html_to_markdown.convert(text, options).content).strip()
+        options = html_to_markdown.ConversionOptions(
+            extract_metadata=False,
+            skip_images=True,
+            preprocessing=html_to_markdown.PreprocessingOptions(
+                enabled=True, remove_navigation=True, remove_forms=True
+            ),
+            exclude_selectors=["script", "style", "noscript", "template", "nav"],
+        )
+        return _clean(html_to_markdown.convert(text, options).content).strip()
     except Exception:  # noqa: BLE001 - fall back to plain text rather than lose the document
-        from selectolax.parser import HTMLParser
+        return _html_text(text)
 
-        tree = HTMLParser(text)
-        for node in tree.css("script, style, nav, noscript"):
-            node.decompose()
-        body = tree.body or tree.root
-        return body.text(separator="\n").strip() if body is not None else ""
+
+def _html_text(text: str) -> str:
+    from selectolax.lexbor import LexborHTMLParser  # selectolax >= 1.0 has only lexbor
+
+    tree = LexborHTMLParser(text)
+    for node in tree.css("script, style, nav, noscript, template"):
+        node.decompose()
+    body = tree.body or tree.root
+    return _clean(body.text(separator="\n")).strip() if body is not None else ""
 
 
 def _decode_html(data: bytes) -> str:
+    """A BOM wins, then a ``<meta charset>``; UTF-8 otherwise, never failing."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    match = re.search(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_-]+)", data[:4096], re.I)
-    encoding = match.group(1).decode() if match else "utf-8"
+        return data.decode("utf-16", errors="replace").lstrip("\ufeff")
+    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", data[:4096], re.IGNORECASE)
+    encoding = match.group(1).decode("ascii") if match else "utf-8"
+    if encoding.lower().replace("-", "").replace("_", "") in ("utf16", "utf16le", "utf16be"):
+        encoding = "utf-8"  # a UTF-16 page has a BOM; a declaration without one is wrong
     try:
         return data.decode(encoding, errors="replace")
     except LookupError:

@@ -1,10 +1,14 @@
-"""LlamaParse (LlamaCloud) over httpx: upload, poll with backoff, fetch the Markdown.
+"""LlamaParse (LlamaCloud v1 parsing API) over httpx: upload, poll with backoff, fetch.
 
-Jobs can take seconds or hours, so polling backs off (1 s growing to 10 s) under an overall
+Jobs take seconds or hours, so polling backs off (1 s, x1.5, up to 10 s) under an overall
 timeout, after which the job counts as transiently failed and is submitted again later.
-For the webhook flow, ``submit`` passes a callback URL and the per-job secret with which
-the provider signs its delivery (see ``services/webhooks.py``); the HTTP API verifies it.
-The transport is injectable (``httpx.AsyncClient``), so tests talk to a fake server.
+An unanswered poll (429, 5xx, connection) does not end the wait: the job is already
+uploaded and paid for, and re-uploading would only pay again. Everything else raises a
+classified error for the caller's single retry layer.
+
+For the webhook flow, ``submit`` passes a callback URL (and the per-job secret with which
+the delivery is signed, see ``services/webhooks.py``) and returns at once; the HTTP API
+receives the result. The client or transport is injectable, so tests use a fake server.
 """
 
 from __future__ import annotations
@@ -16,81 +20,124 @@ from typing import Any
 import httpx
 
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
+from ingestflow.logging import get_logger
 from ingestflow.services.base import ParsedDocument
-from ingestflow.services.openai_embedder import retry_after_seconds
+from ingestflow.services.openai_embedder import (
+    QUOTA_RETRY_AFTER,
+    redact_key,
+    retry_after_seconds,
+)
 
-DONE = {"SUCCESS", "PARTIAL_SUCCESS"}
+DEFAULT_BASE_URL = "https://api.cloud.llamaindex.ai"
+PARSING = "/api/v1/parsing"
+DONE = frozenset({"SUCCESS", "PARTIAL_SUCCESS"})
+PAGE_SEPARATOR = "\n---\n"  # LlamaParse's default between pages of the Markdown result
+
+log = get_logger("ingestflow.llamaparse")
 
 
 class LlamaParseParser:
+    """A ``Parser`` on LlamaParse; ``usage_pages`` is what the job billed."""
+
     name = "llamaparse"
 
-    def __init__(self, *, api_key: str, base_url: str = "https://api.cloud.llamaindex.ai", timeout: float = 1800.0,
-                 poll_initial: float = 1.0, poll_max: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, *, api_key: str, base_url: str = DEFAULT_BASE_URL, timeout: float = 1800.0,
+                 poll_initial: float = 1.0, poll_factor: float = 1.5, poll_max: float = 10.0,
+                 request_timeout: float = 60.0, client: httpx.AsyncClient | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.poll_initial, self.poll_max = poll_initial, poll_max
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+        self.poll_initial, self.poll_factor, self.poll_max = poll_initial, poll_factor, poll_max
+        self._client = client or httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(request_timeout, connect=10.0))
 
     def __repr__(self) -> str:  # never show the key
         return f"LlamaParseParser(base_url={self.base_url!r})"
 
     async def parse(self, data: bytes, mime: str, filename: str) -> ParsedDocument:
-        job_id = await self.submit(data, filename, mime=mime)
-        deadline = time.monotonic() + self.timeout
-        delay = self.poll_initial
-        while True:
-            job = await self._request("GET", f"/api/v1/parsing/job/{job_id}")
-            status = str(job.get("status", "")).upper()
-            if status in DONE:
-                return await self.fetch_markdown(job_id)
-            if status == "ERROR":
-                reason = job.get("error_message") or job.get("error_code") or "unknown error"
-                raise PermanentError("parse_failed", f"LlamaParse could not parse the document: {self._scrub(str(reason))}")
-            if status == "CANCELED":
-                raise TransientError("parse_canceled", "LlamaParse canceled the job; it will be submitted again")
-            if time.monotonic() + delay > deadline:
-                raise TransientError("parse_timeout", f"LlamaParse job still {status or 'PENDING'} after {self.timeout:.0f} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, self.poll_max)
+        """Upload, wait for the job, fetch its Markdown."""
+        job_id = await self._upload(data, filename, mime, {})
+        status = await self._wait(job_id)
+        parsed = await self.fetch_markdown(job_id)
+        if status == "PARTIAL_SUCCESS":  # some pages failed; the rest is still worth indexing
+            log.warning("llamaparse_partial_success", job=job_id, pages=parsed.usage_pages)
+        return parsed
 
-    async def submit(self, data: bytes, filename: str, *, mime: str = "application/octet-stream",
-                     webhook_url: str | None = None, webhook_secret: str | None = None) -> str:
-        form = {"result_type": "markdown"}
-        if webhook_url:
-            form["webhook_url"] = webhook_url
-            if webhook_secret:
-                form["webhook_secret"] = webhook_secret
-        body = await self._request("POST", "/api/v1/parsing/upload", data=form,
-                                   files={"file": (filename.rsplit("/", 1)[-1] or "document", data, mime)})
-        job_id = body.get("id")
-        if not job_id:
-            raise TransientError("invalid_response", "LlamaParse returned no job id")
-        return str(job_id)
+    async def submit(self, data: bytes, filename: str, *, webhook_url: str, webhook_secret: str | None = None,
+                     mime: str = "application/octet-stream") -> str:
+        """Start a job whose result is POSTed to ``webhook_url``; returns the job id."""
+        form = {"webhook_url": webhook_url}
+        if webhook_secret:
+            form["webhook_secret"] = webhook_secret
+        return await self._upload(data, filename, mime, form)
 
     async def fetch_markdown(self, job_id: str) -> ParsedDocument:
-        body = await self._request("GET", f"/api/v1/parsing/job/{job_id}/result/markdown")
+        """The finished job's Markdown and billed pages."""
+        body = await self._request("GET", f"{PARSING}/job/{job_id}/result/markdown")
         markdown = body.get("markdown")
         if not isinstance(markdown, str):
             raise TransientError("invalid_response", "LlamaParse result has no markdown")
         if not markdown.strip():
             raise PermanentError("empty_document", "LlamaParse found no text in the document")
-        meta = body.get("job_metadata") or {}
-        pages = int(meta.get("job_pages") or meta.get("credits_used") or 0)
-        return ParsedDocument(markdown, self.name, usage_pages=pages)
+        return ParsedDocument(markdown, self.name, usage_pages=_pages(body.get("job_metadata"), markdown))
 
     async def health(self) -> tuple[bool, str]:
-        """Free: lists supported file types; never raises."""
+        """Free: lists the supported file types; never raises."""
         try:
-            await self._request("GET", "/api/v1/parsing/supported_file_extensions")
+            await self._send("GET", f"{PARSING}/supported_file_extensions", timeout=10)
         except IngestError as exc:
-            return False, exc.message
-        except Exception as exc:  # noqa: BLE001
+            return False, str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
             return False, self._scrub(f"{type(exc).__name__}: {exc}")
         return True, "LlamaParse reachable"
 
+    async def _upload(self, data: bytes, filename: str, mime: str, form: dict[str, str]) -> str:
+        body = await self._request("POST", f"{PARSING}/upload", data=form,
+                                   files={"file": (filename.rsplit("/", 1)[-1] or "document", data, mime)})
+        job_id = body.get("id")
+        if not isinstance(job_id, str) or not job_id:
+            raise TransientError("invalid_response", "LlamaParse returned no job id")
+        return job_id
+
+    async def _wait(self, job_id: str) -> str:
+        """Poll the job until it is done; returns SUCCESS or PARTIAL_SUCCESS."""
+        deadline = time.monotonic() + self.timeout
+        delay, state = self.poll_initial, "PENDING"
+        while True:
+            try:
+                job = await self._request("GET", f"{PARSING}/job/{job_id}")
+            except TransientError as exc:
+                state = f"unanswered ({exc.code})"
+                delay = max(delay, exc.retry_after or 0.0)
+            else:
+                state = str(job.get("status", "")).upper() or "PENDING"
+                if state in DONE:
+                    return state
+                if state == "ERROR":
+                    reason = job.get("error_message") or job.get("error_code") or "no reason given"
+                    raise PermanentError("parse_failed", f"LlamaParse could not parse the document: "
+                                                         f"{self._scrub(str(reason))[:500]}")
+                if state == "CANCELED":
+                    raise TransientError("parse_canceled", "LlamaParse canceled the job; it will be submitted again")
+            if time.monotonic() + delay > deadline:
+                raise TransientError("parse_timeout", f"LlamaParse job {job_id} still {state} after {self.timeout:g} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * self.poll_factor, self.poll_max)
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON object a successful call answers."""
+        response = await self._send(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError("invalid_response", "LlamaParse sent a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise TransientError("invalid_response", f"LlamaParse sent {type(body).__name__}, not an object")
+        return body
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One authorised request; transport failures and error statuses become classified errors."""
         try:
             response = await self._client.request(
                 method, self.base_url + path, headers={"Authorization": f"Bearer {self._key}"}, **kwargs)
@@ -100,29 +147,42 @@ class LlamaParseParser:
             raise TransientError("connection_error", f"LlamaParse unreachable: {type(exc).__name__}") from None
         if response.status_code >= 400:
             raise self._classify(response)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError("invalid_response", "LlamaParse sent a body that is not JSON") from None
-        return body if isinstance(body, dict) else {"data": body}
+        return response
 
     def _classify(self, response: httpx.Response) -> IngestError:
         status = response.status_code
-        try:
-            detail = response.json()
-            message = detail.get("detail") or detail.get("error") or detail.get("message") or response.text
-        except ValueError:
-            message = response.text
-        message = self._scrub(str(message))[:500]
-        retry_after = retry_after_seconds(response.headers)
-        if status == 429 or status >= 500 or status == 408:
-            code = "rate_limited" if status == 429 else "server_error"
-            return TransientError(code, f"LlamaParse {status}: {message}", retry_after=retry_after)
+        message = self._scrub(_error_message(response))[:500]
+        text = f"LlamaParse {status}: {message}"
+        if status == 429 or status == 408 or status >= 500:
+            code = {429: "rate_limited", 408: "timeout"}.get(status, "server_error")
+            return TransientError(code, text, retry_after=retry_after_seconds(response.headers))
         if status == 402:
-            return DeferredError("provider_quota", f"LlamaParse account is out of credits: {message}", retry_after=3600)
+            return DeferredError("provider_quota", f"LlamaParse account is out of credits: {text}",
+                                 retry_after=QUOTA_RETRY_AFTER)
         if status in (401, 403):
-            return PermanentError("auth_failed", f"LlamaParse rejected the API key ({status}): {message}")
-        return PermanentError("parse_rejected", f"LlamaParse {status}: {message}")
+            return PermanentError("auth_failed", f"LlamaParse rejected the API key: {text}")
+        return PermanentError("parse_rejected", text)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return redact_key(text, self._key)
+
+
+def _error_message(response: httpx.Response) -> str:
+    """LlamaCloud answers errors as ``{"detail": ...}`` (FastAPI); anything else as text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("detail", "error_message", "message", "error"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)
+
+
+def _pages(metadata: object, markdown: str) -> int:
+    """Billed pages from ``job_metadata.job_pages``; else the pages the Markdown separates."""
+    pages = metadata.get("job_pages") if isinstance(metadata, dict) else None
+    if isinstance(pages, int) and pages >= 0:
+        return pages
+    return markdown.count(PAGE_SEPARATOR) + 1

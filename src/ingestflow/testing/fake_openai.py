@@ -3,16 +3,21 @@
     with FakeOpenAI(api_key="sk-test", tpm=100_000) as fake:
         client = AsyncOpenAI(api_key="sk-test", base_url=fake.url)
         fake.faults.inject("429", "nan")      # the next two requests fail that way
+        fake.faults.inject("slow:2.5")        # a kind may carry seconds: slow, 429, timeout
         fake.faults.set_rate(0.3, ["500", "timeout"], seed=1)
 
 Speaks ``POST /v1/embeddings`` (float or base64 vectors, usage with exact cl100k_base
 counts, ``x-ratelimit-*`` headers, OpenAI error bodies) and ``GET /v1/models[/{id}]``.
 Vectors are deterministic per text. Enforces the per-request limits (2048 inputs, 8192
-tokens per input, 300,000 per request, no empty strings) and optional RPM/TPM limits over a
-sliding minute. Faults: 429 (Retry-After), 500, 503, slow, timeout, drop (connection closed
-mid-response), malformed_json, wrong_dimensions, nan, fewer_vectors, insufficient_quota,
-and ``faults.down``. ``stats`` counts what it saw; ``POST /_control/faults`` and
-``GET /_control/stats`` drive it from another process (``ingestflow fake-providers``).
+tokens per input, 300,000 per request, no empty strings) and RPM/TPM limits over a sliding
+minute (a low tier's 3,000 RPM and 1,000,000 TPM unless told otherwise; ``None`` turns a
+limit and its headers off). Faults: 429 (Retry-After), 500, 503, slow, timeout, drop
+(connection closed mid-response), malformed_json, wrong_dimensions, nan, fewer_vectors,
+insufficient_quota, and ``faults.down``. ``stats`` counts what it saw: ``requests``,
+``status_<code>``, ``dropped``, ``rate_limited``, ``inputs`` and ``tokens_billed`` (the
+usage of every answered request, including bodies the client cannot read, as the real
+service bills them). ``POST /_control/faults`` and ``GET /_control/stats`` drive it from
+another process (``ingestflow fake-providers``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ingestflow.tokens import count_tokens
 
 MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 MAX_INPUTS, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS = 2048, 8192, 300_000
+DEFAULT_RPM, DEFAULT_TPM = 3_000, 1_000_000
 
 
 def fake_vector(text: str, dims: int, model: str) -> np.ndarray:
@@ -52,8 +58,21 @@ def _error(status: int, message: str, type_: str, code: str | None = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _masked(key: str) -> str:
+    """How OpenAI echoes a wrong key: its start and last four characters."""
+    return f"{key[:6]}{'*' * 20}{key[-4:]}" if len(key) > 12 else "***"
+
+
+def _split(fault: str | None) -> tuple[str | None, float | None]:
+    """``"slow:2.5"`` -> ``("slow", 2.5)``; a kind without an argument keeps the default."""
+    if fault is None or ":" not in fault:
+        return fault, None
+    kind, _, arg = fault.partition(":")
+    return kind, float(arg)
+
+
 class FakeOpenAI(FakeServer):
-    def __init__(self, *, api_key: str = "sk-fake", rpm: int | None = None, tpm: int | None = None,
+    def __init__(self, *, api_key: str = "sk-fake", rpm: int | None = DEFAULT_RPM, tpm: int | None = DEFAULT_TPM,
                  retry_after: float = 0.2, timeout_seconds: float = 30.0, slow_seconds: float = 0.5,
                  seed: int = 0, port: int = 0) -> None:
         self.api_key = api_key
@@ -77,20 +96,25 @@ class FakeOpenAI(FakeServer):
 
     # -- routes --------------------------------------------------------------------------
 
-    def _authorized(self, request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+    def _unauthorized(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        if header == f"Bearer {self.api_key}":
+            return None
+        given = header.removeprefix("Bearer ")
+        return _error(401, f"Incorrect API key provided: {_masked(given)}. You can find your API key at "
+                      "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
 
     async def _models(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if denied := self._unauthorized(request):
+            return denied
         if self.faults.down:
             return _error(503, "The service is unavailable.", "server_error")
         return JSONResponse({"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "system"} for m in MODELS]})
 
     async def _model(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if denied := self._unauthorized(request):
+            return denied
         if self.faults.down:
             return _error(503, "The service is unavailable.", "server_error")
         model = request.path_params["model"]
@@ -104,26 +128,26 @@ class FakeOpenAI(FakeServer):
     async def _embeddings(self, request: Request) -> Response:
         self.stats["requests"] += 1
         response = await self._answer(request)
-        self.stats[f"status_{response.status_code}"] += 1
+        self.stats["dropped" if isinstance(response, _Dropped) else f"status_{response.status_code}"] += 1
         return response
 
     async def _answer(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-        fault = self.faults.next()
+        if denied := self._unauthorized(request):
+            return denied
+        fault, arg = _split(self.faults.next())
         if fault == "down" or fault in ("500", "503"):
             status = 500 if fault == "500" else 503
             return _error(status, "The server had an error while processing your request.", "server_error")
         if fault == "429":
-            return self._rate_limited("Rate limit reached for requests (fault injected).")
+            return self._rate_limited("Rate limit reached for requests (fault injected).", arg)
         if fault == "insufficient_quota":
             return _error(429, "You exceeded your current quota, please check your plan and billing details.",
                           "insufficient_quota", "insufficient_quota")
         if fault == "timeout":  # hang past the client's timeout; nothing is billed
-            await asyncio.sleep(self.timeout_seconds)
+            await asyncio.sleep(self.timeout_seconds if arg is None else arg)
             return _error(504, "Gateway timeout.", "server_error")
         if fault == "slow":
-            await asyncio.sleep(self.slow_seconds)
+            await asyncio.sleep(self.slow_seconds if arg is None else arg)
         try:
             body = json.loads(await request.body())
         except ValueError:
