@@ -18,8 +18,8 @@ demo: $(BIN)/.installed-dev
 	$(BIN)/ingestflow status
 
 test: $(BIN)/.installed-dev
-	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@{ command -v chromium && command -v qemu-x86_64; } >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium qemu-user; }
 	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed-dev

@@ -68,7 +68,7 @@ async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[fl
     async with open_runtime(settings) as rt:
         started = time.perf_counter()
         submitted = await submit_files(rt.db, rt.files, [folder], tenant="bench")
-        worker = rt.drain([s.registration.document_id for s in submitted], concurrency)
+        worker = rt.drain([s.registration.document_id for s in submitted if s.registration], concurrency)
         await worker.run()
         return time.perf_counter() - started, submitted, worker.processed
 

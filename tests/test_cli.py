@@ -21,10 +21,11 @@ def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: P
     (inbox / "good.md").write_text("# Kites\n\nBox kites fly best in steady winds of twenty knots.\n")
     (inbox / "bad.pdf").write_bytes(b"%PDF-1.7 broken")
     out = run_cli(settings, "ingest", str(inbox))
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # a document failed
     assert "documents: 2  complete: 1  failed: 1" in out.stdout and "corrupt_file" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
     again = run_cli(settings, "ingest", "--no-wait", str(inbox / "good.md"))
-    assert "0 new, 1 unchanged" in again.stdout
+    assert again.returncode == 0 and "0 new, 1 unchanged" in again.stdout
     found = run_cli(settings, "search", "steady winds for box kites", "-k", "1")
     assert "good.md" in found.stdout and "twenty knots" in found.stdout
     status = run_cli(settings, "status", "bad.pdf")

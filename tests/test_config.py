@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pathlib import Path
 
 import pytest
@@ -86,14 +88,41 @@ def test_production_refuses_hybrid(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_unknown_model_fails_in_real_mode_unless_priced(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_model_or_size_fails_in_real_mode_naming_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVICE_MODE", "REAL")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-9-mega")
-    with pytest.raises(ConfigError, match="OPENAI_PRICE_PER_MTOK"):
+    with pytest.raises(ConfigError, match="unknown OpenAI embedding model.*text-embedding-3-small"):
         load_settings()
+    monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-ada-002")
+    monkeypatch.setenv("OPENAI_EMBEDDING_DIMENSIONS", "512")
+    with pytest.raises(ConfigError, match="cannot return 512 dimensions"):
+        load_settings()
+
+
+def test_a_price_override_applies_and_the_batch_price_stays_half(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingestflow.catalogue import openai_model
+    from ingestflow.services.costs import embedding_cost, priced
+
     monkeypatch.setenv("OPENAI_PRICE_PER_MTOK", "0.5")
-    assert load_settings().price_table().embedding_cost("text-embedding-9-mega", 2_000_000) == 1
+    model = priced(openai_model("text-embedding-3-small"), load_settings())
+    assert embedding_cost(model, 2_000_000) == 1
+    assert embedding_cost(model, 2_000_000, batch=True) == Decimal("0.5")
+
+
+def test_paid_services_are_capped_by_default_and_lifted_only_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_MODE", "REAL")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    s = load_settings()
+    assert (s.daily_cost_limit_openai, s.hourly_rate_limit_openai) == (5.00, 100)
+    assert s.daily_cost_limit_llamaparse == 5.00
+    monkeypatch.setenv("DAILY_COST_LIMIT_OPENAI", "none")
+    monkeypatch.setenv("HOURLY_RATE_LIMIT_OPENAI", "None")
+    s = load_settings()
+    assert (s.daily_cost_limit_openai, s.hourly_rate_limit_openai) == (None, None)
+    monkeypatch.setenv("DAILY_COST_LIMIT_OPENAI", "")  # an empty value is not a way to lift it
+    with pytest.raises(ConfigError, match="DAILY_COST_LIMIT_OPENAI"):
+        load_settings()
 
 
 def test_secrets_are_masked_in_repr_and_dump(monkeypatch: pytest.MonkeyPatch) -> None:

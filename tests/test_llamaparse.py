@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support import SAMPLES, ingest, sql
+from support import SAMPLES, ingest, search, sql
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.services.base import ParsedDocument
 from ingestflow.services.llamaparse import LlamaParseParser
-from ingestflow.services.webhooks import job_secret, verify
+from ingestflow.services.webhooks import verify
 from ingestflow.testing import FakeLlamaParse
 from ingestflow.testing._server import LoopbackServer
 
@@ -220,27 +220,62 @@ def test_hybrid_parser_falls_back_to_local_and_records_it(settings: Settings) ->
     assert sql(s, "SELECT detail->>'used' FROM events WHERE kind = 'fallback'")[0][0] == "local"
 
 
-def test_webhook_flow_end_to_end(settings: Settings) -> None:
-    """Submit with a callback URL and the per-job secret; the fake provider signs its
-    delivery; our API verifies it and advances the document exactly once."""
-    from test_webhooks import parsing_document
+def _callback_env(fake: FakeLlamaParse, api: str, master: str, poll: float) -> dict[str, str]:
+    return {"PARSER_MODE": "REAL", "PARSER_PROVIDER": "llamaparse", "LLAMAPARSE_API_KEY": KEY,
+            "LLAMAPARSE_BASE_URL": fake.url, "LLAMAPARSE_WEBHOOK_SECRET": master,
+            "LLAMAPARSE_WEBHOOK_URL": api, "LLAMAPARSE_POLL_SECONDS": str(poll)}
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["callback", "callback_lost"])
+def test_callback_flow_end_to_end(settings: Settings, tmp_path: Path, delivered: bool) -> None:
+    """A worker submits with a per-job callback URL and does not wait; the fake provider
+    signs its delivery to our API, which applies it and wakes the job (or, when the
+    callback is lost, the worker's fallback poll finds the result). Paid once, either way."""
+    from support import start_worker, submit
 
     from ingestflow.api import create_app
 
     master = "whsec-e2e-master"
     s = settings.model_copy(update={"llamaparse_webhook_secret": SecretStr(master)})
-    doc = parsing_document(s)
-    with FakeLlamaParse(api_key=KEY) as fake, live_server(create_app(s)) as api:
-        async def submit() -> str:
-            async with httpx.AsyncClient() as client:
-                parser = LlamaParseParser(api_key=KEY, base_url=fake.url, client=client)
-                return await parser.submit(b"Callback text from the provider.", "scan.txt",
-                                           webhook_url=f"{api}/v1/webhooks/llamaparse?document={doc}",
-                                           webhook_secret=job_secret(master, str(doc)))
+    with FakeLlamaParse(api_key=KEY, deliver_webhooks=delivered, seconds_until_done=0.5) as fake, \
+            live_server(create_app(s)) as api:
+        submit(s, [SAMPLES / "handbook.pdf"])
+        worker = start_worker(s, tmp_path / "w.log", **_callback_env(fake, api, master, 2.0 if delivered else 0.5))
+        try:
+            wait_for(lambda: sql(s, "SELECT stage FROM documents")[0][0] in ("complete", "failed"), timeout=60)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+        delivered_statuses = [code for job in fake.jobs.values() for code in job.delivered]
+    assert sql(s, "SELECT stage, parser FROM documents")[0] == ("complete", "llamaparse")
+    assert fake.stats["uploads"] == 1 and delivered_statuses == ([200] if delivered else [])
+    assert sql(s, "SELECT state FROM parse_jobs") == [("applied",)]
+    units, cost = sql(s, "SELECT units, cost_usd FROM ledger WHERE service = 'llamaparse' AND state = 'settled'")[0]
+    assert units == 3 and float(cost) == pytest.approx(3 * 3 * 1.25 / 1000)  # credits counted once
+    kinds = [k for (k,) in sql(s, "SELECT kind FROM events WHERE kind IN ('parse_submitted', 'parse_callback',"
+                                  " 'deferred') ORDER BY id")]
+    assert kinds[:2] == ["parse_submitted", "deferred"]
+    assert ("parse_callback" in kinds) == delivered
+    hits = search(s, "aurora borealis charged particles", k=1)
+    assert hits and hits[0].pages == []  # LlamaParse's Markdown has no page spans
 
-        job_id = asyncio.run(submit())
-        wait_for(lambda: fake.jobs[job_id].delivered, timeout=30)
-        assert fake.jobs[job_id].delivered == [200]
-    stage, parser = sql(s, "SELECT stage, parser FROM documents WHERE id = %s", (doc,))[0]
-    assert (stage, parser) == ("parsed", "llamaparse")
-    assert "Callback text" in sql(s, "SELECT markdown FROM document_texts WHERE document_id = %s", (doc,))[0][0]
+
+def test_callback_reporting_an_error_fails_the_document_with_the_reason(settings: Settings, tmp_path: Path) -> None:
+    from support import start_worker, submit
+
+    from ingestflow.api import create_app
+
+    master = "whsec-e2e-master"
+    s = settings.model_copy(update={"llamaparse_webhook_secret": SecretStr(master)})
+    with FakeLlamaParse(api_key=KEY) as fake, live_server(create_app(s)) as api:
+        fake.faults.inject("error")
+        submit(s, [SAMPLES / "notes.txt"])
+        worker = start_worker(s, tmp_path / "w.log", **_callback_env(fake, api, master, 30.0))
+        try:
+            wait_for(lambda: sql(s, "SELECT stage FROM documents")[0][0] == "failed", timeout=60)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    code, message = sql(s, "SELECT error_code, error_message FROM documents")[0]
+    assert code == "parse_failed" and "could not be read by the parser" in message
+    assert sql(s, "SELECT attempts FROM jobs")[0][0] <= 1 and fake.stats["uploads"] == 1

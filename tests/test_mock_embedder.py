@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ingestflow.services.base import Embedder, EmbeddingResult
-from ingestflow.services.mock import MAX_BATCH, HashingEmbedder
+from ingestflow.services.mock import HashingEmbedder
 from ingestflow.tokens import count_tokens
 
 TOPICS = [
@@ -145,15 +145,6 @@ def test_repeated_words_are_sublinear() -> None:
     once, many, other = embed(["vector", "vector " * 50 + "search", "search"])
     assert many @ once > 0.5 and many @ other > 0  # 50 repeats do not drown out one word
     assert many @ once < 1.0
-
-
-@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000])
-def test_batches_cover_all_inputs_in_order(n: int) -> None:
-    ranges = HashingEmbedder().batches([300] * n)
-    flat = [i for r in ranges for i in r]
-    assert flat == list(range(n))
-    assert all(0 < len(r) <= MAX_BATCH for r in ranges)
-    assert all(r.step == 1 for r in ranges)
 
 
 def test_large_batches_are_processed_in_blocks() -> None:

@@ -17,11 +17,8 @@ import pytest
 
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.services.base import EmbeddingResult
-from ingestflow.services.openai_embedder import (
-    MAX_REQUEST_TOKENS,
-    OpenAIEmbedder,
-    retry_after_seconds,
-)
+from ingestflow.services.failures import retry_after_seconds
+from ingestflow.services.openai_embedder import OpenAIEmbedder
 from ingestflow.testing.fake_openai import FakeOpenAI, fake_vector
 
 KEY = "sk-test-openai-SECRET-0123456789"
@@ -101,24 +98,6 @@ def test_health_is_free_and_reports_failures(fake: FakeOpenAI) -> None:
     assert not ok and "503" in detail
     ok, detail = asyncio.run(OpenAIEmbedder(api_key=KEY, base_url="http://127.0.0.1:9/v1", timeout=0.5).health())
     assert not ok and "Connection" in detail
-
-
-# -- batches -------------------------------------------------------------------------------
-
-
-def test_batches_pack_to_the_limits() -> None:
-    e = OpenAIEmbedder(api_key=KEY)
-    assert [len(r) for r in e.batches([1] * 3000)] == [2048, 952]
-    ranges = e.batches([8000] * 100)  # 35 x 8000 = 280,000 <= 285,000 per request
-    assert [len(r) for r in ranges] == [35, 35, 30]
-    assert [r.start for r in ranges] == [0, 35, 70] and ranges[-1].stop == 100
-    assert MAX_REQUEST_TOKENS == 285_000
-    assert [len(r) for r in e.batches([8000] * 35 + [5000, 1])] == [36, 1]  # exactly the cap fits
-    assert e.batches([]) == []
-    with pytest.raises(PermanentError) as exc:
-        e.batches([10, 8192])
-    assert exc.value.code == "input_too_long"
-    assert len(e.batches([8191])) == 1
 
 
 # -- invalid responses ---------------------------------------------------------------------

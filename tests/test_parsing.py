@@ -20,9 +20,17 @@ from ingestflow.pipeline.detect import (
     PDF,
     SUPPORTED_MIME_TYPES,
     TEXT,
+    decode_text,
     detect_mime,
 )
-from ingestflow.pipeline.parsing import LocalParser, estimate_pages, parse_local
+from ingestflow.pipeline.parsing import (
+    DOCX_MAX_PARAGRAPHS,
+    DOCX_MAX_TAGS,
+    DOCX_MAX_UNPACKED_BYTES,
+    LocalParser,
+    estimate_pages,
+    parse_local,
+)
 from ingestflow.services.base import Parser
 
 
@@ -151,6 +159,44 @@ def test_structure_is_kept() -> None:
     assert md == (SAMPLES / "release-notes.md").read_text()
 
 
+def test_latin1_and_windows1252_text_is_decoded() -> None:
+    text = "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade.\n"
+    latin1 = text.encode("latin-1")
+    assert detect_mime(latin1) == TEXT
+    assert decode_text(latin1) == parse_local(latin1, TEXT).markdown == text
+    cp1252 = b"# Price list\n\n\x93Quoted\x94 \x80 5 \x96 the chef\x92s choice\n"
+    assert detect_mime(cp1252) == MARKDOWN
+    assert parse_local(cp1252, MARKDOWN).markdown == (
+        "# Price list\n\n\u201cQuoted\u201d \u20ac 5 \u2013 the chef\u2019s choice\n")
+    # The 5 bytes Windows-1252 leaves undefined decode (as Latin-1 controls) and are cleaned away.
+    assert parse_local(b"A\x81B\x8dC" + b" words" * 100, TEXT).markdown.startswith("ABC words")
+    # HTML without a declared charset is decoded the same way (as browsers do).
+    assert "Caf\u00e9 cr\u00e8me" in parse_local(b"<html><body><p>" + latin1 + b"</p></body></html>", HTML).markdown
+
+
+def test_utf8_cut_inside_a_character_stays_utf8() -> None:
+    data = "na\u00efve caf\u00e9 r\u00e9sum\u00e9".encode()[:-1]
+    assert detect_mime(data) == TEXT
+    assert decode_text(data) == "na\u00efve caf\u00e9 r\u00e9sum\ufffd"
+
+
+def test_no_control_character_survives_parsing_in_any_format() -> None:
+    """PostgreSQL refuses NUL in text, and C0/C1 controls are noise in chunks."""
+    controls = "".join(chr(c) for c in (*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), *range(0x7f, 0xa0)))
+    prose = "Lighthouse keepers trim the wick at dusk. " * 100
+
+    def clean(markdown: str) -> bool:
+        return not any(ch in controls for ch in markdown)
+
+    noisy = prose + "\x01\x02\x1b\u0085\u009c" + prose
+    assert clean(parse_local(noisy.encode(), TEXT).markdown)
+    assert clean(parse_local(("# T\n\n" + noisy).encode("utf-16"), MARKDOWN).markdown)
+    assert clean(parse_local(f"<html><body><p>{noisy}</p><p>a&#1;b&#x85;c</p></body></html>".encode(), HTML).markdown)
+    pdf = parse_local(pdf_bytes(["hy-\nphenated words across a line break " * 20]), PDF).markdown
+    assert clean(pdf)
+    assert clean(parse_local((SAMPLES / "recipes.docx").read_bytes(), DOCX).markdown)
+
+
 def test_text_is_normalised_but_kept() -> None:
     parsed = parse_local(b"\xef\xbb\xbf# Title\r\n\r\nLine one\rLine\x0b two\n", MARKDOWN)
     assert parsed.markdown == "# Title\n\nLine one\nLine two\n" and parsed.pages == ()
@@ -234,13 +280,20 @@ def test_concurrent_pdf_parses_are_serialised_and_correct() -> None:
         (b"", "empty_document", "empty"),
         (b"   \n\t \r\n", "empty_document", "empty"),
         (b"\xef\xbb\xbf \n ", "empty_document", "empty"),
+        (b"\xef\xbb\xbf", "empty_document", "empty"),
+        (b"\xff\xfe", "empty_document", "empty"),
+        (b"\xfe\xff", "empty_document", "empty"),
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "unsupported_type", "PNG image"),
         (b"\xff\xd8\xff\xe0" + bytes(100), "unsupported_type", "JPEG image"),
         (b"\x7fELF" + bytes(200), "unsupported_type", "executable"),
         (b"MZ\x90\x00" + bytes(200), "unsupported_type", "Windows executable"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(50), "unsupported_type", "WebP image"),
         (bytes(range(256)) * 8, "unsupported_type", "binary data"),
-        ("caf\u00e9 au lait".encode("latin-1") * 10, "unsupported_type", "binary data"),
+        (b"plain words\n" * 2000 + b"\x00", "unsupported_type", "NUL bytes"),
+        (("plain words\n" * 2000 + "\x00").encode("utf-16"), "unsupported_type", "NUL characters"),
+        (b"words\x01\x02\x03\x04" * 10, "unsupported_type", "control characters"),
+        ("\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440".encode("cp1251") * 10, "unsupported_type",
+         "encoding other than UTF-8, UTF-16 or Latin-1/Windows-1252"),
         (b"{\\rtf1\\ansi Hello}", "unsupported_type", "RTF document"),
         (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', "unsupported_type", "SVG"),
         (zip_bytes({"data.csv": "a,b\n"}), "unsupported_type", "ZIP archive"),
@@ -255,6 +308,77 @@ def test_bad_bytes_have_their_own_code(data: bytes, code: str, words: str) -> No
         assert "supported: PDF, DOCX, HTML, Markdown and plain text" in error.message
     # The parser gives the same answer when it has to detect the type itself.
     assert failure(data, "").code == code
+
+
+def docx_with(body: bytes = b"", **parts: bytes) -> bytes:
+    """A real DOCX made by python-docx, with ``body`` put into word/document.xml's body and
+    other entries (name with "/" as "__") replaced or added."""
+    import docx
+
+    buf = io.BytesIO()
+    docx.Document().save(buf)
+    source = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    xml = source.read("word/document.xml")
+    start = xml.index(b"<w:body>") + len(b"<w:body>")
+    entries = {i.filename: source.read(i.filename) for i in source.infolist()}
+    entries["word/document.xml"] = xml[:start] + body + xml[start:]
+    entries.update({name.replace("__", "/"): content for name, content in parts.items()})
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+def with_declared_size(data: bytes, name: str, size: int) -> bytes:
+    """The zip with the size of ``name`` rewritten in its local and central headers."""
+    out = bytearray(data)
+    for signature, name_len_at, size_at, header in ((b"PK\x03\x04", 26, 22, 30), (b"PK\x01\x02", 28, 24, 46)):
+        at = out.find(signature)
+        while at >= 0:
+            name_len = int.from_bytes(out[at + name_len_at:at + name_len_at + 2], "little")
+            if out[at + header:at + header + name_len] == name.encode():
+                out[at + size_at:at + size_at + 4] = size.to_bytes(4, "little")
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def test_docx_bombs_are_refused_with_a_reason() -> None:
+    """A 40 KB file with a million empty paragraphs used to take half a minute and most of a
+    gigabyte; it is refused on counting, before python-docx builds anything."""
+    bomb = docx_with(b"<w:p/>" * 1_000_000)
+    assert len(bomb) < 100_000
+    error = failure(bomb, DOCX)
+    assert error.code == "too_complex", error.message
+    assert f"more than {DOCX_MAX_PARAGRAPHS:,} paragraphs" in error.message and "Split it" in error.message
+    runs = docx_with(b"<w:p>" + b"<w:r/>" * DOCX_MAX_TAGS + b"</w:p>")
+    error = failure(runs, DOCX)
+    assert error.code == "too_complex" and f"more than {DOCX_MAX_TAGS:,} XML tags" in error.message
+    big = docx_with(word__media__filler_bin=b"\x00" * (DOCX_MAX_UNPACKED_BYTES + 1))
+    error = failure(big, DOCX)
+    assert error.code == "too_large" and "unpacks to more than 64 MiB" in error.message
+    # Right at the limits a document is still read.
+    at_limit = docx_with(b"<w:p><w:r><w:t>kept</w:t></w:r></w:p>" * (DOCX_MAX_PARAGRAPHS - 1))
+    assert parse_local(at_limit, DOCX).markdown.startswith("kept\n\nkept")
+
+
+def test_docx_reading_has_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For what counting cannot foresee; the budget is set below zero to reach it at once."""
+    from ingestflow.pipeline import parsing
+
+    monkeypatch.setattr(parsing, "DOCX_MAX_SECONDS", -1.0)
+    error = failure((SAMPLES / "recipes.docx").read_bytes(), DOCX)
+    assert error.code == "too_complex" and "took longer than -1 seconds" in error.message
+
+
+def test_docx_whose_declared_sizes_lie() -> None:
+    bomb = docx_with(b"<w:p/>" * 1_000_000)
+    # Declared small: the archive stops at the declared size and the checksum gives it away.
+    error = failure(with_declared_size(bomb, "word/document.xml", 1000), DOCX)
+    assert error.code == "corrupt_file" and "Bad CRC-32 for file 'word/document.xml'" in error.message
+    # Declared huge: refused on the declaration, before anything is unpacked.
+    error = failure(with_declared_size(docx_with(b"<w:p/>"), "word/document.xml", 2**32 - 1), DOCX)
+    assert error.code == "too_large", error.message
 
 
 def test_corrupt_docx() -> None:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingestflow.services.costs import DEFAULT_EMBEDDING_USD_PER_MTOK, PriceTable
+from ingestflow.catalogue import openai_model
 
 
 class ServiceMode(str, Enum):
@@ -65,19 +65,25 @@ class Settings(BaseSettings):
     )
     llamaparse_base_url: str = "https://api.cloud.llamaindex.ai"
     llamaparse_webhook_secret: SecretStr | None = None
+    # This deployment's public API address: with it (and the secret), LlamaParse posts each
+    # result to {url}/v1/webhooks/llamaparse and workers do not wait on parse jobs.
+    llamaparse_webhook_url: str | None = None
+    llamaparse_poll_seconds: float = Field(default=60.0, gt=0)  # fallback poll while waiting
     llamaparse_timeout_seconds: float = Field(default=1800.0, gt=0)
 
     cost_tracking_enabled: bool = True
-    daily_cost_limit_openai: float | None = Field(default=None, ge=0)
-    hourly_rate_limit_openai: int | None = Field(default=None, ge=0)
-    daily_cost_limit_llamaparse: float | None = Field(default=None, ge=0)
+    # Safe defaults for money: paid services are capped until a limit is lifted
+    # explicitly with "none".
+    daily_cost_limit_openai: float | None = Field(default=5.00, ge=0)
+    hourly_rate_limit_openai: int | None = Field(default=100, ge=0)
+    daily_cost_limit_llamaparse: float | None = Field(default=5.00, ge=0)
     hourly_rate_limit_llamaparse: int | None = Field(default=None, ge=0)
     daily_cost_limit_total: float | None = Field(default=None, ge=0)
 
-    # Prices: defaults in services/costs.py; these override them.
+    # Prices: the catalogue's (catalogue.py) unless set here.
     openai_price_per_mtok: Decimal | None = Field(default=None, ge=0)
-    llamaparse_credits_per_page: Decimal = Field(default=Decimal(3), ge=0)
-    llamaparse_usd_per_1000_credits: Decimal = Field(default=Decimal("1.25"), ge=0)
+    llamaparse_credits_per_page: Decimal | None = Field(default=None, ge=0)
+    llamaparse_usd_per_1000_credits: Decimal | None = Field(default=None, ge=0)
     cost_alert_ratio: float = Field(default=0.8, gt=0, le=1)
 
     # Client-side rate limits shared by all workers (unset: only the provider's headers).
@@ -109,6 +115,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # A job waiting on budget, a breaker or a quota fails after this long without progress.
+    max_defer_seconds: float = Field(default=86_400.0, gt=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
 
@@ -116,6 +124,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     api_max_concurrent_jobs: int = Field(default=100, gt=0)  # per tenant
     api_uploads_per_day: int = Field(default=10_000, gt=0)  # per tenant
+    metrics_token: SecretStr | None = None  # when set, /metrics needs Authorization: Bearer <it>
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -125,6 +134,15 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         if isinstance(value, str):
             return value.strip().upper() or None
+        return value
+
+    @field_validator("daily_cost_limit_openai", "hourly_rate_limit_openai", "daily_cost_limit_llamaparse",
+                     "hourly_rate_limit_llamaparse", "daily_cost_limit_total", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        """``none`` (or ``off``, ``unlimited``) lifts a limit."""
+        if isinstance(value, str) and value.strip().lower() in ("none", "off", "unlimited", "no"):
+            return None
         return value
 
     @model_validator(mode="after")
@@ -137,18 +155,19 @@ class Settings(BaseSettings):
                     f"OPENAI_API_KEY is required when EMBEDDINGS_MODE is "
                     f"{self.embeddings_service_mode.value} with EMBEDDINGS_PROVIDER=openai"
                 )
-            if (self.openai_embedding_model not in DEFAULT_EMBEDDING_USD_PER_MTOK
-                    and self.openai_price_per_mtok is None):
-                raise ValueError(
-                    f"OPENAI_EMBEDDING_MODEL {self.openai_embedding_model!r} has no known price; "
-                    "set OPENAI_PRICE_PER_MTOK to use it"
-                )
+            try:
+                openai_model(self.openai_embedding_model, self.openai_embedding_dimensions)
+            except ValueError as exc:
+                raise ValueError(f"OPENAI_EMBEDDING_MODEL / OPENAI_EMBEDDING_DIMENSIONS: {exc}") from None
         if self.parser_service_mode is not ServiceMode.MOCK and self.parser_provider == "llamaparse":
             if self.llamaparse_api_key is None or not self.llamaparse_api_key.get_secret_value():
                 raise ValueError(
                     f"LLAMAPARSE_API_KEY is required when PARSER_MODE is "
                     f"{self.parser_service_mode.value} with PARSER_PROVIDER=llamaparse"
                 )
+        if self.llamaparse_webhook_url and not (
+                self.llamaparse_webhook_secret and self.llamaparse_webhook_secret.get_secret_value()):
+            raise ValueError("LLAMAPARSE_WEBHOOK_URL needs LLAMAPARSE_WEBHOOK_SECRET to sign the callbacks")
         if self.is_production and ServiceMode.HYBRID in (
             self.embeddings_service_mode,
             self.parser_service_mode,
@@ -175,15 +194,10 @@ class Settings(BaseSettings):
     def home(self) -> Path:
         return self.ingestflow_home.expanduser().resolve()
 
-    def price_table(self) -> PriceTable:
-        prices = dict(DEFAULT_EMBEDDING_USD_PER_MTOK)
-        if self.openai_price_per_mtok is not None:
-            prices[self.openai_embedding_model] = self.openai_price_per_mtok
-        return PriceTable(prices, self.llamaparse_credits_per_page, self.llamaparse_usd_per_1000_credits)
-
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction of logs and error texts."""
-        secrets = [self.openai_api_key, self.llamaparse_api_key, self.llamaparse_webhook_secret]
+        secrets = [self.openai_api_key, self.llamaparse_api_key, self.llamaparse_webhook_secret,
+                   self.metrics_token]
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:
             from urllib.parse import urlsplit

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 
 class IngestError(Exception):
-    """Base class: a machine-readable ``code`` plus a human message."""
+    """Base class: a machine-readable ``code`` plus a human message. ``billed_units`` is
+    what the provider reported charging for a call that still failed (an invalid response
+    is billed), so the ledger records what was billed rather than the estimate."""
 
-    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None,
+                 billed_units: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.billed_units = billed_units
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import uuid
 from dataclasses import dataclass
 
 from ingestflow import logging as ilog
@@ -26,13 +26,22 @@ class Runtime:
     services: Services
     files: FileStore
 
+    def chunking(self) -> ChunkingConfig:
+        """CHUNK_MAX_TOKENS, capped by what the embedder reads in one input (the overlap
+        shrinks in proportion), so that no chunk is cut short by the model."""
+        s = self.settings
+        cap = self.services.embedder.spec.max_chunk_tokens
+        if s.chunk_max_tokens <= cap:
+            return ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens)
+        return ChunkingConfig(cap, s.chunk_overlap_tokens * cap // s.chunk_max_tokens)
+
     def pipeline(self) -> Pipeline:
         s = self.settings
         return Pipeline(
             self.db,
             self.services,
             self.files,
-            chunking=ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens),
+            chunking=self.chunking(),
             lease_seconds=s.lease_seconds,
             batch_size=s.embedding_batch_size,
         )
@@ -46,13 +55,14 @@ class Runtime:
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval_seconds,
             max_attempts=s.max_attempts,
+            max_defer_seconds=s.max_defer_seconds,
             backoff=RetryPolicy(base_seconds=s.retry_base_seconds, cap_seconds=s.retry_max_seconds),
+            budget=self.services.budget,
             repair=self.services.embedder if self.services.embedder_fallback is not None else None,
             repair_interval=s.repair_interval_seconds,
             index_min_vectors=s.hnsw_min_vectors,
             index_interval=s.index_check_seconds,
         )
-
 
     def drain(self, document_ids: list[uuid.UUID], concurrency: int | None = None) -> Worker:
         """A worker that stops once none of these documents has work due."""

@@ -4,6 +4,10 @@ Every API server reports the same database-wide figures (documents by stage, sta
 timings, provider calls and spend, breakers, the queue), whichever process did the
 work. The snapshot is read asynchronously by the route and handed to a collector, since
 prometheus-client collectors are synchronous.
+
+They are aggregates over all tenants: labels are stages, services, models, outcome codes,
+units and states, never a tenant, a document, a source name or an error message, so a
+scrape tells nobody what a tenant holds.
 """
 
 from __future__ import annotations

@@ -108,7 +108,6 @@ class RetryResponse(BaseModel):
 class DeleteResponse(BaseModel):
     id: uuid.UUID
     deleted: bool
-    blob_deleted: bool = Field(description="No other document used the bytes, so they were removed too.")
 
 
 class SearchFilters(BaseModel):

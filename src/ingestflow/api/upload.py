@@ -3,7 +3,8 @@
 The body is read from the socket chunk by chunk and parsed with python-multipart's
 streaming parser, so an upload over the limit is refused (413) as soon as the limit is
 crossed, and a declared Content-Length over it is refused before reading anything. Only
-the one file part is kept in memory, never more than the limit.
+the one file part is kept in memory, never more than the limit. A body that ends before
+its closing boundary (a cut-off upload) is refused, not stored truncated.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
+from starlette.requests import ClientDisconnect
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ingestflow.api.errors import ApiError
 
 FILE_FIELD = "file"
 ENVELOPE_BYTES = 64 * 1024  # multipart boundaries, part headers and small fields
-MAX_NAME_CHARS = 1024
+UNNAMED = "upload"  # the name of a file part sent without a filename
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "too_large", f"The upload is larger than the limit of {limit} bytes.")
 
 
+def _cut_short() -> ApiError:
+    return ApiError(400, "bad_multipart",
+                    "The multipart body ended before its closing boundary: the upload was cut short; send it again.")
+
+
 class _Collector:
     """python-multipart callbacks: keep the ``file`` part's name and bytes, count the rest."""
 
@@ -39,6 +46,7 @@ class _Collector:
         self.filename: str | None = None
         self.data = bytearray()
         self.found = False
+        self.complete = False  # the closing boundary was seen
         self._in_file = False
         self._header_name = b""
         self._header_value = b""
@@ -49,6 +57,7 @@ class _Collector:
             "on_part_begin": self._part_begin, "on_part_data": self._part_data,
             "on_header_field": self._header_field, "on_header_value": self._header_value_cb,
             "on_header_end": self._header_end, "on_headers_finished": self._headers_finished,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
@@ -69,14 +78,18 @@ class _Collector:
         _, options = parse_options_header(self._disposition)
         if options.get(b"name") == FILE_FIELD.encode() and not self.found:
             self.found = self._in_file = True
-            raw = options.get(b"filename", b"")
-            self.filename = raw.decode("utf-8", "replace")[:MAX_NAME_CHARS].strip() or "upload"
+            raw = options.get(b"filename")
+            # Invalid UTF-8 becomes lone surrogates, which the name check refuses.
+            self.filename = UNNAMED if raw is None else raw.decode("utf-8", "surrogateescape")
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             if len(self.data) + (end - start) > self.limit:
                 raise _too_large(self.limit)
             self.data += data[start:end]
+
+    def _end(self) -> None:
+        self.complete = True
 
 
 async def read_upload(request: Request, limit: int) -> Upload:
@@ -102,6 +115,10 @@ async def read_upload(request: Request, limit: int) -> Upload:
         parser.finalize()
     except (FormParserError, ValueError) as exc:
         raise ApiError(400, "bad_multipart", "The multipart body is malformed.") from exc
+    except ClientDisconnect:
+        raise _cut_short() from None
+    if not collector.complete:  # finalize() does not check this
+        raise _cut_short()
     if not collector.found or collector.filename is None:
         raise ApiError(400, "missing_file", "The multipart body has no 'file' field.")
     return Upload(collector.filename, bytes(collector.data))

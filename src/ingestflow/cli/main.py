@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from psycopg.rows import dict_row
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestflow.cli import keys as keys_cli
 from ingestflow.cli.common import console, run, settings_or_exit
-from ingestflow.pipeline.ingest import submit_files
+from ingestflow.pipeline.ingest import Submitted, submit_files
 from ingestflow.runtime import Runtime
 from ingestflow.search import search as run_search
 from ingestflow.store import database
@@ -36,14 +37,18 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files and folders (recursive).")],
     tenant: TenantOpt = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Only enqueue; workers do the rest.")] = False,
-    concurrency: Annotated[int, typer.Option(help="In-process worker slots.")] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, help="In-process worker slots.")] = 2,
     server: Annotated[str | None, typer.Option(
         "--server", envvar="INGESTFLOW_SERVER", help="Upload to this API server instead of running here.")] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="INGESTFLOW_API_KEY", help="API key for --server.")] = None,
 ) -> None:
     """Ingest documents: run the pipeline here with progress, only enqueue them, or upload
-    them to a remote deployment (--server) and follow their progress."""
+    them to a remote deployment (--server) and follow their progress.
+
+    Exits 1 when a file was refused or a document failed (or, waiting, did not complete),
+    2 when a path does not exist.
+    """
     if server is not None:
         if not api_key:
             console.print("[red]--api-key (or INGESTFLOW_API_KEY) is required with --server[/red]")
@@ -52,17 +57,26 @@ def ingest(
 
         raise typer.Exit(ingest_remote(server, api_key, paths, console, wait=not no_wait))
 
-    async def body(rt: Runtime) -> None:
-        submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
-        ids = [s.registration.document_id for s in submitted]
-        new = sum(not s.registration.duplicate for s in submitted)
-        console.print(f"{len(submitted)} files: {new} new, {len(submitted) - new} unchanged")
+    async def body(rt: Runtime) -> int:
+        try:
+            submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
+        except FileNotFoundError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            return 2
+        registered = [s.registration for s in submitted if s.registration is not None]
+        refused = [s for s in submitted if s.refused is not None]
+        ids = [r.document_id for r in registered]
+        new = sum(not r.duplicate for r in registered)
+        console.print(f"{len(submitted)} files: {new} new, {len(registered) - new} unchanged, "
+                      f"{len(refused)} refused")
         if not no_wait and ids:
             await _work_with_progress(rt, ids, concurrency)
         rows = await _progress_rows(rt, ids)
-        _print_summary(rows)
+        _print_summary(rows, refused)
+        unfinished = not no_wait and any(r["stage"] != "complete" for r in rows)
+        return 1 if refused or unfinished or any(r["stage"] == "failed" for r in rows) else 0
 
-    run(body, pool_size=concurrency + 4, quiet=not no_wait)
+    raise typer.Exit(run(body, pool_size=concurrency + 4, quiet=not no_wait))
 
 
 async def _progress_rows(rt: Runtime, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
@@ -92,7 +106,8 @@ async def _work_with_progress(rt: Runtime, ids: list[uuid.UUID], concurrency: in
         await work
 
 
-def _print_summary(rows: list[dict[str, Any]]) -> None:
+def _print_summary(rows: list[dict[str, Any]], refused: list[Submitted]) -> None:
+    """Names and messages are escaped: a file name like "[/]" is text, not Rich markup."""
     table = Table(title="Ingest summary")
     for col in ("document", "v", "stage", "chunks", "tokens", "note"):
         table.add_column(col, justify="right" if col in ("v", "chunks", "tokens") else "left")
@@ -101,17 +116,21 @@ def _print_summary(rows: list[dict[str, Any]]) -> None:
         note = ""
         if r["stage"] == "failed":
             failures += 1
-            note = f"[red]{r['error_code']}: {r['error_message']}[/red]"
+            note = f"[red]{escape(r['error_code'])}: {escape(r['error_message'])}[/red]"
         elif r["stage"] != "complete":
-            note = f"waiting: {r['deferred_reason'] or 'queued'}"
+            note = f"waiting: {escape(r['deferred_reason'] or 'queued')}"
         elif r["degraded"]:
             note = "degraded (fallback; will be repaired)"
-        table.add_row(r["source_name"], str(r["version"]), r["stage"], str(r["chunks"]),
+        table.add_row(escape(r["source_name"]), str(r["version"]), r["stage"], str(r["chunks"]),
                       str(r["tokens"]), note)
+    for s in refused:  # repr() shows control characters and undecodable bytes as escapes
+        error = s.refused
+        table.add_row(escape(repr(s.name)[1:-1]), "-", "refused", "-", "-",
+                      f"[red]{error.code}: {escape(error.message)}[/red]" if error else "")
     console.print(table)
     console.print(
         f"documents: {len(rows)}  complete: {sum(r['stage'] == 'complete' for r in rows)}  "
-        f"failed: {failures}  chunks: {sum(r['chunks'] for r in rows)}  "
+        f"failed: {failures}  refused: {len(refused)}  chunks: {sum(r['chunks'] for r in rows)}  "
         f"tokens: {sum(r['tokens'] for r in rows)}"
     )
 
@@ -257,18 +276,21 @@ def db_index(
 ) -> None:
     """Build the HNSW index of every embedding space that lacks one, now (workers otherwise
     build it once a space reaches HNSW_MIN_VECTORS)."""
+    from ingestflow.cli.common import database_url_or_exit
     from ingestflow.store import vectors
 
     settings = settings_or_exit()
-    built = asyncio.run(vectors.build_indexes(database.database_url(settings), min_vectors=min_vectors))
+    built = asyncio.run(vectors.build_indexes(database_url_or_exit(settings), min_vectors=min_vectors))
     console.print(f"built HNSW indexes for spaces {built}" if built else "no index to build")
 
 
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations (idempotent; also done at every start)."""
+    from ingestflow.cli.common import database_url_or_exit
+
     settings = settings_or_exit()
-    applied = database.migrate(database.database_url(settings))
+    applied = database.migrate(database_url_or_exit(settings))
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -308,6 +330,12 @@ def doctor() -> None:
             breakers = await (await conn.execute(query("breaker_states"))).fetchall()
         where = "DATABASE_URL" if s.database_url else f"embedded under {s.home}"
         console.print(f"database: PostgreSQL {version}, pgvector {pgvector} ({where})")
+        if s.database_url:
+            check = "not applicable (DATABASE_URL is set)"
+        else:  # run when the runtime opened; a failed check stops the command before this
+            ok, detail = database.embedded_check
+            check = f"{'ok' if ok else 'failed'} ({detail})"
+        console.print(f"embedded server self-check: {check}")
         for service, state, failures, opened_at in breakers:
             since = f", open since {opened_at:%H:%M:%S}" if opened_at and state != "closed" else ""
             console.print(f"breaker {service}: {state} ({failures} consecutive failures{since})")

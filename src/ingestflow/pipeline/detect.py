@@ -14,7 +14,15 @@ HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
 SUPPORTED_MIME_TYPES = (PDF, DOCX, HTML, MARKDOWN, TEXT)
-SUPPORTED_NAMES = "PDF, DOCX, HTML, Markdown and plain text (UTF-8, or UTF-16 with a BOM)"
+SUPPORTED_NAMES = ("PDF, DOCX, HTML, Markdown and plain text "
+                   "(UTF-8, UTF-16 with a BOM, or Latin-1/Windows-1252)")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SAMPLE_CHARS = 8192  # the share of control characters is judged on the start of the text
+# Control characters other than tab, newlines and form feed: a few are tolerated in text.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# Windows-1252 where it differs from Latin-1 (0x80-0x9F); its 5 undefined bytes keep their
+# Latin-1 meaning, so that any bytes decode.
+_CP1252 = {b: bytes([b]).decode("cp1252", "ignore") or chr(b) for b in range(0x80, 0xA0)}
 
 # Magic numbers of common formats we do not parse, to name them in the error. They are only
 # consulted for bytes that are not text, so a text file starting with "MZ" stays text.
@@ -65,10 +73,7 @@ def detect_mime(data: bytes) -> str:
         return _zip_kind(data)
     if data.startswith(b"{\\rtf"):
         raise _unsupported("an RTF document")
-    text = _as_text(data)
-    if text is None:
-        raise _unsupported(_binary_kind(data))
-    text = text.lstrip("\ufeff")
+    text = _as_text(data).lstrip("\ufeff")
     if not text.strip():
         raise _empty()
     head = text[:4096]
@@ -82,36 +87,61 @@ def detect_mime(data: bytes) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """Text of a text file: UTF-8 (BOM stripped), or UTF-16 with a BOM. Only decoding is
+    """Text of a text file, decoded as detection decoded it (BOM stripped). Only decoding is
     checked here: whether the bytes are text at all is detection's job."""
-    text = _decode(data)
-    if text is None:
-        raise PermanentError("corrupt_file", "The file is not valid UTF-8 or UTF-16 text.")
-    return text.lstrip("\ufeff")
+    decoded = _decode(data)
+    if decoded is None:
+        raise PermanentError("corrupt_file", "The file starts with a UTF-16 byte-order mark but is not valid UTF-16.")
+    return decoded[0].lstrip("\ufeff")
 
 
-def _decode(data: bytes) -> str | None:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+def _decode(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding): the one decoding of text files, for detection and parsing alike.
+
+    UTF-16 with a BOM; else UTF-8, also when a few bytes are damaged (a file cut in the
+    middle of a character) as long as most non-ASCII characters are valid UTF-8; else
+    Windows-1252, which any bytes decode as. None only for broken UTF-16.
+    """
+    if data.startswith(_UTF16_BOMS):
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             return None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return None
+        pass
+    text = data.decode("utf-8", "replace")
+    damaged = text.count("\ufffd") - data.count("\ufffd".encode())
+    if _non_ascii(text) - damaged > damaged:
+        return text, "utf-8"
+    return data.decode("latin-1").translate(_CP1252), "cp1252"
 
 
-def _as_text(data: bytes) -> str | None:
-    """The decoded text, or None when the bytes are not (mostly printable) text."""
-    if not data.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in data[:8192]:
-        return None  # fail fast on binary before decoding it all
-    text = _decode(data)
-    if text is None:
-        return None
-    sample = text[:8192]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f")
-    return None if "\x00" in sample or controls > len(sample) * 0.01 else text
+def _as_text(data: bytes) -> str:
+    """The decoded text, or PermanentError when the bytes are not (mostly printable) text.
+
+    NUL is looked for in the whole file (text never holds one, and PostgreSQL refuses it);
+    other control characters are judged on a sample. Bytes that are neither UTF-8 nor
+    mostly ASCII are text in another encoding (Cyrillic, CJK...), which Windows-1252 would
+    turn into gibberish.
+    """
+    utf16 = data.startswith(_UTF16_BOMS)
+    decoded = None if not utf16 and b"\x00" in data else _decode(data)
+    if decoded is None or (utf16 and "\x00" in decoded[0]):
+        raise _unsupported(_binary_kind(data))
+    text, encoding = decoded
+    sample = text[:_SAMPLE_CHARS]
+    if len(_CONTROL_CHARS.findall(sample)) > len(sample) * 0.01:
+        raise _unsupported(_binary_kind(data))
+    if encoding == "cp1252" and _non_ascii(sample) > len(sample) * 0.3:
+        raise _unsupported("text in an encoding other than UTF-8, UTF-16 or Latin-1/Windows-1252 "
+                           "(save it as UTF-8)")
+    return text
+
+
+def _non_ascii(text: str) -> int:
+    return len(text) - len(text.encode("ascii", "ignore"))
 
 
 def _binary_kind(data: bytes) -> str:
@@ -122,7 +152,11 @@ def _binary_kind(data: bytes) -> str:
         return _RIFF_KINDS[data[8:12]]
     if data[4:8] == b"ftyp":
         return "an MP4/QuickTime video or HEIC image"
-    return "binary data (not text in UTF-8 or UTF-16)"
+    if data.startswith(_UTF16_BOMS):
+        return "binary data (not valid UTF-16 text, or UTF-16 holding NUL characters)"
+    if b"\x00" in data:
+        return "binary data (it holds NUL bytes, which text never does)"
+    return "binary data (control characters: not text in UTF-8, UTF-16 or Latin-1/Windows-1252)"
 
 
 def _zip_kind(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,40 @@ from ingestflow.store import documents
 from ingestflow.store.database import Database
 from ingestflow.store.files import FileStore
 
+MAX_SOURCE_NAME_CHARS = 1024
+# C0 and C1 controls (NUL included) and lone surrogates (bytes that were not UTF-8).
+_BAD_NAME_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
 
 @dataclass(frozen=True)
 class Submitted:
+    """One file's outcome: registered, or refused (``refused`` says why) with nothing stored."""
+
     path: Path
-    registration: documents.Registration
+    name: str
+    registration: documents.Registration | None
+    refused: PermanentError | None = None
+
+
+def check_source_name(name: str) -> str:
+    """The name, stripped, if it can label a document, else PermanentError("invalid_name").
+
+    Names are stored as PostgreSQL text (no NUL, valid UTF-8) and shown in tables, logs
+    and JSON, where control characters would garble or forge the output.
+    """
+    stripped = name.strip()
+    if not stripped:
+        raise PermanentError("invalid_name", "The file name is empty; give the file a name.")
+    if len(stripped) > MAX_SOURCE_NAME_CHARS:
+        raise PermanentError("invalid_name",
+                             f"The file name is longer than {MAX_SOURCE_NAME_CHARS} characters; shorten it.")
+    bad = _BAD_NAME_CHAR.search(stripped)
+    if bad is None:
+        return stripped
+    if "\ud800" <= bad.group() <= "\udfff":
+        raise PermanentError("invalid_name", "The file name is not valid UTF-8 text; rename the file.")
+    raise PermanentError("invalid_name", f"The file name holds a control character (U+{ord(bad.group()):04X}); "
+                                         "rename the file.")
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str]]:
@@ -46,12 +76,24 @@ def sniff_mime(data: bytes) -> str:
 async def submit_files(
     db: Database, files: FileStore, paths: Iterable[str | Path], *, tenant: str
 ) -> list[Submitted]:
+    """Register every file under ``paths``, one outcome each. A file whose name cannot label a
+    document, or that cannot be read, is refused and the rest carry on; bad content is
+    stored and fails in the pipeline, where the document shows why."""
     submitted = []
     for path, name in iter_files(paths):
-        data = path.read_bytes()
+        try:
+            name = check_source_name(name)
+            data = path.read_bytes()
+        except PermanentError as exc:
+            submitted.append(Submitted(path, name, None, exc))
+            continue
+        except OSError as exc:
+            reason = PermanentError("unreadable_file", f"The file could not be read: {exc.strerror or exc}.")
+            submitted.append(Submitted(path, name, None, reason))
+            continue
         async with db.pool.connection() as conn, conn.transaction():
             reg = await documents.register(
                 conn, tenant=tenant, source_name=name, data=data, mime=sniff_mime(data), files=files
             )
-        submitted.append(Submitted(path, reg))
+        submitted.append(Submitted(path, name, reg))
     return submitted

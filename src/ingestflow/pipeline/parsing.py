@@ -13,6 +13,7 @@ import asyncio
 import io
 import re
 import threading
+import time
 import zipfile
 
 import pypdfium2 as pdfium
@@ -29,14 +30,19 @@ from ingestflow.pipeline.detect import (
     decode_text,
     detect_mime,
 )
-from ingestflow.services.base import PageSpan, ParsedDocument
+from ingestflow.services.base import PageSpan, ParsedDocument, clean_text
 
 # PDFium is not thread-safe, not even across different documents: one call at a time.
 _PDFIUM_LOCK = threading.Lock()
 _CHARS_PER_PAGE = 3000  # page estimate for formats without pages
-# C0 controls (but tab and newline) and non-characters: PDFium emits some (e.g. \x02 for a
-# hyphen it inserted), and PostgreSQL text refuses NUL, so none of them survive parsing.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]")
+# A DOCX is a zip: a few KB can unpack to gigabytes or to millions of empty paragraphs,
+# which python-docx would hold in memory and walk one by one. Well past real documents:
+DOCX_MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+DOCX_MAX_PARAGRAPHS = 100_000  # some 2,000 pages
+DOCX_MAX_TAGS = 2_000_000
+DOCX_MAX_SECONDS = 30.0  # walking the paragraphs, for what counting cannot foresee
+_DOCX_READ_BYTES = 1024 * 1024
+_DOCX_PARAGRAPH = re.compile(rb"<w:p[\s/>]")
 
 
 def parse_local(data: bytes, mime: str) -> ParsedDocument:
@@ -88,17 +94,12 @@ class LocalParser:
         return True, "runs in-process"
 
 
-def _clean(text: str) -> str:
-    """Unix newlines, no control characters: safe to chunk and to store."""
-    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-
-
 # -- plain text and Markdown ------------------------------------------------------------
 
 
 def _text(data: bytes) -> str:
     """Markdown and plain text are kept as they are: they already are Markdown."""
-    return _clean(decode_text(data))
+    return clean_text(decode_text(data))
 
 
 # -- PDF --------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def _pdf_page_text(pdf: pdfium.PdfDocument, index: int) -> str:
     try:
         textpage = page.get_textpage()
         try:
-            return _clean(textpage.get_text_range()).strip()
+            return clean_text(textpage.get_text_range()).strip()
         finally:
             textpage.close()
     except pdfium.PdfiumError as exc:
@@ -178,31 +179,75 @@ def _pdfium_reason(exc: Exception) -> str:
 def _docx(data: bytes) -> str:
     """Headings, paragraphs, lists and tables in document order (tables stay in place)."""
     import docx  # python-docx: imported here, only DOCX uploads pay for it
+    from docx.enum.style import WD_STYLE_TYPE
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     try:
+        _check_docx_size(data)
+        deadline = time.monotonic() + DOCX_MAX_SECONDS
         document = docx.Document(io.BytesIO(data))
+        # python-docx looks a paragraph's style up by scanning every style: once per id here.
+        styles = {style.style_id: style.name or "" for style in document.styles}
+        default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+        default_style = (default.name or "") if default is not None else ""
         blocks = []
         for item in document.iter_inner_content():
+            if time.monotonic() > deadline:
+                raise _docx_too_complex(f"reading it took longer than {DOCX_MAX_SECONDS:g} seconds")
             if isinstance(item, Paragraph):
-                blocks.append(_docx_paragraph(item))
+                blocks.append(_docx_paragraph(item, styles.get(item._p.style, default_style)))
             elif isinstance(item, Table):
                 blocks.append(_docx_table(item))
+    except PermanentError:
+        raise
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise PermanentError("corrupt_file", f"The DOCX file could not be read: {_short(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - lxml/opc errors: the file is damaged
         raise PermanentError(
             "corrupt_file", f"The DOCX file could not be read: it is damaged ({type(exc).__name__})."
         ) from None
-    return _clean("\n\n".join(b for b in blocks if b.strip()))
+    return clean_text("\n\n".join(b for b in blocks if b.strip()))
 
 
-def _docx_paragraph(paragraph) -> str:
+def _check_docx_size(data: bytes) -> None:
+    """Refuse a zip bomb before python-docx unpacks it: by the sizes its entries declare,
+    and by the paragraphs and tags in its XML (each becomes an object in memory, and
+    paragraphs are walked one by one). A declared size cannot understate what is unpacked:
+    zipfile stops at it, and the checksum then fails (corrupt_file)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entries = archive.infolist()
+        if sum(info.file_size for info in entries) > DOCX_MAX_UNPACKED_BYTES:
+            raise PermanentError(
+                "too_large", f"The DOCX file unpacks to more than {DOCX_MAX_UNPACKED_BYTES // 2**20} MiB, "
+                "more than this service reads. Split it into smaller documents.")
+        paragraphs = tags = 0
+        for info in entries:
+            if not info.filename.endswith((".xml", ".rels")):
+                continue
+            with archive.open(info) as member:
+                tail = b""
+                while chunk := member.read(_DOCX_READ_BYTES):
+                    paragraphs += len(_DOCX_PARAGRAPH.findall(tail + chunk))
+                    tags += chunk.count(b"<")
+                    tail = chunk[-4:]  # a tag cut at the chunk boundary (too short to match alone)
+                    if paragraphs > DOCX_MAX_PARAGRAPHS:
+                        raise _docx_too_complex(f"it holds more than {DOCX_MAX_PARAGRAPHS:,} paragraphs, "
+                                                "far more than a real document")
+                    if tags > DOCX_MAX_TAGS:
+                        raise _docx_too_complex(f"it holds more than {DOCX_MAX_TAGS:,} XML tags, "
+                                                "far more than a real document")
+
+
+def _docx_too_complex(why: str) -> PermanentError:
+    return PermanentError("too_complex", f"The DOCX file is too complex to read: {why}. "
+                                         "Split it into smaller documents.")
+
+
+def _docx_paragraph(paragraph, style: str) -> str:
     text = " ".join(paragraph.text.split())
     if not text:
         return ""
-    style = (paragraph.style.name if paragraph.style is not None else "") or ""
     if style == "Title":
         return f"# {text}"
     heading = re.match(r"Heading (\d)", style)
@@ -243,7 +288,7 @@ def _cell(text: str) -> str:
 
 
 def _short(exc: Exception) -> str:
-    message = str(exc).strip("\"' ") or type(exc).__name__
+    message = str(exc).strip().strip('"') or type(exc).__name__
     return (message[:200] + "...") if len(message) > 200 else message.rstrip(".") + "."
 
 
@@ -265,7 +310,7 @@ def _html(data: bytes) -> str:
             ),
             exclude_selectors=["script", "style", "noscript", "template", "nav"],
         )
-        return _clean(html_to_markdown.convert(text, options).content).strip()
+        return clean_text(html_to_markdown.convert(text, options).content).strip()
     except Exception:  # noqa: BLE001 - fall back to plain text rather than lose the document
         return _html_text(text)
 
@@ -277,20 +322,23 @@ def _html_text(text: str) -> str:
     for node in tree.css("script, style, nav, noscript, template"):
         node.decompose()
     body = tree.body or tree.root
-    return _clean(body.text(separator="\n")).strip() if body is not None else ""
+    return clean_text(body.text(separator="\n")).strip() if body is not None else ""
 
 
 def _decode_html(data: bytes) -> str:
-    """A BOM wins, then a ``<meta charset>``; UTF-8 otherwise, never failing."""
+    """A BOM wins, then a ``<meta charset>``; otherwise the decoding of text files (UTF-8,
+    else Windows-1252, as browsers do), never failing."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace").lstrip("\ufeff")
     match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", data[:4096], re.IGNORECASE)
-    encoding = match.group(1).decode("ascii") if match else "utf-8"
+    if match is None:
+        return decode_text(data)  # no BOM here, so it cannot fail
+    encoding = match.group(1).decode("ascii")
     if encoding.lower().replace("-", "").replace("_", "") in ("utf16", "utf16le", "utf16be"):
         encoding = "utf-8"  # a UTF-16 page has a BOM; a declaration without one is wrong
     try:
         return data.decode(encoding, errors="replace")
     except LookupError:
-        return data.decode("utf-8", errors="replace")
+        return decode_text(data)

@@ -8,7 +8,9 @@ Each stage follows the same pattern, so that a crash at any point loses nothing:
    stage, so the stage never claims more than the database holds.
 
 Resuming after a crash starts from the last durable stage. Embedding commits vectors
-batch by batch and resumes at the first chunk without a vector.
+batch by batch and resumes at the first chunk without a vector. A write transaction that
+follows a paid call is retried while the database is unreachable (for up to a lease),
+so an outage does not throw away what the provider was paid for.
 """
 
 from __future__ import annotations
@@ -16,24 +18,37 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from ingestflow.errors import DeferredError, TransientError
+from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.lifecycle import Stage
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
 from ingestflow.pipeline.parsing import estimate_pages
-from ingestflow.services.base import Embedder, PageSpan
+from ingestflow.services.base import Embedder, PageSpan, ParsedDocument
 from ingestflow.services.guard import CallContext, ServiceGuard
-from ingestflow.services.router import Services
-from ingestflow.store import documents, jobs, vectors
+from ingestflow.services.packing import pack
+from ingestflow.services.router import ParseCallbacks, Services
+from ingestflow.store import documents, jobs, parse_jobs, vectors
 from ingestflow.store.database import Database
 from ingestflow.store.files import FileStore
-from ingestflow.store.jobs import ClaimedJob
+from ingestflow.store.documents import StageConflict
+from ingestflow.store.jobs import ClaimedJob, LeaseLost
+from ingestflow.store.parse_jobs import OpenParseJob
+from ingestflow.store.outage import until_reachable
+from ingestflow.store.sql import query
+
+T = TypeVar("T")
+AWAITING_PARSE = "awaiting_parse"
+
+
+def _awaiting(what: str, poll_seconds: float) -> DeferredError:
+    return DeferredError(AWAITING_PARSE, f"waiting for {what}", retry_after=poll_seconds)
 
 
 class Released(Exception):
@@ -46,6 +61,7 @@ class StageContext:
     owner: str
     document: dict[str, Any]
     should_stop: Callable[[], bool]
+    lease_lost: bool = False  # set by the worker's lease renewer: write nothing more
 
     @property
     def document_id(self) -> uuid.UUID:
@@ -57,7 +73,8 @@ class StageContext:
 
     @property
     def call_context(self) -> CallContext:
-        return CallContext(self.document["tenant"], self.document_id, self.correlation_id)
+        return CallContext(self.document["tenant"], self.document_id, self.correlation_id,
+                           job_id=self.job.id, owner=self.owner)
 
 
 class Pipeline:
@@ -81,63 +98,127 @@ class Pipeline:
     async def run(self, ctx: StageContext) -> None:
         """Advance the document from wherever it is to complete."""
         stage = ctx.document["stage"]
-        if stage in ("queued", "parsing"):
+        if stage in (Stage.QUEUED, Stage.PARSING):
             await self.parse(ctx)
-            stage = "parsed"
-        if stage in ("parsed", "chunking"):
+            stage = Stage.PARSED
+        if stage in (Stage.PARSED, Stage.CHUNKING):
             self._check_stop(ctx)
             await self.chunk(ctx)
-            stage = "chunked"
-        if stage in ("chunked", "embedding"):
+            stage = Stage.CHUNKED
+        if stage in (Stage.CHUNKED, Stage.EMBEDDING):
             self._check_stop(ctx)
             await self.embed(ctx)
-            stage = "embedded"
-        if stage == "embedded":
+            stage = Stage.EMBEDDED
+        if stage == Stage.EMBEDDED:
+            self._check_stop(ctx)
             await self.complete(ctx)
 
     # -- stages ---------------------------------------------------------------------
 
     async def parse(self, ctx: StageContext) -> None:
         started = time.perf_counter()
+        callbacks = self.services.callbacks
         async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, ("queued", "parsing"), "parsing")
+            await documents.advance(conn, ctx.document_id, (Stage.QUEUED, Stage.PARSING), Stage.PARSING)
             data = await self.files.get(conn, ctx.document["sha256"])
+            waiting = await parse_jobs.open_job(conn, ctx.document_id) if callbacks else None
         mime, name = ctx.document["mime"], ctx.document["source_name"]
         parser = self.services.parser
         fallback_reason = None
+        parse_job = None
         try:
-            guard = self.services.parse_guard
-            pages = await asyncio.to_thread(estimate_pages, data, mime) if guard.pricing else 0
-            parsed = await guard.call(
-                lambda: parser.parse(data, mime, name), units=pages, context=ctx.call_context,
-                actual_units=lambda p: p.usage_pages or pages,
-            )
+            if callbacks is not None:
+                parsed, parse_job = await self._parse_by_callback(ctx, callbacks, data, waiting)
+            else:
+                guard = self.services.parse_guard
+                pages = await asyncio.to_thread(estimate_pages, data, mime) if guard.pricing else 0
+                parsed = await guard.call(
+                    lambda: parser.parse(data, mime, name), units=pages, context=ctx.call_context,
+                    actual_units=lambda p: p.usage_pages or pages,
+                )
         except (TransientError, DeferredError) as exc:
-            if self.services.parser_fallback is None:
+            if self.services.parser_fallback is None or exc.code == AWAITING_PARSE:
                 raise
             fallback_reason = str(exc)
             parsed = await self.services.parser_fallback.parse(data, mime, name)
         pages = [[p.page, p.start, p.end] for p in parsed.pages]
-        async with self._stage_txn(ctx) as conn:
+
+        async def write(conn: AsyncConnection) -> None:
+            if parse_job is not None and not await parse_jobs.finish(conn, parse_job, "applied"):
+                raise StageConflict(f"parse job {parse_job} was applied by its callback")
             await documents.save_text(conn, ctx.document_id, parsed.markdown, pages, parsed.parser)
-            await documents.advance(conn, ctx.document_id, ("parsing",), "parsed")
+            await documents.advance(conn, ctx.document_id, (Stage.PARSING,), Stage.PARSED)
             if fallback_reason is not None:
-                await self._event(conn, ctx, "fallback", "parsed", started, service="parser",
+                await self._event(conn, ctx, "fallback", Stage.PARSED, started, service="parser",
                                   used=parsed.parser, reason=fallback_reason)
-            await self._event(conn, ctx, "stage_done", "parsed", started,
+            await self._event(conn, ctx, "stage_done", Stage.PARSED, started,
                               chars=len(parsed.markdown), pages=len(pages),
                               parser=parsed.parser, usage_pages=parsed.usage_pages)
+
+        await self._commit(ctx, write, "save the parsed text")
+
+    async def _parse_by_callback(
+        self, ctx: StageContext, callbacks: ParseCallbacks, data: bytes, waiting: OpenParseJob | None,
+    ) -> tuple[ParsedDocument, uuid.UUID]:
+        """Submit the document with a callback URL and wait deferred (no lease held); when
+        the job comes round again, poll the provider once in case the callback was lost.
+        Returns the parsed text only when the job is done; raises DeferredError meanwhile."""
+        if waiting is not None:
+            if waiting.state == "failed":  # the callback said so; the job only reports it
+                await self._close_parse_job(ctx, waiting.id, "abandoned")
+                raise PermanentError("parse_failed", f"LlamaParse could not parse the document: {waiting.error}")
+            if waiting.age_seconds <= callbacks.timeout_seconds:
+                try:
+                    state = await callbacks.parser.status(waiting.provider_job_id)
+                except PermanentError as exc:
+                    await self._close_parse_job(ctx, waiting.id, "failed", exc.message)
+                    raise
+                except TransientError as exc:
+                    if exc.code != "parse_canceled":  # unanswered poll: the job lives on
+                        raise _awaiting(f"LlamaParse job {waiting.provider_job_id} (poll unanswered: "
+                                        f"{exc.code})", callbacks.poll_seconds) from None
+                    state = "CANCELED"
+                if state in ("SUCCESS", "PARTIAL_SUCCESS"):
+                    return await callbacks.parser.fetch_markdown(waiting.provider_job_id), waiting.id
+                if state != "CANCELED":
+                    raise _awaiting(f"LlamaParse job {waiting.provider_job_id} is {state}",
+                                    callbacks.poll_seconds)
+            # Canceled, or no result within the timeout: submit again.
+            await self._close_parse_job(ctx, waiting.id, "abandoned")
+        key = uuid.uuid4()
+        mime, name = ctx.document["mime"], ctx.document["source_name"]
+        guard = self.services.parse_guard
+        pages = await asyncio.to_thread(estimate_pages, data, mime)
+        provider_job_id = await guard.call(
+            lambda: callbacks.parser.submit(data, name, webhook_url=callbacks.url(key),
+                                            webhook_secret=callbacks.secret(key), mime=mime),
+            units=pages, context=ctx.call_context,
+        )
+
+        async def record(conn: AsyncConnection) -> None:
+            await parse_jobs.insert(conn, key, ctx.document_id, provider_job_id)
+            await documents.add_event(conn, ctx.document_id, ctx.correlation_id, "parse_submitted",
+                                      Stage.PARSING, {"provider_job_id": provider_job_id, "pages": pages})
+
+        await self._commit(ctx, record, "record the parse job")
+        raise _awaiting(f"LlamaParse job {provider_job_id} submitted; its callback brings the result",
+                        callbacks.poll_seconds)
+
+    async def _close_parse_job(self, ctx: StageContext, key: uuid.UUID, state: str,
+                               error: str | None = None) -> None:
+        async with self._stage_txn(ctx) as conn:
+            await parse_jobs.finish(conn, key, state, error)
 
     async def chunk(self, ctx: StageContext) -> None:
         started = time.perf_counter()
         async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, ("parsed", "chunking"), "chunking")
+            await documents.advance(conn, ctx.document_id, (Stage.PARSED, Stage.CHUNKING), Stage.CHUNKING)
             text = await documents.load_text(conn, ctx.document_id)
         spans = [PageSpan(*p) for p in text["pages"]]
         chunks = await asyncio.to_thread(chunk_markdown, text["markdown"], spans, self.chunking)
-        async with self._stage_txn(ctx) as conn:
+        async with self._stage_txn(ctx, progress=True) as conn:
             # Idempotent: a rerun of this stage replaces whatever an earlier run left.
-            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (ctx.document_id,))
+            await conn.execute(query("delete_chunks"), {"document_id": ctx.document_id})
             async with conn.cursor().copy(
                 "COPY chunks (id, document_id, ordinal, text, text_sha256, token_count, metadata)"
                 " FROM STDIN WITH (FORMAT BINARY)"
@@ -151,15 +232,15 @@ class Pipeline:
                         c.ordinal, c.text, documents.sha256_hex(c.text), c.token_count,
                         Jsonb(meta),
                     ))
-            await documents.advance(conn, ctx.document_id, ("chunking",), "chunked")
-            await self._event(conn, ctx, "stage_done", "chunked", started, chunks=len(chunks),
+            await documents.advance(conn, ctx.document_id, (Stage.CHUNKING,), Stage.CHUNKED)
+            await self._event(conn, ctx, "stage_done", Stage.CHUNKED, started, chunks=len(chunks),
                               tokens=sum(c.token_count for c in chunks))
 
     async def embed(self, ctx: StageContext) -> None:
         """Embed with the real model; in HYBRID, fall back (degraded) when it is unusable."""
         started = time.perf_counter()
         async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, ("chunked", "embedding"), "embedding")
+            await documents.advance(conn, ctx.document_id, (Stage.CHUNKED, Stage.EMBEDDING), Stage.EMBEDDING)
         primary, fallback = self.services.embedder, self.services.embedder_fallback
         try:
             stats = await self._embed_all(ctx, primary, self.services.embed_guard)
@@ -170,7 +251,7 @@ class Pipeline:
             degraded_reason = str(exc)
             stats = await self._embed_all(ctx, fallback, ServiceGuard("local", self.services.embed_guard.retry))
             used = fallback
-        async with self._stage_txn(ctx) as conn:
+        async with self._stage_txn(ctx, progress=True) as conn:
             space_id = stats.pop("space_id")
             if await vectors.chunks_without_vectors(conn, ctx.document_id, space_id):
                 raise TransientError("incomplete_embedding", "some chunks still lack a vector")
@@ -178,12 +259,11 @@ class Pipeline:
                 # The real model covers every chunk: drop any fallback vectors (repair).
                 await vectors.delete_other_spaces(conn, ctx.document_id, space_id)
             else:
-                await self._event(conn, ctx, "fallback", "embedding", started, service="embeddings",
+                await self._event(conn, ctx, "fallback", Stage.EMBEDDING, started, service="embeddings",
                                   used=f"{used.provider}/{used.model}", reason=degraded_reason)
-            await conn.execute("UPDATE documents SET degraded = %s WHERE id = %s",
-                               (degraded_reason is not None, ctx.document_id))
-            await documents.advance(conn, ctx.document_id, ("embedding",), "embedded")
-            await self._event(conn, ctx, "stage_done", "embedded", started, **stats,
+            await documents.set_degraded(conn, ctx.document_id, degraded_reason is not None)
+            await documents.advance(conn, ctx.document_id, (Stage.EMBEDDING,), Stage.EMBEDDED)
+            await self._event(conn, ctx, "stage_done", Stage.EMBEDDED, started, **stats,
                               provider=used.provider, model=used.model,
                               degraded=degraded_reason is not None)
 
@@ -196,8 +276,10 @@ class Pipeline:
         async with self._stage_txn(ctx) as conn:
             reused = await vectors.reuse_vectors(conn, ctx.document_id, space_id)
             todo = await vectors.chunks_without_vectors(conn, ctx.document_id, space_id)
+        batches = pack([t[2] for t in todo], embedder.spec, max_inputs=self.batch_size,
+                       max_tokens=guard.max_request_tokens)
         embedded = tokens = requests = 0
-        for batch in self._batches(embedder, [t[2] for t in todo], guard.max_request_tokens):
+        for batch in batches:
             self._check_stop(ctx)
             rows = todo[batch.start:batch.stop]
             texts = [r[1] for r in rows]
@@ -208,8 +290,8 @@ class Pipeline:
             )
             if result.vectors.shape != (len(rows), embedder.dimensions):
                 raise TransientError("invalid_response", "embedder returned the wrong shape")
-            async with self._stage_txn(ctx) as conn:
-                await vectors.write_vectors(conn, [r[0] for r in rows], space_id, result.vectors)
+            await self._commit(ctx, lambda conn, rows=rows, result=result: vectors.write_vectors(
+                conn, [r[0] for r in rows], space_id, result.vectors), "store vectors")
             embedded += len(rows)
             tokens += result.usage_tokens
             requests += result.requests
@@ -217,43 +299,47 @@ class Pipeline:
                 "tokens": tokens, "requests": requests}
 
     async def complete(self, ctx: StageContext) -> None:
+        """Make this version current (retiring older ones), or, if a newer version won the
+        race, retire this one. The source lock comes before the lease fence: a swap of a
+        newer version ends this job, so taking them the other way round could deadlock."""
         started = time.perf_counter()
-        async with self._stage_txn(ctx) as conn:
+        doc = ctx.document
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await documents.lock_source(conn, doc["tenant"], doc["source_name"])
+            await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds, progress=True)
             retired = await documents.make_current(conn, ctx.document_id)
-            await documents.advance(conn, ctx.document_id, ("embedded",), "complete")
+            if retired is None:
+                await documents.add_event(conn, ctx.document_id, ctx.correlation_id, "superseded",
+                                          Stage.SUPERSEDED, {"by": "a newer version"})
+            else:
+                await documents.advance(conn, ctx.document_id, (Stage.EMBEDDED,), Stage.COMPLETE)
+                await self._event(conn, ctx, "stage_done", Stage.COMPLETE, started,
+                                  retired=[str(r) for r in retired])
             await jobs.finish(conn, ctx.job, ctx.owner, failed=False)
-            await self._event(conn, ctx, "stage_done", "complete", started,
-                              retired=[str(r) for r in retired])
 
     # -- helpers --------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _stage_txn(self, ctx: StageContext) -> AsyncIterator[AsyncConnection]:
+    async def _stage_txn(self, ctx: StageContext, *, progress: bool = False) -> AsyncIterator[AsyncConnection]:
         """A transaction whose first statement is the lease fence."""
         async with self.db.pool.connection() as conn, conn.transaction():
-            await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds)
+            await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds, progress=progress)
             yield conn
 
-    def _batches(self, embedder: Embedder, token_counts: list[int], max_tokens: int | None) -> list[range]:
-        """The embedder's request packing, further capped at ``batch_size`` inputs and, under
-        a tokens-per-minute limit, at that many tokens (a bigger request could never run)."""
-        out = []
-        for batch in embedder.batches(token_counts):
-            start = batch.start
-            tokens = 0
-            for i in range(batch.start, batch.stop):
-                full = i - start >= self.batch_size
-                over = max_tokens is not None and i > start and tokens + token_counts[i] > max_tokens
-                if full or over:
-                    out.append(range(start, i))
-                    start, tokens = i, 0
-                tokens += token_counts[i]
-            if start < batch.stop:
-                out.append(range(start, batch.stop))
-        return out
+    async def _commit(self, ctx: StageContext, write: Callable[[AsyncConnection], Awaitable[T]],
+                      what: str) -> T:
+        """Results of a paid call: a fenced transaction, retried while the database is
+        unreachable (for up to a lease; after that the fence decides)."""
+        async def attempt() -> T:
+            async with self._stage_txn(ctx, progress=True) as conn:
+                return await write(conn)
+
+        return await until_reachable(attempt, seconds=self.lease_seconds, what=what)
 
     @staticmethod
     def _check_stop(ctx: StageContext) -> None:
+        if ctx.lease_lost:
+            raise LeaseLost(f"job {ctx.job.id} lost its lease")
         if ctx.should_stop():
             raise Released()
 

@@ -7,11 +7,26 @@ provider and model produced it, and how much usage it cost.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from ingestflow.catalogue import EmbeddingModel
+
+
+# C0 and C1 controls (but tab and newline), lone surrogates and non-characters: PDFium
+# emits some (e.g. \x02 for a hyphen it inserted), a provider may send anything,
+# PostgreSQL text refuses NUL and UTF-8 has no surrogates.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    """Unix newlines, no control characters: safe to chunk and to store. Every parser's
+    Markdown passes through this, local or remote."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 @dataclass(frozen=True)
@@ -59,15 +74,13 @@ class EmbeddingResult:
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into vectors of one model; ``model`` + ``dimensions`` name the space."""
+    """Turns texts into vectors of one model; ``provider``, ``model`` and ``dimensions`` name
+    the space, ``spec`` (the catalogue entry) gives its limits and prices."""
 
     provider: str
     model: str
     dimensions: int
-
-    def batches(self, token_counts: Sequence[int]) -> list[range]:
-        """Split inputs (in order) into calls that each fit one provider request."""
-        ...
+    spec: EmbeddingModel
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         """One request: vectors in input order, validated. Raise classified errors; no retries
@@ -77,3 +90,21 @@ class Embedder(Protocol):
     async def health(self) -> tuple[bool, str]:
         """A cheap check that costs nothing (no paid call); never raises."""
         ...
+
+
+class CallbackParser(Protocol):
+    """A paid parser whose jobs can post their result to a callback URL, so that no worker
+    waits on them: submit, then a poll or the callback brings the result."""
+
+    name: str
+
+    async def submit(self, data: bytes, filename: str, *, webhook_url: str, webhook_secret: str,
+                     mime: str) -> str:
+        """Start a job; returns the provider's job id."""
+        ...
+
+    async def status(self, job_id: str) -> str:
+        """PENDING, SUCCESS or PARTIAL_SUCCESS; PermanentError when the provider gave up."""
+        ...
+
+    async def fetch_markdown(self, job_id: str) -> ParsedDocument: ...

@@ -42,21 +42,22 @@ class CircuitBreaker:
         self.cooldown_seconds = cooldown_seconds
         self.probe_seconds = probe_seconds
 
-    async def before_call(self) -> None:
-        """Return if the call may go ahead; raise DeferredError while the breaker is open."""
+    async def before_call(self) -> bool:
+        """Return if the call may go ahead (True: as the half-open probe); raise
+        DeferredError while the breaker is open."""
         params = {"service": self.service, "owner": self.owner,
                   "cooldown_seconds": self.cooldown_seconds, "probe_seconds": self.probe_seconds}
         async with self.db.pool.connection() as conn:
             row = await (await conn.execute(query("breaker_get"), params)).fetchone()
             if row is None or row[0] == "closed":
-                return
+                return False
             state, _failures, opened_at, probe_owner, probe_until, now = row
             if state == "half_open" and probe_owner == self.owner and probe_until > now:
-                return
+                return True
             if await (await conn.execute(query("breaker_take_probe"), params)).fetchone():
                 await conn.commit()
                 log.info("breaker_probe", service=self.service, owner=self.owner)
-                return
+                return True
             remaining = self.cooldown_seconds
             if state == "open" and opened_at is not None:
                 remaining = max(1.0, self.cooldown_seconds - (now - opened_at).total_seconds())
@@ -65,6 +66,11 @@ class CircuitBreaker:
                 f"{self.service} is failing; calls paused by the circuit breaker",
                 retry_after=remaining,
             )
+
+    async def release_probe(self) -> None:
+        """Hand back a probe this caller will not use, so the next caller may take it."""
+        async with self.db.pool.connection() as conn:
+            await conn.execute(query("breaker_release_probe"), {"service": self.service, "owner": self.owner})
 
     async def record_success(self) -> None:
         await self._record(failed=False)

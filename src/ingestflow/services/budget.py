@@ -5,7 +5,9 @@ and one request to the current windows' counters with conditional UPDATEs, and w
 ``reserved`` ledger row, all in one transaction: either every limit has room and all of
 it is taken, or nothing changes and the caller gets a ``DeferredError`` saying when the
 window frees up. ``settle`` replaces the estimate with the provider-reported usage;
-``release`` gives back the cost of a call that was not billed.
+``release`` gives back the cost of a call that was not billed. Both ride out a database
+outage: the provider has billed by then, and that must reach the ledger. ``sweep`` closes
+reservations that a killed worker left behind.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from ingestflow.logging import get_logger
 from ingestflow.metrics import BUDGET_ALERTS
 from ingestflow.store import documents
 from ingestflow.store.database import Database
+from ingestflow.store.outage import until_reachable
 from ingestflow.store.sql import query
 
 log = get_logger("ingestflow.budget")
+SETTLE_RETRY_SECONDS = 120.0  # how long a billed call's cost waits for the database
+JOBLESS_RESERVATION_SECONDS = 3600.0  # a call outside a job (search) is long over by then
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class PaidCall:
     document_id: uuid.UUID | None = None
     correlation_id: uuid.UUID | None = None
     attempt: int | None = None
+    job_id: int | None = None  # with owner: whose lease keeps the reservation alive
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class Budget:
                 "service": call.service, "model": call.model, "unit": call.unit,
                 "units": call.units, "cost_usd": call.cost_usd, "tenant": call.tenant,
                 "document_id": call.document_id, "correlation_id": call.correlation_id,
-                "attempt": call.attempt,
+                "attempt": call.attempt, "job_id": call.job_id, "owner": call.owner,
             })
             ledger_id = (await cur.fetchone())[0]
         return Reservation(ledger_id, call, day)
@@ -101,18 +108,31 @@ class Budget:
         await self._close(reservation, "released", 0, Decimal(0), outcome)
 
     async def _close(self, r: Reservation, state: str, units: int, cost: Decimal, outcome: str) -> None:
-        delta = cost - r.call.cost_usd
-        async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(query("settle_ledger"), {
-                "id": r.ledger_id, "state": state, "units": units, "cost_usd": cost, "outcome": outcome,
-            })
-            if await cur.fetchone() is None or delta == 0:
-                return
-            for service in sorted({r.call.service, "total"}):
-                await conn.execute(query("add_to_counter"), {
-                    "service": service, "kind": "daily_cost", "window_start": r.day,
-                    "delta": delta, "limit": None,
+        async def close() -> None:
+            async with self.db.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(query("settle_ledger"), {
+                    "id": r.ledger_id, "state": state, "units": units, "cost_usd": cost, "outcome": outcome,
                 })
+                row = await cur.fetchone()
+                if row is None or cost == row[0]:
+                    return
+                for service in sorted({r.call.service, "total"}):
+                    await conn.execute(query("add_to_counter"), {
+                        "service": service, "kind": "daily_cost", "window_start": r.day,
+                        "delta": cost - row[0], "limit": None,
+                    })
+
+        await until_reachable(close, seconds=SETTLE_RETRY_SECONDS, what="settle the ledger")
+
+    async def sweep(self, *, jobless_after_seconds: float = JOBLESS_RESERVATION_SECONDS) -> int:
+        """Close reservations whose worker is gone (see sweep_reservations.sql)."""
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(query("sweep_reservations"),
+                                     {"jobless_after_seconds": jobless_after_seconds})
+            swept = len(await cur.fetchall())
+        if swept:
+            log.warning("reservations_abandoned", count=swept)
+        return swept
 
     def _checks(self, call: PaidCall, day: datetime, hour: datetime) -> list[_Check]:
         limits = self.limits.get(call.service, ServiceLimits())

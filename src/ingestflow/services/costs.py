@@ -1,39 +1,40 @@
-"""Prices of the paid services.
+"""What a paid call costs: the catalogue's prices, with this deployment's overrides.
 
-Embeddings are billed per input token, LlamaParse per page in credits. Defaults follow the
-providers' public price lists (late 2026); every number can be overridden in settings.
+Embeddings are billed per input token (the Batch API at its own, half price), LlamaParse
+per page in credits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from decimal import Decimal
 
-DEFAULT_EMBEDDING_USD_PER_MTOK = {
-    "text-embedding-3-small": Decimal("0.02"),
-    "text-embedding-3-large": Decimal("0.13"),
-    "text-embedding-ada-002": Decimal("0.10"),
-}
+from ingestflow.catalogue import LLAMAPARSE, EmbeddingModel, PageParser
+from ingestflow.config import Settings
+
 MILLION = Decimal(1_000_000)
 
 
-class UnknownPrice(ValueError):
-    pass
+def embedding_cost(model: EmbeddingModel, tokens: int, *, batch: bool = False) -> Decimal:
+    return (model.batch_usd_per_mtok if batch else model.usd_per_mtok) * tokens / MILLION
 
 
-@dataclass(frozen=True)
-class PriceTable:
-    embedding_usd_per_mtok: dict[str, Decimal] = field(
-        default_factory=lambda: dict(DEFAULT_EMBEDDING_USD_PER_MTOK)
+def parse_cost(parser: PageParser, pages: int) -> Decimal:
+    """Billed pages x credits per page x dollars per credit: credits are counted once."""
+    return pages * parser.credits_per_page * parser.usd_per_1000_credits / 1000
+
+
+def priced(model: EmbeddingModel, settings: Settings) -> EmbeddingModel:
+    """The model with OPENAI_PRICE_PER_MTOK applied (the Batch API stays at half)."""
+    if model.provider != "openai" or settings.openai_price_per_mtok is None:
+        return model
+    price = settings.openai_price_per_mtok
+    return replace(model, usd_per_mtok=price, batch_usd_per_mtok=price / 2)
+
+
+def llamaparse_prices(settings: Settings) -> PageParser:
+    return replace(
+        LLAMAPARSE,
+        credits_per_page=settings.llamaparse_credits_per_page or LLAMAPARSE.credits_per_page,
+        usd_per_1000_credits=settings.llamaparse_usd_per_1000_credits or LLAMAPARSE.usd_per_1000_credits,
     )
-    llamaparse_credits_per_page: Decimal = Decimal(3)
-    llamaparse_usd_per_1000_credits: Decimal = Decimal("1.25")
-
-    def embedding_cost(self, model: str, tokens: int) -> Decimal:
-        try:
-            return self.embedding_usd_per_mtok[model] * tokens / MILLION
-        except KeyError:
-            raise UnknownPrice(f"no price for embedding model {model!r}") from None
-
-    def parse_cost(self, pages: int) -> Decimal:
-        return self.llamaparse_credits_per_page * pages * self.llamaparse_usd_per_1000_credits / 1000

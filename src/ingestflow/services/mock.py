@@ -20,10 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dataclasses import replace
+
+from ingestflow.catalogue import embedding_model
 from ingestflow.services.base import EmbeddingResult
 from ingestflow.tokens import count_tokens
 
-MAX_BATCH = 256  # inputs per (pretend) request
 _WORD = re.compile(r"\w+")
 _ROWS_PER_BLOCK = 1024  # bounds the dense float64 scratch to ~12 MB at 1536 dimensions
 _MEMO_LIMIT = 1_000_000  # words remembered; beyond that they are hashed every time
@@ -65,14 +67,10 @@ class HashingEmbedder:
         if dimensions < 1:
             raise ValueError("dimensions must be positive")
         self.dimensions = dimensions
+        self.spec = replace(embedding_model(self.model), dimensions=dimensions)
         self._hashes = _WordHashes()
         # Texts without any word get this fixed unit vector: the hashed empty string.
         self._empty = self._unit_from_hash(_word_hash(""))
-
-    def batches(self, token_counts: Sequence[int]) -> list[range]:
-        """Consecutive ranges of at most ``MAX_BATCH`` inputs, covering all of them."""
-        n = len(token_counts)
-        return [range(i, min(i + MAX_BATCH, n)) for i in range(0, n, MAX_BATCH)]
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         texts = list(texts)

@@ -11,19 +11,43 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.pipeline.parsing import LocalParser
-from ingestflow.services.base import Embedder, Parser
+from ingestflow.services.base import CallbackParser, Embedder, Parser
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget, ServiceLimits
+from ingestflow.services.costs import embedding_cost, llamaparse_prices, parse_cost, priced
 from ingestflow.services.guard import Pricing, ServiceGuard
 from ingestflow.services.mock import HashingEmbedder
 from ingestflow.services.ratelimit import RateLimiter, RateLimits
 from ingestflow.services.retry import RetryPolicy
+from ingestflow.services.webhooks import job_secret
 from ingestflow.store.database import Database
+
+if TYPE_CHECKING:
+    from ingestflow.services.llamaparse import LlamaParseParser
+
+
+@dataclass(frozen=True)
+class ParseCallbacks:
+    """LlamaParse posts results to this deployment's API instead of being waited on."""
+
+    parser: CallbackParser
+    base_url: str  # the API's public address
+    master_secret: str
+    poll_seconds: float  # a waiting job polls this often in case the callback is lost
+    timeout_seconds: float  # a job with no result by then is submitted again
+
+    def url(self, key: uuid.UUID) -> str:
+        return f"{self.base_url.rstrip('/')}/v1/webhooks/llamaparse?job={key}"
+
+    def secret(self, key: uuid.UUID) -> str:
+        return job_secret(self.master_secret, str(key))
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,7 @@ class Services:
     parser_fallback: Parser | None = None  # HYBRID only
     embedder_fallback: Embedder | None = None  # HYBRID only
     budget: Budget | None = None
+    callbacks: ParseCallbacks | None = None  # LLAMAPARSE_WEBHOOK_URL is set
 
 
 def mock_embedder(settings: Settings) -> Embedder:
@@ -58,17 +83,23 @@ def real_embedder(settings: Settings) -> Embedder:
     )
 
 
-def real_parser(settings: Settings) -> Parser:
-    if settings.parser_provider == "llamaparse":
-        from ingestflow.services.llamaparse import LlamaParseParser
+def llamaparse(settings: Settings) -> LlamaParseParser:
+    from ingestflow.services.llamaparse import LlamaParseParser
 
-        assert settings.llamaparse_api_key is not None
-        return LlamaParseParser(
-            api_key=settings.llamaparse_api_key.get_secret_value(),
-            base_url=settings.llamaparse_base_url,
-            timeout=settings.llamaparse_timeout_seconds,
-        )
-    return LocalParser()
+    assert settings.llamaparse_api_key is not None  # enforced by Settings validation
+    return LlamaParseParser(
+        api_key=settings.llamaparse_api_key.get_secret_value(),
+        base_url=settings.llamaparse_base_url,
+        timeout=settings.llamaparse_timeout_seconds,
+    )
+
+
+def parse_callbacks(settings: Settings, parser: LlamaParseParser) -> ParseCallbacks | None:
+    secret = settings.llamaparse_webhook_secret
+    if not settings.llamaparse_webhook_url or secret is None:
+        return None
+    return ParseCallbacks(parser, settings.llamaparse_webhook_url, secret.get_secret_value(),
+                          settings.llamaparse_poll_seconds, settings.llamaparse_timeout_seconds)
 
 
 def build_budget(settings: Settings, db: Database) -> Budget:
@@ -92,7 +123,6 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
     retry = RetryPolicy(settings.call_retry_attempts, settings.call_retry_base_seconds,
                         settings.call_retry_cap_seconds)
     budget = build_budget(settings, db)
-    prices = settings.price_table()
 
     def paid_guard(service: str, pricing: Pricing, limits: RateLimits) -> ServiceGuard:
         return ServiceGuard(
@@ -113,18 +143,21 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         embedder = real_embedder(settings)
         embed_guard = free
         if settings.embeddings_provider == "openai":
-            model = settings.openai_embedding_model
+            spec = priced(embedder.spec, settings)
             embed_guard = paid_guard(
-                "openai", Pricing(model, "tokens", lambda n: prices.embedding_cost(model, n)),
+                "openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
                 RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai),
             )
 
+    callbacks = None
     if parse_mode is ServiceMode.MOCK or settings.parser_provider == "local":
         parser, parse_guard = LocalParser(), free
     else:
-        parser = real_parser(settings)
+        parser = llamaparse(settings)
+        callbacks = parse_callbacks(settings, parser)
+        pages = llamaparse_prices(settings)
         parse_guard = paid_guard(
-            "llamaparse", Pricing("llamaparse", "pages", prices.parse_cost),
+            "llamaparse", Pricing("llamaparse", "pages", lambda n: parse_cost(pages, n)),
             RateLimits(settings.rate_limit_rpm_llamaparse, None),
         )
 
@@ -136,4 +169,5 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         parser_fallback=LocalParser() if parse_mode is ServiceMode.HYBRID and parser.name != "local" else None,
         embedder_fallback=mock_embedder(settings) if embed_mode is ServiceMode.HYBRID else None,
         budget=budget,
+        callbacks=callbacks,
     )

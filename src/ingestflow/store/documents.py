@@ -11,13 +11,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ingestflow.lifecycle import PIPELINE, TRANSITIONS, Stage
 from ingestflow.store.files import FileStore
 from ingestflow.store.sql import query
 
 NAMESPACE = uuid.UUID("6f1d7a3e-3c0b-5b7e-9a59-6f8e1b0d2c41")
 JOBS_CHANNEL = "ingestflow_jobs"
 
-STAGES = ("queued", "parsing", "parsed", "chunking", "chunked", "embedding", "embedded", "complete")
+STAGES = tuple(str(s) for s in PIPELINE)
 
 
 class StageConflict(Exception):
@@ -61,16 +62,14 @@ async def register(
     """
     digest = sha256_hex(data)
     params: dict[str, Any] = {"tenant": tenant, "source_name": source_name, "sha256": digest}
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"register:{tenant}/{source_name}",)
-    )
+    await lock_source(conn, tenant, source_name)
     cur = conn.cursor(row_factory=dict_row)
     latest = await (await cur.execute(query("find_latest_version"), params)).fetchone()
     same = latest if latest and latest["sha256"] == digest else None
     if same is None:
         same = await (await cur.execute(query("find_live_duplicate"), params)).fetchone()
     if same is not None:
-        if same["stage"] == "failed":
+        if same["stage"] == Stage.FAILED:
             await requeue(conn, same["id"], reason="re-ingested")
             return Registration(same["id"], same["version"], duplicate=True, requeued=True)
         return Registration(same["id"], same["version"], duplicate=True)
@@ -89,27 +88,34 @@ async def register(
     return Registration(doc, version, duplicate=False)
 
 
+async def lock_source(conn: AsyncConnection, tenant: str, source_name: str) -> None:
+    """Serialize work on one source (version numbers, the version swap) until commit."""
+    await conn.execute(query("lock_source"), {"tenant": tenant, "source_name": source_name})
+
+
 async def enqueue(conn: AsyncConnection, document: uuid.UUID) -> None:
     """Make the document's job runnable now and wake idle workers (on commit)."""
     await conn.execute(query("enqueue_job"), {"document_id": document})
     await conn.execute(f"NOTIFY {JOBS_CHANNEL}")
 
 
+async def wake(conn: AsyncConnection, document: uuid.UUID) -> None:
+    """A job waiting (deferred) on something that has now happened runs at once."""
+    await conn.execute(query("wake_job"), {"document_id": document})
+    await conn.execute(f"NOTIFY {JOBS_CHANNEL}")
+
+
 async def requeue(conn: AsyncConnection, document: uuid.UUID, *, reason: str) -> None:
     """Retry a failed document from its first stage with a new correlation id."""
     correlation = uuid.uuid4()
-    await conn.execute(
-        "UPDATE documents SET stage = 'queued', error_stage = NULL, error_code = NULL,"
-        " error_message = NULL, correlation_id = %s, updated_at = now() WHERE id = %s",
-        (correlation, document),
-    )
-    await add_event(conn, document, correlation, "retry", "queued", {"reason": reason})
+    await conn.execute(query("requeue_document"), {"document_id": document, "correlation_id": correlation})
+    await add_event(conn, document, correlation, "retry", Stage.QUEUED, {"reason": reason})
     await enqueue(conn, document)
 
 
 async def get(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM documents WHERE id = %s", (document,))
+    await cur.execute(query("get_document"), {"document_id": document})
     return await cur.fetchone()
 
 
@@ -156,32 +162,47 @@ async def save_text(
         query("upsert_text"),
         {"document_id": document, "markdown": markdown, "pages": Jsonb(pages), "parser": parser},
     )
-    await conn.execute(
-        "UPDATE documents SET parser = %s WHERE id = %s", (parser, document)
-    )
+    await conn.execute(query("set_parser"), {"document_id": document, "parser": parser})
 
 
 async def load_text(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT * FROM document_texts WHERE document_id = %s", (document,))
+    await cur.execute(query("load_text"), {"document_id": document})
     row = await cur.fetchone()
     if row is None:
         raise StageConflict(f"document {document} has no parsed text")
     return row
 
 
-async def make_current(conn: AsyncConnection, document: uuid.UUID) -> list[uuid.UUID]:
-    """Swap this version in, retire older versions and drop their chunks; one transaction."""
+async def set_degraded(conn: AsyncConnection, document: uuid.UUID, degraded: bool) -> None:
+    await conn.execute(query("set_degraded"), {"document_id": document, "degraded": degraded})
+
+
+async def make_current(conn: AsyncConnection, document: uuid.UUID) -> list[uuid.UUID] | None:
+    """Swap this version in and retire every older one (in flight or not), dropping their
+    chunks; returns the retired ids. If a newer version is current already, this one is
+    retired instead and None is returned. Call under ``lock_source``, in the transaction
+    that completes the document."""
+    if (await (await conn.execute(query("newer_current"), {"document_id": document})).fetchone())[0]:
+        await conn.execute(query("supersede_document"), {"document_id": document})
+        await conn.execute(query("drop_document_content"), {"ids": [document]})
+        return None
     cur = await conn.execute(query("swap_current"), {"document_id": document})
-    retired = [row[0] for row in await cur.fetchall()]
-    if retired:
-        await conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (retired,))
-        await conn.execute("DELETE FROM document_texts WHERE document_id = ANY(%s)", (retired,))
-    await conn.execute(
-        "UPDATE documents d SET is_current = NOT EXISTS ("
-        "  SELECT 1 FROM documents n WHERE n.tenant = d.tenant"
-        "  AND n.source_name = d.source_name AND n.version > d.version AND n.is_current)"
-        " WHERE d.id = %s",
-        (document,),
-    )
-    return retired
+    retired = await cur.fetchall()
+    ids = [row[0] for row in retired]
+    if ids:
+        await conn.execute(query("drop_document_content"), {"ids": ids})
+        for retired_id, correlation in retired:
+            await add_event(conn, retired_id, correlation, "superseded", Stage.SUPERSEDED,
+                            {"by": str(document)})
+    await conn.execute(query("set_current"), {"document_id": document})
+    return ids
+
+
+def transition_rows() -> dict[str, list[str | None]]:
+    """ingestflow.lifecycle's legal moves as the parameters of sync_transitions.sql."""
+    return {
+        "from_stages": [None if f is None else str(f) for f, _, _ in TRANSITIONS],
+        "to_stages": [str(t) for _, t, _ in TRANSITIONS],
+        "actors": [a for _, _, a in TRANSITIONS],
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg import AsyncConnection
 
@@ -34,14 +35,25 @@ async def claim(conn: AsyncConnection, owner: str, lease_seconds: float) -> Clai
     return ClaimedJob(*row) if row else None
 
 
-async def fence(conn: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float) -> None:
-    """Renew the lease, or raise LeaseLost: call first in every stage transaction."""
+@dataclass(frozen=True)
+class Fence:
+    deferred_since: datetime | None  # start of the current deferral streak
+    now: datetime  # the database's clock
+
+
+async def fence(
+    conn: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float, *, progress: bool = False
+) -> Fence:
+    """Renew the lease, or raise LeaseLost: call first in every stage transaction.
+    ``progress``: this transaction writes results, which ends a deferral streak."""
     cur = await conn.execute(
         query("renew_lease"),
-        {"job_id": job.id, "owner": owner, "lease_seconds": lease_seconds},
+        {"job_id": job.id, "owner": owner, "lease_seconds": lease_seconds, "progress": progress},
     )
-    if await cur.fetchone() is None:
+    row = await cur.fetchone()
+    if row is None:
         raise LeaseLost(f"job {job.id} is no longer owned by {owner}")
+    return Fence(*row)
 
 
 async def finish(
@@ -71,6 +83,7 @@ async def reschedule(
 
 
 async def release(conn: AsyncConnection, job: ClaimedJob, owner: str) -> None:
+    """Back to the queue at once, the attempt given back (shutdown, lost database)."""
     await conn.execute(query("release_job"), {"job_id": job.id, "owner": owner})
 
 

@@ -8,8 +8,9 @@
 
 Speaks ``POST /v1/embeddings`` (float or base64 vectors, usage with exact cl100k_base
 counts, ``x-ratelimit-*`` headers, OpenAI error bodies) and ``GET /v1/models[/{id}]``.
-Vectors are deterministic per text. Enforces the per-request limits (2048 inputs, 8192
-tokens per input, 300,000 per request, no empty strings) and RPM/TPM limits over a sliding
+Vectors are deterministic per text. Enforces the per-request limits of the model's
+catalogue entry (2048 inputs, 8191 tokens per input, 300,000 per request; the same numbers
+the client packs to, so an off-by-one shows here), no empty strings, and RPM/TPM limits over a sliding
 minute (a low tier's 3,000 RPM and 1,000,000 TPM unless told otherwise; ``None`` turns a
 limit and its headers off). Faults: 429 (Retry-After), 500, 503, slow, timeout, drop
 (connection closed mid-response), malformed_json, wrong_dimensions, nan, fewer_vectors,
@@ -37,17 +38,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ingestflow.testing._server import FakeServer
+from ingestflow.catalogue import EMBEDDING_MODELS
 from ingestflow.tokens import count_tokens
 
-MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
-MAX_INPUTS, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS = 2048, 8192, 300_000
+MODELS = {m.name: m for m in EMBEDDING_MODELS.values() if m.provider == "openai"}
 DEFAULT_RPM, DEFAULT_TPM = 3_000, 1_000_000
 
 
 def fake_vector(text: str, dims: int, model: str) -> np.ndarray:
     """Deterministic unit vector for (model, text); ``dims`` shortens it like v3 models do."""
     rng = np.random.default_rng(zlib.crc32(f"{model}\x00{text}".encode()))
-    full = rng.standard_normal(MODELS.get(model, dims)).astype(np.float32)
+    full = rng.standard_normal(MODELS[model].dimensions if model in MODELS else dims).astype(np.float32)
     vec = full[:dims]
     return vec / np.linalg.norm(vec)
 
@@ -157,9 +158,10 @@ class FakeOpenAI(FakeServer):
             return error
         tokens = [count_tokens(t) for t in texts]
         total = sum(tokens)
-        if total > MAX_REQUEST_TOKENS or any(t > MAX_INPUT_TOKENS for t in tokens):
-            return _error(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens per input "
-                          f"and {MAX_REQUEST_TOKENS} per request; you requested {total}.",
+        spec = MODELS[model]
+        if total > spec.max_tokens_per_request or any(t > spec.max_input_tokens for t in tokens):
+            return _error(400, f"This model's maximum context length is {spec.max_input_tokens} tokens per input "
+                          f"and {spec.max_tokens_per_request} per request; you requested {total}.",
                           "invalid_request_error", param="input")
         limited = self._admit(total)
         if limited is not None:
@@ -201,14 +203,15 @@ class FakeOpenAI(FakeServer):
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             return _error(400, "'input' must be a string or a non-empty array of strings.",
                           "invalid_request_error", param="input"), [], model, 0
-        if len(texts) > MAX_INPUTS:
-            return _error(400, f"'input' must have at most {MAX_INPUTS} items.", "invalid_request_error",
-                          param="input"), [], model, 0
+        if len(texts) > MODELS[model].max_inputs_per_request:
+            return _error(400, f"'input' must have at most {MODELS[model].max_inputs_per_request} items.",
+                          "invalid_request_error", param="input"), [], model, 0
         if any(t == "" for t in texts):
             return _error(400, "'input' cannot contain empty strings.", "invalid_request_error",
                           param="input"), [], model, 0
-        dims = body.get("dimensions") or MODELS[model]
-        if body.get("dimensions") is not None and (model == "text-embedding-ada-002" or not 1 <= dims <= MODELS[model]):
+        dims = body.get("dimensions") or MODELS[model].dimensions
+        if body.get("dimensions") is not None and (
+                not MODELS[model].shortenable or not 1 <= dims <= MODELS[model].dimensions):
             return _error(400, "This model does not support the requested 'dimensions'.",
                           "invalid_request_error", param="dimensions"), [], model, 0
         return None, texts, model, dims

@@ -13,11 +13,12 @@ from psycopg.rows import dict_row
 from ingestflow.api import pagination, schemas
 from ingestflow.api.deps import LimitsDep, RuntimeDep, TenantDep
 from ingestflow.api.errors import ApiError, not_found
-from ingestflow.api.limits import check_active, take_upload
+from ingestflow.api.limits import admit_upload, check_active, check_upload, lock_tenant
 from ingestflow.api.redaction import scrub
 from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.errors import PermanentError
 from ingestflow.pipeline.detect import detect_mime
+from ingestflow.pipeline.ingest import check_source_name
 from ingestflow.store import documents
 from ingestflow.store.documents import STAGES
 from ingestflow.store.sql import query
@@ -46,7 +47,8 @@ _UPLOAD_BODY = {
     "", status_code=201, response_model=schemas.UploadResponse, openapi_extra=_UPLOAD_BODY,
     responses={
         200: {"model": schemas.UploadResponse, "description": "Duplicate: already there."},
-        400: {"model": schemas.ErrorResponse, "description": "Empty file or malformed multipart body"},
+        400: {"model": schemas.ErrorResponse,
+              "description": "Empty file, unusable file name, or malformed or cut-off multipart body"},
         413: {"model": schemas.ErrorResponse, "description": "Larger than the upload limit"},
         415: {"model": schemas.ErrorResponse, "description": "Not a supported document type"},
         429: {"model": schemas.ErrorResponse, "description": "A tenant limit is reached (see Retry-After)"},
@@ -56,17 +58,23 @@ _UPLOAD_BODY = {
 async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: TenantDep,
                  limits: LimitsDep) -> schemas.UploadResponse:
     """Store the file and queue it. The type is detected from the bytes; the client's file
-    name is only a label (re-uploading changed bytes under it makes a new version)."""
+    name is only a label (re-uploading changed bytes under it makes a new version). The
+    tenant's limits are checked before the body is read, and taken atomically after."""
+    async with rt.db.pool.connection() as conn:
+        await check_upload(conn, tenant, limits)
     upload = await read_upload(request, limits.max_upload_bytes)
+    try:
+        name = check_source_name(upload.filename)
+    except PermanentError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
     try:
         mime = await asyncio.to_thread(detect_mime, upload.data)
     except PermanentError as exc:
         status = 400 if exc.code == "empty_document" else 415
         raise ApiError(status, exc.code, exc.message) from None
     async with rt.db.pool.connection() as conn, conn.transaction():
-        await check_active(conn, tenant, limits.max_concurrent_jobs)
-        await take_upload(conn, tenant, limits.uploads_per_day)
-        reg = await documents.register(conn, tenant=tenant, source_name=upload.filename,
+        await admit_upload(conn, tenant, limits)
+        reg = await documents.register(conn, tenant=tenant, source_name=name,
                                        data=upload.data, mime=mime, files=rt.files)
         doc = await documents.get(conn, reg.document_id)
     if reg.duplicate:
@@ -166,6 +174,7 @@ async def list_chunks(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
 async def retry(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
                 limits: LimitsDep) -> schemas.RetryResponse:
     async with rt.db.pool.connection() as conn, conn.transaction():
+        await lock_tenant(conn, tenant)  # first, as uploads take it: no lock-order deadlock
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query("api_lock_document"), {"document_id": document_id, "tenant": tenant})
         doc = await cur.fetchone()
@@ -182,7 +191,8 @@ async def retry(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
                responses={404: {"model": schemas.ErrorResponse}}, summary="Delete a document")
 async def delete(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep) -> schemas.DeleteResponse:
     """Removes the document with its chunks, vectors, text, events and job; its bytes too
-    unless another document (of any tenant) has the same content."""
+    unless another document (of any tenant) has the same content. The response does not
+    say which: that would tell one tenant what another has uploaded."""
     async with rt.db.pool.connection() as conn:
         async with conn.transaction():
             cur = await conn.execute(query("api_delete_document"), {"document_id": document_id, "tenant": tenant})
@@ -195,4 +205,4 @@ async def delete(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep) -> s
             referenced = (await cur.fetchone())[0]
             if not referenced:
                 await rt.files.delete(conn, row[0])
-    return schemas.DeleteResponse(id=document_id, deleted=True, blob_deleted=not referenced)
+    return schemas.DeleteResponse(id=document_id, deleted=True)

@@ -1,13 +1,18 @@
-"""Liveness, readiness and Prometheus metrics: unauthenticated, for orchestrators and scrapers."""
+"""Liveness, readiness and Prometheus metrics, for orchestrators and scrapers: no API key
+(they belong to no tenant). Metrics are aggregates over all tenants; an operator can still
+put them behind METRICS_TOKEN."""
 
 from __future__ import annotations
 
+import hmac
+
 import psycopg
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ingestflow.api import health, metrics, schemas
 from ingestflow.api.deps import RuntimeDep
+from ingestflow.api.errors import ApiError
 
 router = APIRouter(tags=["operations"])
 DB_CHECK_TIMEOUT_SECONDS = 2.0
@@ -36,8 +41,20 @@ async def readyz(rt: RuntimeDep, response: Response) -> schemas.Ready:
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-                             "description": "Prometheus text exposition format"}})
-async def metrics_route(rt: RuntimeDep) -> Response:
+                             "description": "Prometheus text exposition format"},
+                       401: {"model": schemas.ErrorResponse,
+                             "description": "METRICS_TOKEN is set and the request does not present it"}})
+async def metrics_route(rt: RuntimeDep, request: Request) -> Response:
+    """Aggregates only: no label or value names a tenant, a document or its source, or an
+    error message. With METRICS_TOKEN set, needs ``Authorization: Bearer <token>``."""
+    token = rt.settings.metrics_token
+    if token is not None and token.get_secret_value():
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.get_secret_value().encode()):
+            raise ApiError(401, "unauthorized", "The metrics need the operator token: "
+                                                "Authorization: Bearer <METRICS_TOKEN>.",
+                           headers={"WWW-Authenticate": "Bearer"})
     async with rt.db.pool.connection() as conn:
         snapshot = await metrics.read_snapshot(conn)
     return Response(metrics.exposition(snapshot), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,5 @@
 UPDATE jobs
 SET state = %(state)s, owner = NULL, lease_until = NULL, deferred_reason = NULL,
-    last_error = %(last_error)s, updated_at = now()
+    deferred_since = NULL, last_error = %(last_error)s, updated_at = now()
 WHERE id = %(job_id)s AND owner = %(owner)s
 RETURNING id

@@ -1,14 +1,21 @@
--- Make this version the searchable one and retire the others of the same source, in
--- the caller's transaction so searches see either the old or the new version.
+-- Make this version the searchable one and retire every older version of the same source,
+-- whatever its stage: a version still in flight is cancelled and its job ended, so no
+-- worker spends another call on it (its next lease fence fails). Runs in the caller's
+-- transaction, under the source lock, so searches see the old version or the new one.
 WITH target AS (
-    SELECT tenant, source_name FROM documents WHERE id = %(document_id)s
+    SELECT tenant, source_name, version FROM documents WHERE id = %(document_id)s
 ), retired AS (
     UPDATE documents d
-    SET is_current = false, superseded_at = now(), updated_at = now()
+    SET is_current = false, superseded_at = now(), stage = 'superseded', updated_at = now()
     FROM target
     WHERE d.tenant = target.tenant AND d.source_name = target.source_name
-      AND d.id <> %(document_id)s AND d.superseded_at IS NULL
-      AND d.version < (SELECT version FROM documents WHERE id = %(document_id)s)
-    RETURNING d.id
+      AND d.version < target.version AND d.stage <> 'superseded'
+    RETURNING d.id, d.correlation_id
+), ended AS (
+    UPDATE jobs j
+    SET state = 'done', owner = NULL, lease_until = NULL, deferred_reason = NULL,
+        deferred_since = NULL, last_error = 'superseded by a newer version', updated_at = now()
+    FROM retired
+    WHERE j.document_id = retired.id AND j.state IN ('ready', 'running')
 )
-SELECT id FROM retired
+SELECT id, correlation_id FROM retired

@@ -1,0 +1,94 @@
+"""What each paid service and embedding model is: sizes, limits, tokenizer and prices.
+
+One entry per model. The chunker caps chunks by the chosen model, the request packer and
+the fake OpenAI server enforce the same per-request limits, the cost table and the config
+validation read the prices, and ``doctor`` shows them. Prices follow the providers'
+public lists (late 2026, see ../shared/PROVIDERS.md); settings may override them.
+
+This module imports nothing of ingestflow's, so that any layer may read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+CL100K = "cl100k_base"  # every OpenAI embedding model's tokenizer
+WORDPIECE = "bert-wordpiece"  # sentence-transformers' BERT models
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    provider: str
+    name: str
+    dimensions: int
+    max_input_tokens: int  # per input, counted by the model's own tokenizer
+    tokenizer: str
+    shortenable: bool = False  # accepts a smaller ``dimensions``
+    max_inputs_per_request: int | None = None
+    max_tokens_per_request: int | None = None
+    usd_per_mtok: Decimal = Decimal(0)  # synchronous price per million input tokens
+    batch_usd_per_mtok: Decimal = Decimal(0)  # OpenAI Batch API price (half)
+
+    @property
+    def max_chunk_tokens(self) -> int:
+        """The largest chunk, in cl100k_base tokens (the chunker's unit), that fits one
+        input. For a WordPiece model this is half its limit less [CLS] and [SEP]: a cl100k
+        token is rarely more than two word pieces, and the embedder refuses (never
+        truncates) an input that still does not fit."""
+        if self.tokenizer == CL100K:
+            return self.max_input_tokens
+        return (self.max_input_tokens - 2) // 2
+
+
+def _openai(name: str, dimensions: int, usd_per_mtok: str, *, shortenable: bool) -> EmbeddingModel:
+    return EmbeddingModel(
+        provider="openai", name=name, dimensions=dimensions,
+        # The API documents 8192 tokens per input; one of margin, as pgai keeps.
+        max_input_tokens=8191, tokenizer=CL100K, shortenable=shortenable,
+        max_inputs_per_request=2048, max_tokens_per_request=300_000,
+        usd_per_mtok=Decimal(usd_per_mtok), batch_usd_per_mtok=Decimal(usd_per_mtok) / 2,
+    )
+
+
+EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
+    _openai("text-embedding-3-small", 1536, "0.02", shortenable=True),
+    _openai("text-embedding-3-large", 3072, "0.13", shortenable=True),
+    _openai("text-embedding-ada-002", 1536, "0.10", shortenable=False),
+    # max_seq_length of the sentence-transformers model; inputs per call bound memory.
+    EmbeddingModel(provider="local", name="all-MiniLM-L6-v2", dimensions=384,
+                   max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64),
+    # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will.
+    EmbeddingModel(provider="mock", name="mock-hashing-v1", dimensions=1536,
+                   max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256),
+)}
+
+
+def embedding_model(name: str) -> EmbeddingModel:
+    try:
+        return EMBEDDING_MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown embedding model {name!r}; known: {', '.join(EMBEDDING_MODELS)}") from None
+
+
+@dataclass(frozen=True)
+class PageParser:
+    name: str
+    credits_per_page: Decimal  # the tier's credits per page
+    usd_per_1000_credits: Decimal
+
+
+LLAMAPARSE = PageParser("llamaparse", credits_per_page=Decimal(3), usd_per_1000_credits=Decimal("1.25"))
+
+
+def openai_model(name: str, dimensions: int | None = None) -> EmbeddingModel:
+    """The catalogue entry of an OpenAI model, shortened to ``dimensions`` if asked."""
+    model = EMBEDDING_MODELS.get(name)
+    if model is None or model.provider != "openai":
+        known = ", ".join(m.name for m in EMBEDDING_MODELS.values() if m.provider == "openai")
+        raise ValueError(f"unknown OpenAI embedding model {name!r}; known: {known}")
+    if dimensions is None or dimensions == model.dimensions:
+        return model
+    if not model.shortenable or not 1 <= dimensions <= model.dimensions:
+        raise ValueError(f"{name} cannot return {dimensions} dimensions")
+    return replace(model, dimensions=dimensions)

@@ -1,0 +1,1 @@
+SELECT state FROM parse_jobs WHERE id = %(id)s

@@ -1,0 +1,1 @@
+UPDATE documents SET degraded = %(degraded)s WHERE id = %(document_id)s

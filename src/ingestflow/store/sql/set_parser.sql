@@ -1,0 +1,1 @@
+UPDATE documents SET parser = %(parser)s WHERE id = %(document_id)s
