@@ -26,8 +26,8 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
+from ingestflow.operations.documents import submit_paths
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
-from ingestflow.pipeline.ingest import submit_files
 from ingestflow.runtime import open_runtime
 from ingestflow.services.base import PageSpan
 from ingestflow.store import vectors
@@ -67,7 +67,7 @@ def fresh_database(settings: Settings) -> str:
 async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[float, list, int]:
     async with open_runtime(settings) as rt:
         started = time.perf_counter()
-        submitted = await submit_files(rt.db, rt.files, [folder], tenant="bench")
+        submitted = await submit_paths(rt, [folder], "bench")
         worker = rt.drain([s.registration.document_id for s in submitted if s.registration], concurrency)
         await worker.run()
         return time.perf_counter() - started, submitted, worker.processed

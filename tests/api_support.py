@@ -10,22 +10,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 import uvicorn
 from fastapi import FastAPI
 
-from ingestflow.api.keys import create_key
 from ingestflow.config import Settings
+from ingestflow.operations import keys
+from ingestflow.store.database import Database
 
 
 def make_key(settings: Settings, tenant: str) -> str:
     assert settings.database_url is not None
 
     async def main() -> str:
-        async with await psycopg.AsyncConnection.connect(settings.database_url.get_secret_value()) as conn:
-            key = await create_key(conn, tenant)
-            await conn.commit()
-            return key
+        async with Database(settings.database_url.get_secret_value(), max_size=1) as db:
+            await db.pool.open()
+            return await keys.create(db, tenant)
 
     return asyncio.run(main())
 

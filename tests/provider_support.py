@@ -6,11 +6,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from support import sql
-from support import submit as submit_paths
-
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.testing.fake_openai import FakeOpenAI
+from support import sql
+from support import submit as submit_paths
 
 KEY = "sk-e2e-SECRET-value-9f8e7d6c5b4a"
 

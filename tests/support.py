@@ -16,7 +16,7 @@ import psycopg
 from ingestflow.config import Settings
 
 if TYPE_CHECKING:
-    from ingestflow.pipeline.ingest import Submitted
+    from ingestflow.operations.documents import Submitted
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -53,10 +53,10 @@ def start_worker(settings: Settings, log_path: Path, *args: str, **env: str) -> 
         )
 
 
-def run_cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(settings: Settings, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ingestflow", *args], env=settings_env(settings, **env),
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, cwd=cwd,
     )
 
 
@@ -70,12 +70,12 @@ def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> lis
 def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default",
            concurrency: int = 2) -> tuple[list[Submitted], int]:
     """Submit files and run an in-process worker until they are done; (submitted, jobs run)."""
-    from ingestflow.pipeline.ingest import submit_files
+    from ingestflow.operations.documents import submit_paths
     from ingestflow.runtime import open_runtime
 
     async def main() -> tuple[list[Submitted], int]:
         async with open_runtime(settings) as rt:
-            submitted = await submit_files(rt.db, rt.files, paths, tenant=tenant)
+            submitted = await submit_paths(rt, paths, tenant)
             worker = rt.drain([s.registration.document_id for s in submitted if s.registration], concurrency)
             await worker.run()
             return submitted, worker.processed
@@ -84,23 +84,23 @@ def ingest(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
 
 
 def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "default") -> list[Submitted]:
-    from ingestflow.pipeline.ingest import submit_files
+    from ingestflow.operations.documents import submit_paths
     from ingestflow.runtime import open_runtime
 
     async def main() -> list[Submitted]:
         async with open_runtime(settings) as rt:
-            return await submit_files(rt.db, rt.files, paths, tenant=tenant)
+            return await submit_paths(rt, paths, tenant)
 
     return asyncio.run(main())
 
 
 def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default") -> list[Any]:
+    from ingestflow.operations.search import search as run_search
     from ingestflow.runtime import open_runtime
-    from ingestflow.search import search as run_search
 
     async def main() -> list[Any]:
         async with open_runtime(settings) as rt:
-            return (await run_search(rt.db, rt.services, text, k=k, tenant=tenant)).hits
+            return (await run_search(rt, tenant, text, k=k)).hits
 
     return asyncio.run(main())
 
@@ -113,3 +113,14 @@ def event_details(settings: Settings, document: uuid.UUID, kind: str, stage: str
     rows = sql(settings, "SELECT detail FROM events WHERE document_id = %s AND kind = %s AND stage = %s"
                " ORDER BY id", (document, kind, stage))
     return [r[0] for r in rows]
+
+
+def force_stage(settings: Settings, stage: str, where: str, params: tuple[Any, ...] = (), **fields: str) -> None:
+    """Put documents in a stage no legal move leads to from where they are (test set-up
+    only: the lifecycle trigger is bypassed for this one statement)."""
+    sets = ", ".join(["stage = %s", *(f"{name} = %s" for name in fields)])
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        conn.execute("ALTER TABLE documents DISABLE TRIGGER documents_stage_transition")
+        conn.execute(f"UPDATE documents SET {sets} WHERE {where}", (stage, *fields.values(), *params))
+        conn.execute("ALTER TABLE documents ENABLE TRIGGER documents_stage_transition")

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from api_support import auth, live_server, make_key
-from support import sql
 
+from api_support import auth, live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.config import Settings
+from support import sql
 
 MARKDOWN = b"# Tide table\n\nHigh water at the north quay is forty minutes after the south quay.\n"
 UPLOADERS = 60
@@ -23,7 +23,7 @@ UPLOADERS = 60
 def test_concurrent_uploads_admit_exactly_the_limit(settings: Settings) -> None:
     key = make_key(settings, "acme")
     start = threading.Barrier(UPLOADERS)
-    with live_server(create_app(settings, max_concurrent_jobs=5)) as base:
+    with live_server(create_app(settings.model_copy(update={"api_max_concurrent_jobs": 5}))) as base:
 
         def upload(i: int) -> httpx.Response:
             with httpx.Client(base_url=base, timeout=120) as client:
@@ -69,13 +69,13 @@ def _content_length(reply: bytes) -> int:
     return 0
 
 
-@pytest.mark.parametrize(("limit", "code"), [("max_concurrent_jobs", "too_many_jobs"),
-                                           ("uploads_per_day", "upload_limit")])
+@pytest.mark.parametrize(("limit", "code"), [("api_max_concurrent_jobs", "too_many_jobs"),
+                                           ("api_uploads_per_day", "upload_limit")])
 def test_a_tenant_at_its_limit_is_refused_before_the_body_is_read(settings: Settings, limit: str, code: str) -> None:
     """Only 64 KiB of an 8 MiB upload is ever sent, yet the server answers: it read the
     limits, not the body, so refused floods cost it no memory."""
     key = make_key(settings, "busy")
-    with live_server(create_app(settings, **{limit: 1})) as base:
+    with live_server(create_app(settings.model_copy(update={limit: 1}))) as base:
         first = httpx.post(f"{base}/v1/documents", headers=auth(key), files={"file": ("a.md", MARKDOWN)})
         assert first.status_code == 201
         reply = partial_upload(base, key, declared=8 * 2**20, sent=64 * 1024)

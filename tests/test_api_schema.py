@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import schemathesis
-from api_support import live_server, make_key
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
@@ -15,6 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from api_support import live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.config import Settings
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import auth, live_server, make_key
-from support import ingest, run_cli, sql
-from test_parsing import docx_with
 
+from api_support import auth, live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.config import Settings
+from support import ingest, run_cli, sql
+from test_parsing import docx_with
 
 BOUNDARY = b"BOUND"
 TEXT = b"# Harbour\n\nThe harbour master logs every ship that enters after dusk.\n"
@@ -125,23 +125,26 @@ def test_latin1_text_is_stored_as_the_right_unicode(settings: Settings, api: tup
                                              "# Menu\n\nThe chef\u2019s \u201cspecial\u201d costs €10."]
 
 
-def test_bad_content_that_gets_in_through_the_cli_fails_once_with_its_reason(settings: Settings,
-                                                                               tmp_path: Path) -> None:
-    """No retries as "internal_error": each fails at its first attempt with a clear code."""
+def test_bad_content_through_the_cli_is_refused_or_fails_once_with_its_reason(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    """The CLI refuses what the API refuses (nothing stored), and what only parsing can
+    tell fails at its first attempt with a clear code, never retried as "internal_error"."""
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "late-nul.txt").write_bytes(TEXT * 400 + b"\x00")
     (folder / "bomb.docx").write_bytes(docx_with(b"<w:p/>" * 1_000_000))
     (folder / "good.md").write_bytes(TEXT)
-    ingest(settings, [folder])
+    submitted, _ = ingest(settings, [folder])
+    refused = {s.name: s.refused for s in submitted if s.refused is not None}
+    assert list(refused) == ["late-nul.txt"]
+    assert refused["late-nul.txt"].code == "unsupported_type" and "NUL bytes" in refused["late-nul.txt"].message
     rows = sql(settings, "SELECT d.source_name, d.stage, d.error_code, d.error_message, j.attempts"
                          " FROM documents d JOIN jobs j ON j.document_id = d.id ORDER BY 1")
-    assert [(Path(r[0]).name, r[1], r[2], r[4]) for r in rows] == [
+    assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
         ("bomb.docx", "failed", "too_complex", 1),
         ("good.md", "complete", None, 1),
-        ("late-nul.txt", "failed", "unsupported_type", 1),
     ]
-    assert "paragraphs" in rows[0][3] and "NUL bytes" in rows[2][3]
+    assert "paragraphs" in rows[0][3]
 
 
 def test_cli_refuses_bad_names_reports_failures_and_exits_1(settings: Settings, tmp_path: Path) -> None:
@@ -154,11 +157,11 @@ def test_cli_refuses_bad_names_reports_failures_and_exits_1(settings: Settings, 
     out = run_cli(settings, "ingest", "in")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-    assert "invalid_name" in out.stdout and "in/tab\\there.md" in out.stdout
+    assert "invalid_name" in out.stdout and "tab\\there.md" in out.stdout
     assert "unsupported_type" in out.stdout and "[bold]markup.md" in out.stdout
-    assert "complete: 2  failed: 1  refused: 1" in out.stdout
+    assert "complete: 2  failed: 0  refused: 2" in out.stdout
     assert sorted(sql(settings, "SELECT source_name, stage FROM documents")) == [
-        ("in/[bold]markup.md", "complete"), ("in/good.md", "complete"), ("in/zeros.txt", "failed")]
+        ("[bold]markup.md", "complete"), ("good.md", "complete")]
     missing = run_cli(settings, "ingest", "nowhere")
     assert missing.returncode == 2 and "no such file or folder" in missing.stdout
     assert "Traceback" not in missing.stdout + missing.stderr

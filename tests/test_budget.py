@@ -10,7 +10,6 @@ import textwrap
 from decimal import Decimal
 
 import pytest
-from support import settings_env, sql
 
 from ingestflow.config import Settings
 from ingestflow.errors import DeferredError
@@ -18,6 +17,7 @@ from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget, PaidCall, ServiceLimits
 from ingestflow.services.ratelimit import RateLimiter, RateLimits, parse_reset
 from ingestflow.store.database import Database
+from support import settings_env, sql
 
 RACER = textwrap.dedent('''
     import asyncio, json, os, sys
@@ -32,7 +32,8 @@ RACER = textwrap.dedent('''
         db = Database(s.database_url.get_secret_value(), max_size=2)
         await db.pool.open()
         budget = Budget(db, limits={"openai": ServiceLimits(Decimal(os.environ["LIMIT_USD"]),
-                                                             int(os.environ["LIMIT_REQUESTS"]) or None)})
+                                                             int(os.environ["LIMIT_REQUESTS"]) or None)},
+                        daily_total_usd=None, enforce=True, alert_ratio=s.cost_alert_ratio)
         won = 0
         while True:
             try:
@@ -77,7 +78,8 @@ def test_release_gives_back_and_alert_fires_once(settings: Settings) -> None:
     async def main() -> None:
         db = Database(settings.database_url.get_secret_value())
         await db.pool.open()
-        budget = Budget(db, limits={"openai": ServiceLimits(Decimal("1.00"))}, alert_ratio=0.8)
+        budget = Budget(db, limits={"openai": ServiceLimits(Decimal("1.00"))}, daily_total_usd=None,
+                        enforce=True, alert_ratio=0.8)
         call = PaidCall("openai", "text-embedding-3-small", "tokens", 1, Decimal("0.50"))
         first = await budget.reserve(call)
         await budget.release(first, outcome="server_error")  # not billed: money comes back
@@ -98,7 +100,8 @@ def test_tracking_disabled_records_but_does_not_enforce(settings: Settings) -> N
     async def main() -> int:
         db = Database(settings.database_url.get_secret_value())
         await db.pool.open()
-        budget = Budget(db, limits={"openai": ServiceLimits(Decimal("0.001"), 1)}, enforce=False)
+        budget = Budget(db, limits={"openai": ServiceLimits(Decimal("0.001"), 1)}, daily_total_usd=None,
+                        enforce=False, alert_ratio=settings.cost_alert_ratio)
         for _ in range(5):
             r = await budget.reserve(PaidCall("openai", "m", "tokens", 10, Decimal("0.01")))
             await budget.settle(r, units=10, cost_usd=Decimal("0.01"))
@@ -113,8 +116,9 @@ def test_breaker_opens_lets_one_probe_through_and_closes(settings: Settings) -> 
     async def main() -> None:
         db = Database(settings.database_url.get_secret_value())
         await db.pool.open()
-        a = CircuitBreaker(db, "openai", owner="worker-a", failure_threshold=3, cooldown_seconds=0.5)
-        b = CircuitBreaker(db, "openai", owner="worker-b", failure_threshold=3, cooldown_seconds=0.5)
+        a, b = (CircuitBreaker(db, "openai", owner=owner, failure_threshold=3, cooldown_seconds=0.5,
+                               failure_rate=settings.breaker_failure_rate, min_calls=settings.breaker_min_calls)
+                for owner in ("worker-a", "worker-b"))
         for _ in range(3):
             await a.before_call()
             await a.record_failure()
@@ -158,7 +162,8 @@ def test_failed_probe_reopens(settings: Settings) -> None:
     async def main() -> str:
         db = Database(settings.database_url.get_secret_value())
         await db.pool.open()
-        a = CircuitBreaker(db, "llamaparse", owner="w", failure_threshold=1, cooldown_seconds=0.3)
+        a = CircuitBreaker(db, "llamaparse", owner="w", failure_threshold=1, cooldown_seconds=0.3,
+                           failure_rate=settings.breaker_failure_rate, min_calls=settings.breaker_min_calls)
         await a.record_failure()
         await asyncio.sleep(0.35)
         await a.before_call()

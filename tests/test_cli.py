@@ -10,9 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from support import SAMPLES, run_cli, settings_env
-
 from ingestflow.config import Settings
+from support import SAMPLES, run_cli, settings_env
 
 
 def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: Path) -> None:
@@ -28,12 +27,12 @@ def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: P
     assert again.returncode == 0 and "0 new, 1 unchanged" in again.stdout
     found = run_cli(settings, "search", "steady winds for box kites", "-k", "1")
     assert "good.md" in found.stdout and "twenty knots" in found.stdout
-    status = run_cli(settings, "status", "bad.pdf")
-    assert status.returncode == 1  # not found by bare name: source names keep their folder
-    status = run_cli(settings, "status", str(inbox / "bad.pdf"))
+    status = run_cli(settings, "status", "bad.pdf")  # named relative to the folder given
     assert "corrupt_file" in status.stdout and "failed" in status.stdout
-    retried = run_cli(settings, "retry", str(inbox / "bad.pdf"))
-    assert "queued" in retried.stdout
+    assert run_cli(settings, "status", "nothing-by-this-name").returncode == 1
+    retried = run_cli(settings, "retry", "bad.pdf")
+    assert "queued bad.pdf v1 again" in retried.stdout
+    assert run_cli(settings, "retry", "good.md").returncode == 1  # only failed documents
     doctor = run_cli(settings, "doctor")
     assert doctor.returncode == 0 and "PostgreSQL 18" in doctor.stdout and "MOCK" in doctor.stdout
     costs = run_cli(settings, "costs")
@@ -73,3 +72,40 @@ def test_fake_providers_command_serves_both(settings: Settings) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert SAMPLES.exists()
+
+
+def test_one_file_is_one_source_however_its_path_is_spelled(settings: Settings, tmp_path: Path) -> None:
+    """``docs/a.md``, ``./docs/a.md``, the absolute path and the folder all name ``a.md``:
+    one source, deduplicated; --prefix and --source-name name it otherwise, on purpose."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nThe anemometer measures wind speed.\n")
+    for spelling in ("docs/a.md", "./docs/a.md", str(docs / "a.md"), "docs", "./docs/"):
+        out = run_cli(settings, "ingest", "--no-wait", spelling, cwd=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+    # the same bytes under another name are the same document (dedup within a tenant)
+    (docs / "a.md").write_text("# A\n\nThe anemometer measures wind speed and gusts.\n")
+    run_cli(settings, "ingest", "--no-wait", "--prefix", "site/", "docs", cwd=tmp_path)
+    (docs / "a.md").write_text("# A\n\nThe anemometer is read every hour.\n")
+    run_cli(settings, "ingest", "--no-wait", "--source-name", "manual.md", "docs/a.md", cwd=tmp_path)
+    names = run_cli(settings, "status", "--json")
+    recent = json.loads(names.stdout)["recent"]
+    assert sorted((r["source_name"], r["version"]) for r in recent) == [
+        ("a.md", 1), ("manual.md", 1), ("site/a.md", 1)]
+    two = run_cli(settings, "ingest", "--no-wait", "--source-name", "x.md", "docs", str(docs / "a.md"),
+                  cwd=tmp_path)
+    assert two.returncode == 1 and "--source-name names one file" in two.stdout
+
+
+def test_json_output_and_long_names(settings: Settings, tmp_path: Path) -> None:
+    deep = tmp_path / "archive" / "customers" / "northwind-trading-company" / "correspondence" / "2026"
+    deep.mkdir(parents=True)
+    (deep / "letter-about-the-delayed-shipment.md").write_text("# Delay\n\nThe shipment of lanterns is late.\n")
+    assert run_cli(settings, "ingest", str(tmp_path / "archive")).returncode == 0
+    table = run_cli(settings, "status", COLUMNS="100")
+    assert "…" in table.stdout and "letter-about-the-delayed-shipment.md" in table.stdout  # the end is kept
+    found = json.loads(run_cli(settings, "search", "late lanterns", "-k", "1", "--json").stdout)
+    assert found["hits"][0]["source_name"].endswith("letter-about-the-delayed-shipment.md")
+    assert found["provider"] == "mock" and found["degraded"] is False
+    detail = json.loads(run_cli(settings, "status", found["hits"][0]["document_id"], "--json").stdout)
+    assert detail["stage"] == "complete" and detail["chunks"] == 1

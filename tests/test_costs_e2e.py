@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from ingestflow.config import Settings
+from ingestflow.testing.fake_openai import FakeOpenAI
 from provider_support import (
     bad_vectors,
     real,
@@ -17,9 +19,6 @@ from provider_support import (
     write_docs,
 )
 from support import sql, start_worker
-
-from ingestflow.config import Settings
-from ingestflow.testing.fake_openai import FakeOpenAI
 
 
 def one_request_per_doc(settings: Settings, fake: FakeOpenAI, **extra: object) -> Settings:

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from api_support import live_server, make_key
-from support import SAMPLES, ingest, sql
 
+from api_support import live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.config import Settings
+from support import SAMPLES, force_stage, ingest, sql
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
@@ -41,9 +41,8 @@ def test_dashboard_shows_the_database(settings: Settings, tmp_path: Path) -> Non
         (docs / name).write_bytes((SAMPLES / name).read_bytes())
     ingest(settings, [docs], tenant="acme")
     ingest(settings, [SAMPLES / "notes.txt"], tenant="globex")
-    sql(settings, "UPDATE documents SET stage = 'failed', error_stage = 'parsed', error_code = 'corrupt_file',"
-                  " error_message = 'The archive is damaged.' WHERE tenant = 'acme' AND source_name LIKE %s",
-        ("%garden.html",))
+    force_stage(settings, "failed", "tenant = 'acme' AND source_name LIKE %s", ("%garden.html",),
+                error_stage="parsed", error_code="corrupt_file", error_message="The archive is damaged.")
     sql(settings, "INSERT INTO breakers (service, state, consecutive_failures) VALUES ('openai', 'open', 5)")
     key = make_key(settings, "acme")
     counts = dict(sql(settings, "SELECT stage, count(*) FROM documents WHERE tenant = 'acme' GROUP BY stage"))

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import live_server, wait_for
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support import SAMPLES, ingest, search, sql
 
+from api_support import live_server, wait_for
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.services.base import ParsedDocument
@@ -26,6 +25,7 @@ from ingestflow.services.llamaparse import LlamaParseParser
 from ingestflow.services.webhooks import verify
 from ingestflow.testing import FakeLlamaParse
 from ingestflow.testing._server import LoopbackServer
+from support import SAMPLES, ingest, search, sql
 
 KEY = "llx-test-SECRET-abcdef123456"
 
@@ -231,9 +231,8 @@ def test_callback_flow_end_to_end(settings: Settings, tmp_path: Path, delivered:
     """A worker submits with a per-job callback URL and does not wait; the fake provider
     signs its delivery to our API, which applies it and wakes the job (or, when the
     callback is lost, the worker's fallback poll finds the result). Paid once, either way."""
-    from support import start_worker, submit
-
     from ingestflow.api import create_app
+    from support import start_worker, submit
 
     master = "whsec-e2e-master"
     s = settings.model_copy(update={"llamaparse_webhook_secret": SecretStr(master)})
@@ -261,9 +260,8 @@ def test_callback_flow_end_to_end(settings: Settings, tmp_path: Path, delivered:
 
 
 def test_callback_reporting_an_error_fails_the_document_with_the_reason(settings: Settings, tmp_path: Path) -> None:
-    from support import start_worker, submit
-
     from ingestflow.api import create_app
+    from support import start_worker, submit
 
     master = "whsec-e2e-master"
     s = settings.model_copy(update={"llamaparse_webhook_secret": SecretStr(master)})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from fpdf import FPDF
-from support import ROOT, SAMPLES
 
 from ingestflow.errors import PermanentError
-from ingestflow.pipeline.detect import (
+from ingestflow.services.base import Parser
+from ingestflow.services.detect import (
     DOCX,
     HTML,
     MARKDOWN,
@@ -23,7 +23,7 @@ from ingestflow.pipeline.detect import (
     decode_text,
     detect_mime,
 )
-from ingestflow.pipeline.parsing import (
+from ingestflow.services.local_parser import (
     DOCX_MAX_PARAGRAPHS,
     DOCX_MAX_TAGS,
     DOCX_MAX_UNPACKED_BYTES,
@@ -31,7 +31,7 @@ from ingestflow.pipeline.parsing import (
     estimate_pages,
     parse_local,
 )
-from ingestflow.services.base import Parser
+from support import ROOT, SAMPLES
 
 
 def _load_sample_script():
@@ -364,7 +364,7 @@ def test_docx_bombs_are_refused_with_a_reason() -> None:
 
 def test_docx_reading_has_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """For what counting cannot foresee; the budget is set below zero to reach it at once."""
-    from ingestflow.pipeline import parsing
+    from ingestflow.services import local_parser as parsing
 
     monkeypatch.setattr(parsing, "DOCX_MAX_SECONDS", -1.0)
     error = failure((SAMPLES / "recipes.docx").read_bytes(), DOCX)

@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from support import SAMPLES, event_details, ingest, search, sql, stages, submit
 
 from ingestflow.config import Settings
 from ingestflow.runtime import open_runtime
 from ingestflow.store import database
+from support import SAMPLES, event_details, ingest, search, sql, stages, submit
 
 TOPICS = [
     ("Volcanoes", "Basaltic lava from shield volcanoes flows far because it is low in silica."),
@@ -134,17 +134,17 @@ def test_bad_inputs_fail_alone_with_clear_errors(settings: Settings, tmp_path: P
     (folder / "empty.txt").write_bytes(b"")
     (folder / "image.pdf").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\ngarbage" + b"\x00" * 64)
-    ingest(settings, [folder])
-    rows = {r[0].rsplit("/", 1)[-1]: r[1:] for r in sql(
-        settings, "SELECT source_name, stage, error_code, error_message FROM documents")}
+    submitted, _ = ingest(settings, [folder])
+    refused = {s.name: s.refused for s in submitted if s.refused is not None}
+    # Bytes that cannot be indexed are refused before anything is stored, as the API does.
+    assert refused["empty.txt"].code == "empty_document"
+    assert refused["image.pdf"].code == "unsupported_type" and "PNG" in refused["image.pdf"].message
+    # Bytes that look right but do not parse fail alone, with the parser's reason.
+    rows = {r[0]: r[1:] for r in sql(settings, "SELECT source_name, stage, error_code, error_message FROM documents")}
+    assert set(rows) == {"good.md", "broken.pdf"}
     assert rows["good.md"][0] == "complete"
-    assert rows["empty.txt"][:2] == ("failed", "empty_document")
-    assert rows["image.pdf"][:2] == ("failed", "unsupported_type")
-    assert "PNG" in rows["image.pdf"][2]
     assert rows["broken.pdf"][:2] == ("failed", "corrupt_file")
-    for stage, code, message in rows.values():
-        if stage == "failed":
-            assert "Traceback" not in message and len(message) < 500
+    assert "Traceback" not in rows["broken.pdf"][2] and len(rows["broken.pdf"][2]) < 500
 
 
 def test_search_never_mixes_embedding_spaces(settings: Settings, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingestflow.config import ServiceMode, Settings
+from ingestflow.testing.fake_openai import FakeOpenAI
 from provider_support import (
     KEY,
     bad_vectors,
@@ -18,9 +20,6 @@ from provider_support import (
     write_docs,
 )
 from support import sql, start_worker
-
-from ingestflow.config import ServiceMode, Settings
-from ingestflow.testing.fake_openai import FakeOpenAI
 
 
 def test_real_mode_end_to_end_with_exact_ledger(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from provider_support import real, stages, stop, wait_for, worker_env
-from support import event_details, ingest, run_cli, sql, start_worker, submit
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.errors import DeferredError
@@ -29,6 +27,8 @@ from ingestflow.services.retry import RetryPolicy
 from ingestflow.store import jobs
 from ingestflow.store.jobs import ClaimedJob, LeaseLost
 from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import real, stages, stop, wait_for, worker_env
+from support import event_details, force_stage, ingest, run_cli, sql, start_worker, submit
 
 
 def drain(settings: Settings) -> int:
@@ -102,9 +102,7 @@ def test_a_stage_conflict_never_leaves_a_job_running(settings: Settings, tmp_pat
     """A document found in a stage whose inputs are missing: retried as a counted attempt,
     then failed with the reason; never running, never looping."""
     submit(settings, [_doc(tmp_path / "d", "a.md", "# A\n\nText.")])
-    sql(settings, "ALTER TABLE documents DISABLE TRIGGER documents_stage_transition")
-    sql(settings, "UPDATE documents SET stage = 'chunking'")  # no parsed text behind it
-    sql(settings, "ALTER TABLE documents ENABLE TRIGGER documents_stage_transition")
+    force_stage(settings, "chunking", "true")  # no parsed text behind it
     for _ in range(50):  # each retry is due after a short backoff
         drain(settings)
         if sql(settings, "SELECT state FROM jobs")[0][0] != "ready":
@@ -191,7 +189,8 @@ def test_reservations_of_a_dead_worker_are_closed_once_its_lease_expires(setting
 
     async def main() -> None:
         async with open_runtime(settings) as rt:
-            budget = Budget(rt.db, limits={"openai": ServiceLimits(Decimal(1))})
+            budget = Budget(rt.db, limits={"openai": ServiceLimits(Decimal(1))}, daily_total_usd=None,
+                            enforce=True, alert_ratio=settings.cost_alert_ratio)
             call = PaidCall("openai", "m", "tokens", 1000, Decimal("0.02"), job_id=job_id, owner="w-dead")
             dead = await budget.reserve(call)
             live = await budget.reserve(PaidCall("openai", "m", "tokens", 10, Decimal("0.01"),
@@ -217,12 +216,24 @@ def test_reservations_of_a_dead_worker_are_closed_once_its_lease_expires(setting
 def test_a_call_deferred_for_money_holds_no_rate_slot_and_no_probe(settings: Settings) -> None:
     async def main() -> None:
         async with open_runtime(settings) as rt:
-            breaker = CircuitBreaker(rt.db, "openai", owner="me", cooldown_seconds=0.01)
+            def breaker_for(owner: str) -> CircuitBreaker:
+                return CircuitBreaker(rt.db, "openai", owner=owner, cooldown_seconds=0.01,
+                                      failure_threshold=settings.breaker_failure_threshold,
+                                      failure_rate=settings.breaker_failure_rate,
+                                      min_calls=settings.breaker_min_calls)
+
+            def budget_of(dollars: Decimal) -> Budget:
+                return Budget(rt.db, limits={"openai": ServiceLimits(dollars)}, daily_total_usd=None,
+                              enforce=True, alert_ratio=settings.cost_alert_ratio)
+
+            once = RetryPolicy(attempts=1, base_seconds=settings.call_retry_base_seconds,
+                               cap_seconds=settings.call_retry_cap_seconds)
+            breaker = breaker_for("me")
             limiter = RateLimiter(rt.db, "openai", RateLimits(requests_per_minute=100))
-            budget = Budget(rt.db, limits={"openai": ServiceLimits(Decimal("0.0001"))})
-            guard = ServiceGuard("openai", RetryPolicy(1), Pricing("m", "tokens", lambda n: Decimal(n) / 1000),
+            budget = budget_of(Decimal("0.0001"))
+            guard = ServiceGuard("openai", once, Pricing("m", "tokens", lambda n: Decimal(n) / 1000),
                                  breaker=breaker, limiter=limiter, budget=budget)
-            for _ in range(5):  # open the breaker; its cool-down is over at once
+            for _ in range(settings.breaker_failure_threshold):  # open the breaker; its cool-down is over at once
                 await breaker.record_failure()
             await asyncio.sleep(0.05)
             with pytest.raises(DeferredError) as exc:
@@ -231,10 +242,10 @@ def test_a_call_deferred_for_money_holds_no_rate_slot_and_no_probe(settings: Set
             assert sql(settings, "SELECT count(*) FROM rate_events")[0][0] == 0
             assert sql(settings, "SELECT state, probe_owner FROM breakers") == [("open", None)]
             # A call the breaker defers gives its reservation back.
-            generous = Budget(rt.db, limits={"openai": ServiceLimits(Decimal(100))})
-            other = CircuitBreaker(rt.db, "openai", owner="someone-else", cooldown_seconds=0.01)
+            generous = budget_of(Decimal(100))
+            other = breaker_for("someone-else")
             assert await other.before_call() is True  # someone else is the probe now
-            guard = ServiceGuard("openai", RetryPolicy(1), Pricing("m", "tokens", lambda n: Decimal(n) / 1000),
+            guard = ServiceGuard("openai", once, Pricing("m", "tokens", lambda n: Decimal(n) / 1000),
                                  breaker=breaker, limiter=limiter, budget=generous)
             with pytest.raises(DeferredError) as exc:
                 await guard.call(lambda: asyncio.sleep(0), units=10)

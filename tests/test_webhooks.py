@@ -16,16 +16,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from api_support import live_server
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from support import sql
 
+from api_support import live_server
 from ingestflow.api import create_app
 from ingestflow.config import Settings
 from ingestflow.runtime import open_runtime
 from ingestflow.services.webhooks import job_secret, signed_headers
 from ingestflow.store import documents, parse_jobs
+from support import force_stage, sql
 
 MASTER = "whsec-master-for-tests"
 MARKDOWN = "# Parsed\n\nThe text LlamaParse returned.\n"
@@ -153,9 +153,7 @@ def test_replayed_delivery_changes_nothing(hook_settings: Settings, client: Test
     # Put everything back where a replay could do harm, then replay the exact delivery.
     sql(hook_settings, "UPDATE parse_jobs SET state = 'submitted' WHERE id = %s", (key,))
     sql(hook_settings, "DELETE FROM document_texts WHERE document_id = %s", (doc,))
-    sql(hook_settings, "ALTER TABLE documents DISABLE TRIGGER documents_stage_transition")
-    sql(hook_settings, "UPDATE documents SET stage = 'parsing' WHERE id = %s", (doc,))
-    sql(hook_settings, "ALTER TABLE documents ENABLE TRIGGER documents_stage_transition")
+    force_stage(hook_settings, "parsing", "id = %s", (doc,))
     before = state(hook_settings, doc)
     replay = deliver(client, key, raw, headers=headers)
     assert replay.status_code == 401

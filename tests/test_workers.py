@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from support import settings_env, sql, start_worker, submit
-
 from ingestflow.config import Settings
+from support import settings_env, sql, start_worker, submit
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

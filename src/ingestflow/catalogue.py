@@ -64,6 +64,10 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
 )}
 
 
+# No chunk is ever larger than the largest input any model takes.
+MAX_CHUNK_TOKENS = max(m.max_chunk_tokens for m in EMBEDDING_MODELS.values())
+
+
 def embedding_model(name: str) -> EmbeddingModel:
     try:
         return EMBEDDING_MODELS[name]

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingestflow.catalogue import openai_model
+from ingestflow.catalogue import MAX_CHUNK_TOKENS, openai_model
 
 
-class ServiceMode(str, Enum):
+class ServiceMode(StrEnum):
     MOCK = "MOCK"  # deterministic fakes, offline
     REAL = "REAL"  # the paid service; failures retried or deferred, never faked
     HYBRID = "HYBRID"  # real while healthy and in budget, else a recorded fallback
@@ -104,7 +111,7 @@ class Settings(BaseSettings):
     hnsw_min_vectors: int = Field(default=10_000, ge=1)
     index_check_seconds: float = Field(default=30.0, gt=0)
 
-    chunk_max_tokens: int = Field(default=512, ge=16, le=8191)
+    chunk_max_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder
     chunk_overlap_tokens: int = Field(default=64, ge=0)
     mock_embedding_dimensions: int = Field(default=1536, gt=0)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller

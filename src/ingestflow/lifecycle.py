@@ -54,6 +54,3 @@ TRANSITIONS: tuple[tuple[Stage | None, Stage, str], ...] = (
     *((stage, Stage.SUPERSEDED, "version swap") for stage in Stage if stage is not Stage.SUPERSEDED),
 )
 
-
-def can_move(from_stage: Stage | str | None, to_stage: Stage | str) -> bool:
-    return any(f == from_stage and t == to_stage for f, t, _ in TRANSITIONS)

@@ -1,17 +1,32 @@
 """Process-local Prometheus metrics (counters that happen in this process).
 
 Database-wide figures (documents by stage, queue depth, spend) are read from Postgres at
-scrape time by the API's collector, so every API server reports the same numbers.
+scrape time by the API's collector, so every API server reports the same numbers. The
+counters are created on first use: short CLI commands that count nothing never import
+prometheus-client.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from functools import cache
+from typing import TYPE_CHECKING
 
-BUDGET_ALERTS = Counter(
-    "ingestflow_budget_alerts_total", "Spend crossed the alert threshold of a limit",
-    ["service", "kind"],
-)
-PROVIDER_CALLS = Counter(
-    "ingestflow_provider_calls_total", "Calls to paid services by outcome", ["service", "outcome"],
-)
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+
+@cache
+def _counter(name: str, documentation: str, *labels: str) -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(name, documentation, list(labels))
+
+
+def budget_alert(service: str, kind: str) -> None:
+    _counter("ingestflow_budget_alerts_total", "Spend crossed the alert threshold of a limit",
+             "service", "kind").labels(service, kind).inc()
+
+
+def provider_call(service: str, outcome: str) -> None:
+    _counter("ingestflow_provider_calls_total", "Calls to paid services by outcome",
+             "service", "outcome").labels(service, outcome).inc()

@@ -6,17 +6,22 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ingestflow import logging as ilog
 from ingestflow.config import Settings
-from ingestflow.pipeline.chunking import ChunkingConfig
-from ingestflow.pipeline.stages import Pipeline
-from ingestflow.services.retry import RetryPolicy
 from ingestflow.services.router import Services, build_services
 from ingestflow.store import jobs
 from ingestflow.store.database import Database
 from ingestflow.store.files import FileStore, LocalFileStore, PostgresFileStore
-from ingestflow.worker import Worker, default_owner
+
+if TYPE_CHECKING:  # imported where used: commands that only read skip the pipeline
+    from ingestflow.pipeline.chunking import ChunkingConfig
+    from ingestflow.pipeline.stages import Pipeline
+    from ingestflow.worker import Worker
+
+
+STARTUP_WAIT_SECONDS = 300.0  # a restart or failover is over well within this
 
 
 @dataclass
@@ -29,6 +34,8 @@ class Runtime:
     def chunking(self) -> ChunkingConfig:
         """CHUNK_MAX_TOKENS, capped by what the embedder reads in one input (the overlap
         shrinks in proportion), so that no chunk is cut short by the model."""
+        from ingestflow.pipeline.chunking import ChunkingConfig
+
         s = self.settings
         cap = self.services.embedder.spec.max_chunk_tokens
         if s.chunk_max_tokens <= cap:
@@ -36,6 +43,8 @@ class Runtime:
         return ChunkingConfig(cap, s.chunk_overlap_tokens * cap // s.chunk_max_tokens)
 
     def pipeline(self) -> Pipeline:
+        from ingestflow.pipeline.stages import Pipeline
+
         s = self.settings
         return Pipeline(
             self.db,
@@ -47,6 +56,9 @@ class Runtime:
         )
 
     def worker(self, concurrency: int | None = None) -> Worker:
+        from ingestflow.services.retry import RetryPolicy
+        from ingestflow.worker import Worker
+
         s = self.settings
         return Worker(
             self.db,
@@ -56,13 +68,24 @@ class Runtime:
             poll_interval=s.poll_interval_seconds,
             max_attempts=s.max_attempts,
             max_defer_seconds=s.max_defer_seconds,
-            backoff=RetryPolicy(base_seconds=s.retry_base_seconds, cap_seconds=s.retry_max_seconds),
+            backoff=RetryPolicy(attempts=s.max_attempts, base_seconds=s.retry_base_seconds,
+                                cap_seconds=s.retry_max_seconds),
             budget=self.services.budget,
             repair=self.services.embedder if self.services.embedder_fallback is not None else None,
             repair_interval=s.repair_interval_seconds,
             index_min_vectors=s.hnsw_min_vectors,
             index_interval=s.index_check_seconds,
         )
+
+    def warm_up(self) -> None:
+        """Load now what the first job or request would otherwise load (the tokenizer, the
+        parsers' libraries): long-running processes pay at start, not in a user's upload.
+        The CLI's short commands skip this and load only what they touch."""
+        from ingestflow.services.local_parser import warm_up as warm_parsers
+        from ingestflow.tokens import encoding
+
+        encoding()
+        warm_parsers()
 
     def drain(self, document_ids: list[uuid.UUID], concurrency: int | None = None) -> Worker:
         """A worker that stops once none of these documents has work due."""
@@ -83,10 +106,14 @@ def file_store(settings: Settings) -> FileStore:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, pool_size: int = 8) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: bool = False
+                       ) -> AsyncIterator[Runtime]:
+    """``long_running`` (worker, API server): wait out a database that is restarting at
+    start, as the process will wait out one later."""
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
-    db = await Database.open(settings, max_size=pool_size)
+    db = await Database.open(settings, max_size=pool_size,
+                             wait_seconds=STARTUP_WAIT_SECONDS if long_running else 0.0)
     try:
-        yield Runtime(settings, db, build_services(settings, db, owner=default_owner()), file_store(settings))
+        yield Runtime(settings, db, build_services(settings, db, owner=jobs.new_owner()), file_store(settings))
     finally:
         await db.close()

@@ -14,9 +14,6 @@ any worker may take it.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -30,18 +27,13 @@ from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.store import documents, jobs, vectors
 from ingestflow.store.database import Database
-from ingestflow.store.documents import JOBS_CHANNEL, StageConflict
+from ingestflow.store.documents import StageConflict
 from ingestflow.store.jobs import ClaimedJob, LeaseLost
 from ingestflow.store.outage import DatabaseUnavailable, backoff, until_reachable
-from ingestflow.store.sql import query
 
 log = get_logger("ingestflow.worker")
 
 StopCondition = Callable[[], Awaitable[bool]]
-
-
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
@@ -50,19 +42,20 @@ class Worker:
         db: Database,
         pipeline: Pipeline,
         *,
-        concurrency: int = 1,
-        lease_seconds: float = 60.0,
-        poll_interval: float = 5.0,
-        max_attempts: int = 5,
-        max_defer_seconds: float = 86_400.0,
-        backoff: RetryPolicy = RetryPolicy(base_seconds=2.0, cap_seconds=300.0),
+        concurrency: int,
+        lease_seconds: float,
+        poll_interval: float,
+        max_attempts: int,
+        max_defer_seconds: float,
+        backoff: RetryPolicy,
+        budget: Budget | None,
+        repair: Embedder | None,
+        repair_interval: float,
+        index_min_vectors: int | None,
+        index_interval: float,
         owner: str | None = None,
-        budget: Budget | None = None,
-        repair: Embedder | None = None,
-        repair_interval: float | None = None,
-        index_min_vectors: int | None = None,
-        index_interval: float = 30.0,
     ) -> None:
+        """Every value comes from Settings (runtime.py): this class repeats no default."""
         self.db = db
         self.pipeline = pipeline
         self.concurrency = concurrency
@@ -71,7 +64,7 @@ class Worker:
         self.max_attempts = max_attempts
         self.max_defer_seconds = max_defer_seconds
         self.backoff = backoff
-        self.owner = owner or default_owner()
+        self.owner = owner or jobs.new_owner()
         self.budget = budget  # sweeps reservations that killed workers left behind
         self.repair = repair  # the real embedder whose health decides when to repair
         self.repair_interval = repair_interval if repair is not None else None
@@ -146,7 +139,7 @@ class Worker:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.db.url, autocommit=True)
                 async with conn:
-                    await conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                    await jobs.listen(conn)
                     async for _ in conn.notifies():
                         self._wake.set()
             except asyncio.CancelledError:
@@ -180,10 +173,9 @@ class Worker:
         if not healthy:
             return 0
         async with self.db.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(query("try_lock_repairs"))
-            if not (await cur.fetchone())[0]:
+            rows = await documents.schedule_repairs(conn)
+            if rows is None:
                 return 0  # another worker is scheduling right now
-            rows = await (await conn.execute(query("schedule_repairs"))).fetchall()
             for document_id, correlation_id in rows:
                 await documents.add_event(conn, document_id, correlation_id, "repair_scheduled",
                                           Stage.CHUNKED, {"embedder": self.repair.model})

@@ -13,12 +13,12 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from ingestflow.api import errors
-from ingestflow.api.deps import DEFAULT_MAX_UPLOAD_BYTES, ApiLimits, get_tenant
-from ingestflow.api.health import HealthCache
+from ingestflow.api.deps import ApiLimits, get_tenant
 from ingestflow.api.logfilter import install_access_log_filter
 from ingestflow.api.routes import costs, dashboard, documents, ops, search, webhooks
 from ingestflow.api.schemas import ErrorResponse
 from ingestflow.config import Settings
+from ingestflow.operations.health import HealthCache
 from ingestflow.runtime import open_runtime
 
 POOL_SIZE = 10
@@ -34,21 +34,14 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(
-    settings: Settings,
-    *,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_concurrent_jobs: int = 100,
-    uploads_per_day: int = 10_000,
-) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
     """An app that opens the runtime (pool, services) at start-up and closes it at shutdown."""
-    if min(max_upload_bytes, max_concurrent_jobs, uploads_per_day) < 1:
-        raise ValueError("API limits must be at least 1")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_access_log_filter()  # after the server has configured its logging
-        async with open_runtime(settings, pool_size=POOL_SIZE) as rt:
+        async with open_runtime(settings, pool_size=POOL_SIZE, long_running=True) as rt:
+            rt.warm_up()
             app.state.runtime = rt
             yield
 
@@ -57,7 +50,7 @@ def create_app(
         description="Documents to searchable pgvector embeddings. Authenticate with "
                     "`Authorization: Bearer <key>` (or `X-API-Key`); keys come from `ingestflow keys create`.",
     )
-    app.state.limits = ApiLimits(max_upload_bytes, max_concurrent_jobs, uploads_per_day)
+    app.state.limits = ApiLimits.from_settings(settings)
     app.state.health = HealthCache()
     errors.install(app)
     authenticated = {"dependencies": [Depends(get_tenant)], "responses": _AUTH_RESPONSES}
@@ -70,9 +63,9 @@ def create_app(
     return app
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
+def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API with uvicorn until interrupted (``ingestflow serve``)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings, **app_options), host=host, port=port,
+    uvicorn.run(create_app(settings), host=host, port=port,
                 log_level=settings.log_level.lower(), proxy_headers=True, server_header=False)

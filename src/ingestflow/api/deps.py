@@ -9,19 +9,24 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ingestflow.api.errors import ApiError
-from ingestflow.api.keys import tenant_for_key
+from ingestflow.config import Settings
+from ingestflow.operations import keys
+from ingestflow.operations.limits import TenantLimits
 from ingestflow.runtime import Runtime
-
-DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """Per-request and per-tenant limits of the HTTP API (not of the paid services)."""
+    """Limits of the HTTP API (not of the paid services): one request's size, and the
+    tenant's (shared by every API server, see operations/limits.py)."""
 
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_concurrent_jobs: int = 100  # documents of a tenant still in the pipeline
-    uploads_per_day: int = 10_000  # upload requests of a tenant per UTC day
+    max_upload_bytes: int
+    tenant: TenantLimits
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiLimits:
+        return cls(settings.max_upload_bytes,
+                   TenantLimits(settings.api_max_concurrent_jobs, settings.api_uploads_per_day))
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -45,8 +50,7 @@ async def get_tenant(
     given = {t for t in (bearer.credentials if bearer is not None else None, api_key) if t}
     token = given.pop() if len(given) == 1 else None
     if token:
-        async with get_runtime(request).db.pool.connection() as conn:
-            tenant = await tenant_for_key(conn, token)
+        tenant = await keys.tenant_for(get_runtime(request).db, token)
         if tenant is not None:
             return tenant
     raise ApiError(401, "unauthorized", "A valid API key is required (Authorization: Bearer <key>).",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = structlog.get_logger(__name__)
+from ingestflow.logging import get_logger
+from ingestflow.operations.errors import Refused
+
+log = get_logger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -36,8 +38,14 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def not_found(what: str = "document") -> ApiError:
-    return ApiError(404, "not_found", f"No such {what}.")
+STATUS_OF = {"invalid": 400, "not_found": 404, "conflict": 409, "unsupported": 415, "limit": 429,
+             "unavailable": 503}
+
+
+def refused(exc: Refused) -> ApiError:
+    """An operation's refusal, in HTTP: the kind picks the status, code and message stay."""
+    headers = None if exc.retry_after is None else {"Retry-After": str(max(1, int(exc.retry_after)))}
+    return ApiError(STATUS_OF[exc.kind], exc.code, exc.message, headers=headers)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -60,6 +68,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(Refused)
+    async def refused_error(request: Request, exc: Refused) -> JSONResponse:
+        error = refused(exc)
+        return _response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,42 +13,20 @@ scrape tells nobody what a tenant holds.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
-from ingestflow.store.documents import STAGES
-from ingestflow.store.sql import query
+from ingestflow.lifecycle import Stage
+from ingestflow.store.metrics import Snapshot
 
 BREAKER_STATES = ("closed", "open", "half_open")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    stages: list[dict[str, Any]]
-    durations: list[dict[str, Any]]
-    ledger: list[dict[str, Any]]
-    breakers: list[dict[str, Any]]
-    queue: dict[str, Any]
-
-
-async def read_snapshot(conn: AsyncConnection) -> Snapshot:
-    cur = conn.cursor(row_factory=dict_row)
-
-    async def rows(name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        await cur.execute(query(name), params or {})
-        return await cur.fetchall()
-
-    return Snapshot(
-        stages=await rows("api_metrics_stages"), durations=await rows("api_metrics_stage_durations"),
-        ledger=await rows("api_metrics_ledger"), breakers=await rows("breaker_states"),
-        queue=(await rows("api_queue", {"tenant": None}))[0],
-    )
 
 
 class SnapshotCollector(Collector):
@@ -59,7 +37,7 @@ class SnapshotCollector(Collector):
         s = self.snapshot
         docs = GaugeMetricFamily("ingestflow_documents", "Documents (latest versions) by stage", labels=["stage"])
         counts = {r["stage"]: r["documents"] for r in s.stages}
-        for stage in (*STAGES, "failed"):
+        for stage in Stage:
             docs.add_metric([stage], counts.get(stage, 0))
         yield docs
 

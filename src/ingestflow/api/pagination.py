@@ -23,4 +23,8 @@ def decode(cursor: str, count: int) -> list[str]:
             return values
     except ValueError:
         pass
-    raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")
+    raise invalid_cursor()
+
+
+def invalid_cursor() -> ApiError:
+    return ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")

@@ -219,6 +219,7 @@ class RecentError(BaseModel):
 class Dashboard(BaseModel):
     tenant: str
     generated_at: datetime
+    stage_order: list[str] = Field(description="Every stage, in pipeline order (ingestflow.lifecycle).")
     stages: dict[str, int]
     documents: int
     queue: Queue

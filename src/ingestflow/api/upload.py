@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
-from starlette.requests import ClientDisconnect
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from ingestflow.api.errors import ApiError
 

@@ -1,56 +1,69 @@
-"""What every command shares: the console, settings, and running a body in the runtime."""
+"""What every command shares: the console, settings, and running a body in the runtime.
+
+Every way a command can be refused ends here as a readable line and an exit code: invalid
+settings (2), an embedded server that cannot run on this machine (2), an operation the
+operations layer refused (1, or 2 for a missing path), never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from ingestflow.config import ConfigError, Settings, load_settings
-from ingestflow.runtime import Runtime, open_runtime
+from ingestflow.operations.errors import Refused
 from ingestflow.store.database import EmbeddedServerUnusable, database_url
+
+if TYPE_CHECKING:
+    from ingestflow.runtime import Runtime
 
 console = Console()
 T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as plain text (a file name is not Rich markup) and exit."""
+    console.print(message, style="red", markup=False, highlight=False)
+    raise typer.Exit(code)
 
 
 def settings_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-def _unusable(exc: EmbeddedServerUnusable) -> NoReturn:
-    """The reason and the way out (DATABASE_URL) say more than a traceback."""
-    console.print(str(exc), style="red", markup=False, highlight=False)
-    raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 def database_url_or_exit(settings: Settings) -> str:
     try:
         return database_url(settings)
     except EmbeddedServerUnusable as exc:
-        _unusable(exc)
+        fail(str(exc), 2)  # the reason and the way out (DATABASE_URL) say more than a traceback
 
 
-def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: bool = False) -> T:
+def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: bool = False,
+        long_running: bool = False) -> T:
     """Run ``body`` in a fresh runtime. ``quiet``: commands that draw progress bars log only
-    warnings (unless LOG_LEVEL asks for more), so log lines do not tear the display."""
+    warnings (unless LOG_LEVEL asks for more), so log lines do not tear the display.
+    ``long_running``: see runtime.open_runtime."""
+    from ingestflow.runtime import open_runtime
+
     settings = settings_or_exit()
     if quiet and "LOG_LEVEL" not in os.environ:
         settings = settings.model_copy(update={"log_level": "WARNING"})
 
     async def main() -> T:
-        async with open_runtime(settings, pool_size=pool_size) as rt:
+        async with open_runtime(settings, pool_size=pool_size, long_running=long_running) as rt:
             return await body(rt)
 
     try:
         return asyncio.run(main())
     except EmbeddedServerUnusable as exc:
-        _unusable(exc)
+        fail(str(exc), 2)
+    except Refused as exc:
+        fail(str(exc), 1)

@@ -13,13 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from ingestflow.pipeline.ingest import iter_files
+from ingestflow.cli.common import console
+from ingestflow.cli.render import tail
+from ingestflow.lifecycle import Stage
+from ingestflow.operations.errors import Refused
+from ingestflow.operations.naming import sources
 
-DONE = ("complete", "failed")
+DONE = (Stage.COMPLETE, Stage.FAILED)
+REJECTED = "rejected"  # the upload itself was refused: not a stage, nothing was stored
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -50,12 +61,11 @@ def _upload(client: httpx.Client, path: Path, name: str) -> Tracked:
         body = response.json()
         item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
     else:
-        item.stage, item.error = "rejected", _error_text(response)
+        item.stage, item.error = REJECTED, _error_text(response)
     return item
 
 
-def _follow(client: httpx.Client, items: list[Tracked], console: Console, poll_interval: float,
-            timeout: float | None) -> None:
+def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, timeout: float | None) -> None:
     pending = [i for i in items if i.id is not None]
     deadline = None if timeout is None else time.monotonic() + timeout
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -67,7 +77,7 @@ def _follow(client: httpx.Client, items: list[Tracked], console: Console, poll_i
                     continue
                 response = client.get(f"/v1/documents/{item.id}")
                 if response.status_code == 404:
-                    item.stage, item.error = "failed", "not_found: the document was deleted"
+                    item.stage, item.error = Stage.FAILED, "not_found: the document was deleted"
                     continue
                 response.raise_for_status()
                 item.detail = response.json()
@@ -79,7 +89,8 @@ def _follow(client: httpx.Client, items: list[Tracked], console: Console, poll_i
             time.sleep(poll_interval)
 
 
-def _summary(items: list[Tracked], console: Console) -> None:
+def _summary(items: list[Tracked]) -> None:
+    """Names and messages come from users and the server: escaped, never Rich markup."""
     table = Table(title="Ingest summary")
     for col in ("document", "v", "stage", "chunks", "cost $", "note"):
         table.add_column(col, justify="right" if col in ("v", "chunks", "cost $") else "left")
@@ -92,16 +103,19 @@ def _summary(items: list[Tracked], console: Console) -> None:
             note = f"still {i.stage}"
         elif not note and i.duplicate:
             note = "unchanged"
-        table.add_row(i.name, str(i.version or "-"), i.stage, str(d.get("progress", {}).get("chunks", "-")),
-                      f"{d.get('cost_usd', 0.0):.6f}", f"[red]{note}[/red]" if i.stage in ("failed", "rejected") else note)
+        note = escape(note)
+        table.add_row(escape(tail(i.name)), str(i.version or "-"), i.stage,
+                      str(d.get("progress", {}).get("chunks", "-")), f"{d.get('cost_usd', 0.0):.6f}",
+                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REJECTED) else note)
     console.print(table)
-    counts = {s: sum(i.stage == s for i in items) for s in ("complete", "failed", "rejected")}
+    counts = {s: sum(i.stage == s for i in items) for s in (Stage.COMPLETE, Stage.FAILED, REJECTED)}
     console.print(f"documents: {len(items)}  complete: {counts['complete']}  failed: {counts['failed']}  "
                   f"rejected: {counts['rejected']}")
 
 
-def ingest_remote(server: str, api_key: str, paths: list[str], console: Console, *,
-                  poll_interval: float = 0.5, timeout: float | None = None, wait: bool = True) -> int:
+def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
+                  timeout: float | None = None, wait: bool = True, prefix: str = "",
+                  source_name: str | None = None) -> int:
     """Upload, follow until every document is complete or failed (unless ``wait`` is
     false), print a summary.
 
@@ -110,9 +124,9 @@ def ingest_remote(server: str, api_key: str, paths: list[str], console: Console,
     (unreachable, bad key, bad path).
     """
     try:
-        files = list(iter_files(paths))
-    except FileNotFoundError as exc:
-        console.print(f"[red]{exc}[/red]")
+        files = list(sources(paths, prefix=prefix, name=source_name))
+    except (FileNotFoundError, Refused) as exc:
+        console.print(str(exc), style="red", markup=False)
         return 2
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
@@ -121,18 +135,18 @@ def ingest_remote(server: str, api_key: str, paths: list[str], console: Console,
             for path, name in files:
                 item = _upload(client, path, name)
                 if item.error and item.error.startswith("unauthorized"):
-                    console.print(f"[red]the server refused the API key ({item.error})[/red]")
+                    console.print(f"the server refused the API key ({item.error})", style="red", markup=False)
                     return 2
                 items.append(item)
             new = sum(1 for i in items if i.id and not i.duplicate)
             console.print(f"{len(items)} files uploaded to {server}: {new} new, "
                           f"{sum(i.duplicate for i in items)} unchanged, {sum(i.error is not None for i in items)} rejected")
             if wait:
-                _follow(client, items, console, poll_interval, timeout)
+                _follow(client, items, poll_interval, timeout)
     except httpx.HTTPError as exc:
-        console.print(f"[red]cannot use the server at {server}: {exc}[/red]")
+        console.print(f"cannot use the server at {server}: {exc}", style="red", markup=False)
         return 2
-    _summary(items, console)
+    _summary(items)
     if not wait:
         return 0 if all(i.error is None for i in items) else 1
-    return 0 if all(i.stage == "complete" for i in items) else 1
+    return 0 if all(i.stage == Stage.COMPLETE for i in items) else 1

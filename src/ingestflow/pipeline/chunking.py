@@ -20,14 +20,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ingestflow.catalogue import MAX_CHUNK_TOKENS as HARD_LIMIT
 from ingestflow.services.base import PageSpan
 from ingestflow.tokens import count_tokens, encoding
 
-HARD_LIMIT = 8191  # OpenAI's per-input token limit: no chunk may ever exceed it
 MIN_TOKENS = 4  # one character is at most 4 UTF-8 bytes, so at most 4 tokens
 
-# bpe-openai refuses inputs of >= 1,000,000 chars or > 200,000 tokens. A character is at
-# most 4 tokens, so anything up to this many chars is always safe to encode.
+# BPE on one long run without breaks is slow (superlinear), so spans longer than this are
+# split further before they are encoded; a character is at most 4 tokens.
 _SAFE_CHARS = 40_000
 
 # A heading or fence marker line (CommonMark: up to 3 spaces of indentation).

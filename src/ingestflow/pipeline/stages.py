@@ -24,24 +24,24 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.lifecycle import Stage
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
-from ingestflow.pipeline.parsing import estimate_pages
 from ingestflow.services.base import Embedder, PageSpan, ParsedDocument
 from ingestflow.services.guard import CallContext, ServiceGuard
+from ingestflow.services.local_parser import estimate_pages
 from ingestflow.services.packing import pack
 from ingestflow.services.router import ParseCallbacks, Services
+from ingestflow.store import chunks as store_chunks
 from ingestflow.store import documents, jobs, parse_jobs, vectors
+from ingestflow.store.chunks import NewChunk
 from ingestflow.store.database import Database
-from ingestflow.store.files import FileStore
 from ingestflow.store.documents import StageConflict
+from ingestflow.store.files import FileStore
 from ingestflow.store.jobs import ClaimedJob, LeaseLost
-from ingestflow.store.parse_jobs import OpenParseJob
 from ingestflow.store.outage import until_reachable
-from ingestflow.store.sql import query
+from ingestflow.store.parse_jobs import OpenParseJob
 
 T = TypeVar("T")
 AWAITING_PARSE = "awaiting_parse"
@@ -217,21 +217,11 @@ class Pipeline:
         spans = [PageSpan(*p) for p in text["pages"]]
         chunks = await asyncio.to_thread(chunk_markdown, text["markdown"], spans, self.chunking)
         async with self._stage_txn(ctx, progress=True) as conn:
-            # Idempotent: a rerun of this stage replaces whatever an earlier run left.
-            await conn.execute(query("delete_chunks"), {"document_id": ctx.document_id})
-            async with conn.cursor().copy(
-                "COPY chunks (id, document_id, ordinal, text, text_sha256, token_count, metadata)"
-                " FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["uuid", "uuid", "int4", "text", "text", "int4", "jsonb"])
-                for c in chunks:
-                    meta = {"pages": list(c.pages), "heading_path": list(c.heading_path),
-                            "char_start": c.char_start, "char_end": c.char_end}
-                    await copy.write_row((
-                        documents.chunk_id(ctx.document_id, c.ordinal), ctx.document_id,
-                        c.ordinal, c.text, documents.sha256_hex(c.text), c.token_count,
-                        Jsonb(meta),
-                    ))
+            await store_chunks.replace(conn, ctx.document_id, (
+                NewChunk(c.ordinal, c.text, c.token_count,
+                         {"pages": list(c.pages), "heading_path": list(c.heading_path),
+                          "char_start": c.char_start, "char_end": c.char_end})
+                for c in chunks))
             await documents.advance(conn, ctx.document_id, (Stage.CHUNKING,), Stage.CHUNKED)
             await self._event(conn, ctx, "stage_done", Stage.CHUNKED, started, chunks=len(chunks),
                               tokens=sum(c.token_count for c in chunks))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ingestflow.catalogue import EmbeddingModel
 
+if TYPE_CHECKING:
+    import numpy as np
 
 # C0 and C1 controls (but tab and newline), lone surrogates and non-characters: PDFium
 # emits some (e.g. \x02 for a hyphen it inserted), a provider may send anything,

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from psycopg import AsyncConnection
 
+from ingestflow import metrics
 from ingestflow.errors import DeferredError
 from ingestflow.logging import get_logger
-from ingestflow.metrics import BUDGET_ALERTS
-from ingestflow.store import documents
+from ingestflow.store import costs, documents
 from ingestflow.store.database import Database
 from ingestflow.store.outage import until_reachable
-from ingestflow.store.sql import query
 
 log = get_logger("ingestflow.budget")
 SETTLE_RETRY_SECONDS = 120.0  # how long a billed call's cost waits for the database
@@ -76,9 +76,9 @@ class Budget:
         db: Database,
         *,
         limits: dict[str, ServiceLimits],
-        daily_total_usd: Decimal | None = None,
-        enforce: bool = True,
-        alert_ratio: float = 0.8,
+        daily_total_usd: Decimal | None,
+        enforce: bool,
+        alert_ratio: float,
     ) -> None:
         self.db = db
         self.limits = limits
@@ -88,17 +88,16 @@ class Budget:
 
     async def reserve(self, call: PaidCall) -> Reservation:
         async with self.db.pool.connection() as conn, conn.transaction():
-            now = (await (await conn.execute("SELECT now()")).fetchone())[0]
+            now = await costs.now(conn)
             day, hour = _day(now), _hour(now)
             for check in sorted(self._checks(call, day, hour), key=lambda c: (c.service, c.kind)):
                 await self._take(conn, check, now)
-            cur = await conn.execute(query("insert_ledger"), {
-                "service": call.service, "model": call.model, "unit": call.unit,
-                "units": call.units, "cost_usd": call.cost_usd, "tenant": call.tenant,
-                "document_id": call.document_id, "correlation_id": call.correlation_id,
-                "attempt": call.attempt, "job_id": call.job_id, "owner": call.owner,
-            })
-            ledger_id = (await cur.fetchone())[0]
+            ledger_id = await costs.reserve(
+                conn, service=call.service, model=call.model, unit=call.unit, units=call.units,
+                cost_usd=call.cost_usd, tenant=call.tenant, document_id=call.document_id,
+                correlation_id=call.correlation_id, attempt=call.attempt, job_id=call.job_id,
+                owner=call.owner,
+            )
         return Reservation(ledger_id, call, day)
 
     async def settle(self, reservation: Reservation, *, units: int, cost_usd: Decimal, outcome: str = "ok") -> None:
@@ -107,29 +106,25 @@ class Budget:
     async def release(self, reservation: Reservation, *, outcome: str) -> None:
         await self._close(reservation, "released", 0, Decimal(0), outcome)
 
-    async def _close(self, r: Reservation, state: str, units: int, cost: Decimal, outcome: str) -> None:
+    async def _close(
+        self, r: Reservation, state: Literal["settled", "released"], units: int, cost: Decimal, outcome: str
+    ) -> None:
         async def close() -> None:
             async with self.db.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(query("settle_ledger"), {
-                    "id": r.ledger_id, "state": state, "units": units, "cost_usd": cost, "outcome": outcome,
-                })
-                row = await cur.fetchone()
-                if row is None or cost == row[0]:
+                held = await costs.close(conn, r.ledger_id, state=state, units=units, cost_usd=cost,
+                                         outcome=outcome)
+                if held is None or cost == held:
                     return
                 for service in sorted({r.call.service, "total"}):
-                    await conn.execute(query("add_to_counter"), {
-                        "service": service, "kind": "daily_cost", "window_start": r.day,
-                        "delta": cost - row[0], "limit": None,
-                    })
+                    await costs.add_to_counter(conn, service=service, kind="daily_cost", window_start=r.day,
+                                               delta=cost - held, limit=None)
 
         await until_reachable(close, seconds=SETTLE_RETRY_SECONDS, what="settle the ledger")
 
     async def sweep(self, *, jobless_after_seconds: float = JOBLESS_RESERVATION_SECONDS) -> int:
         """Close reservations whose worker is gone (see sweep_reservations.sql)."""
         async with self.db.pool.connection() as conn:
-            cur = await conn.execute(query("sweep_reservations"),
-                                     {"jobless_after_seconds": jobless_after_seconds})
-            swept = len(await cur.fetchall())
+            swept = len(await costs.sweep(conn, jobless_after_seconds=jobless_after_seconds))
         if swept:
             log.warning("reservations_abandoned", count=swept)
         return swept
@@ -149,12 +144,10 @@ class Budget:
         return checks
 
     async def _take(self, conn: AsyncConnection, check: _Check, now: datetime) -> None:
-        params = {"service": check.service, "kind": check.kind, "window_start": check.window_start,
-                  "delta": check.delta, "limit": check.limit}
-        await conn.execute(query("ensure_counter"), params)
-        cur = await conn.execute(query("add_to_counter"), params)
-        row = await cur.fetchone()
-        if row is None:
+        await costs.ensure_counter(conn, service=check.service, kind=check.kind, window_start=check.window_start)
+        after = await costs.add_to_counter(conn, service=check.service, kind=check.kind,
+                                           window_start=check.window_start, delta=check.delta, limit=check.limit)
+        if after is None:
             wait = (check.window_end - now).total_seconds()
             what = (f"daily cost limit ${check.limit}" if check.kind == "daily_cost"
                     else f"hourly request limit {check.limit}")
@@ -164,7 +157,6 @@ class Budget:
                 retry_after=wait + 1,
             )
         if check.limit:
-            after = row[0]
             before = after - check.delta
             threshold = check.limit * self.alert_ratio
             if before < threshold <= after:
@@ -172,12 +164,12 @@ class Budget:
                           "amount": str(after), "ratio": float(after / check.limit)}
                 await documents.add_event(conn, None, None, "budget_alert", None, detail)
                 log.warning("budget_alert", **detail)
-                BUDGET_ALERTS.labels(check.service, check.kind).inc()
+                metrics.budget_alert(check.service, check.kind)
 
 
 def _day(now: datetime) -> datetime:
-    return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _hour(now: datetime) -> datetime:
-    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

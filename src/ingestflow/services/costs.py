@@ -1,4 +1,5 @@
-"""What a paid call costs: the catalogue's prices, with this deployment's overrides.
+"""What a paid call costs (the catalogue's prices, with this deployment's overrides) and
+how much may be spent (the limits in force).
 
 Embeddings are billed per input token (the Batch API at its own, half price), LlamaParse
 per page in credits.
@@ -11,6 +12,7 @@ from decimal import Decimal
 
 from ingestflow.catalogue import LLAMAPARSE, EmbeddingModel, PageParser
 from ingestflow.config import Settings
+from ingestflow.services.budget import ServiceLimits
 
 MILLION = Decimal(1_000_000)
 
@@ -38,3 +40,21 @@ def llamaparse_prices(settings: Settings) -> PageParser:
         credits_per_page=settings.llamaparse_credits_per_page or LLAMAPARSE.credits_per_page,
         usd_per_1000_credits=settings.llamaparse_usd_per_1000_credits or LLAMAPARSE.usd_per_1000_credits,
     )
+
+
+def service_limits(settings: Settings) -> dict[str, ServiceLimits]:
+    """The spend limits in force per paid service: the one map from settings to limits,
+    read by the budget that enforces them and by every report that shows them."""
+    def dollars(value: float | None) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+    return {
+        "openai": ServiceLimits(dollars(settings.daily_cost_limit_openai), settings.hourly_rate_limit_openai),
+        "llamaparse": ServiceLimits(dollars(settings.daily_cost_limit_llamaparse),
+                                    settings.hourly_rate_limit_llamaparse),
+    }
+
+
+def daily_total_limit(settings: Settings) -> Decimal | None:
+    value = settings.daily_cost_limit_total
+    return None if value is None else Decimal(str(value))

@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
+from ingestflow import metrics
 from ingestflow.errors import IngestError, TransientError
 from ingestflow.logging import get_logger
-from ingestflow.metrics import PROVIDER_CALLS
 from ingestflow.services.breaker import CircuitBreaker
-from ingestflow.services.failures import BILLED_FAILURES, THROTTLED
 from ingestflow.services.budget import Budget, PaidCall, Reservation
+from ingestflow.services.failures import BILLED_FAILURES, THROTTLED
 from ingestflow.services.ratelimit import RateLimiter
 from ingestflow.services.retry import RetryPolicy, call_with_retries
 from ingestflow.store.outage import DatabaseUnavailable
@@ -64,6 +64,11 @@ class ServiceGuard:
     breaker: CircuitBreaker | None = None
     limiter: RateLimiter | None = None
     budget: Budget | None = None
+
+    @property
+    def metered(self) -> bool:
+        """Whether calls are priced or rate-limited, so their size must be known."""
+        return self.pricing is not None or self.limiter is not None
 
     @property
     def max_request_tokens(self) -> int | None:
@@ -167,7 +172,7 @@ class ServiceGuard:
         actual_units: Callable[[R], int] | None,
         headers: Callable[[R], dict[str, str]] | None,
     ) -> None:
-        PROVIDER_CALLS.labels(self.service, "ok").inc()
+        metrics.provider_call(self.service, "ok")
         if reservation is not None and self.budget is not None and self.pricing is not None:
             units = actual_units(result) if actual_units else reservation.call.units
             await self.budget.settle(reservation, units=units, cost_usd=self.pricing.cost(units))
@@ -183,7 +188,7 @@ class ServiceGuard:
             log.warning("call_bookkeeping_skipped", service=self.service, error=type(exc).__name__)
 
     async def _failed(self, reservation: Reservation | None, slot: int | None, exc: IngestError) -> None:
-        PROVIDER_CALLS.labels(self.service, exc.code).inc()
+        metrics.provider_call(self.service, exc.code)
         if reservation is not None and self.budget is not None:
             if exc.code in BILLED_FAILURES:
                 units = reservation.call.units if exc.billed_units is None else exc.billed_units

@@ -17,7 +17,6 @@ import numpy as np
 from ingestflow.catalogue import embedding_model
 from ingestflow.errors import PermanentError
 from ingestflow.services.base import EmbeddingResult
-from ingestflow.tokens import count_tokens
 
 
 class SentenceTransformerEmbedder:
@@ -54,7 +53,7 @@ class SentenceTransformerEmbedder:
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         vectors = await asyncio.to_thread(self._encode, texts)
         return EmbeddingResult(vectors, self.provider, self.model, self.dimensions,
-                               usage_tokens=sum(count_tokens(t) for t in texts), requests=0)
+                               usage_tokens=0, requests=0)  # free: nothing billed
 
     async def health(self) -> tuple[bool, str]:
         try:

@@ -17,14 +17,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from dataclasses import replace
-
 from ingestflow.catalogue import embedding_model
 from ingestflow.services.base import EmbeddingResult
-from ingestflow.tokens import count_tokens
 
 _WORD = re.compile(r"\w+")
 _ROWS_PER_BLOCK = 1024  # bounds the dense float64 scratch to ~12 MB at 1536 dimensions
@@ -73,10 +71,9 @@ class HashingEmbedder:
         self._empty = self._unit_from_hash(_word_hash(""))
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
-        texts = list(texts)
-        tokens = sum(map(count_tokens, texts))  # a plain loop beats the thread-pool batch call
-        return EmbeddingResult(self.embed_texts(texts), self.provider, self.model,
-                               self.dimensions, usage_tokens=tokens, requests=0)
+        """Free: no usage is billed, so none is counted (and no tokenizer is loaded)."""
+        return EmbeddingResult(self.embed_texts(list(texts)), self.provider, self.model,
+                               self.dimensions, usage_tokens=0, requests=0)
 
     async def health(self) -> tuple[bool, str]:
         return True, "offline, deterministic"

@@ -15,10 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingestflow.errors import DeferredError
+from ingestflow.store import rates
 from ingestflow.store.database import Database
-from ingestflow.store.sql import query
 
 WINDOW_SECONDS = 60.1  # the provider's sliding minute, plus a little for clock rounding
+# How long ``acquire`` waits in the worker before deferring the job instead. A little over
+# one window: waiting for the window to slide (at most WINDOW_SECONDS) is cheaper than a
+# deferral, but a longer pause (a provider's Retry-After, many workers queueing) frees the
+# worker for jobs that need no slot.
+MAX_WAIT_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,9 @@ class RateLimits:
 
 
 class RateLimiter:
-    def __init__(self, db: Database, service: str, limits: RateLimits, *, max_wait_seconds: float = 90.0) -> None:
+    def __init__(
+        self, db: Database, service: str, limits: RateLimits, *, max_wait_seconds: float = MAX_WAIT_SECONDS
+    ) -> None:
         self.db = db
         self.service = service
         self.limits = limits
@@ -55,29 +62,20 @@ class RateLimiter:
         moment between sending and answering; counting it from the answer keeps our window
         from sliding past a request before the provider's does (slow first calls, clocks)."""
         async with self.db.pool.connection() as conn:
-            await conn.execute("UPDATE rate_events SET at = clock_timestamp() WHERE id = %s", (slot,))
+            await rates.restamp(conn, slot)
 
     async def _try_admit(self, tokens: int) -> tuple[int | None, float]:
         """Admit and return (slot, 0), or (None, seconds until this request could fit)."""
-        params = {"service": self.service}
         async with self.db.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
-                               (f"rate:{self.service}",))
-            blocked = await (await conn.execute(query("rate_blocked"), params)).fetchone()
-            if blocked and blocked[0] > 0:
-                return None, float(blocked[0])
-            rows = await (await conn.execute(query("rate_window"), {**params, "window": WINDOW_SECONDS})).fetchall()
-            window = [(float(age), int(t)) for age, t in rows]
+            await rates.lock(conn, self.service)
+            blocked = await rates.blocked_for(conn, self.service)
+            if blocked > 0:
+                return None, blocked
+            window = await rates.window(conn, self.service, seconds=WINDOW_SECONDS)
             wait = self._wait_for(window, tokens)
             if wait > 0:
                 return None, wait
-            await conn.execute(
-                "DELETE FROM rate_events WHERE service = %s AND at < clock_timestamp() - interval '120 seconds'",
-                (self.service,),
-            )
-            cur = await conn.execute("INSERT INTO rate_events (service, tokens) VALUES (%s, %s) RETURNING id",
-                                     (self.service, tokens))
-            return (await cur.fetchone())[0], 0.0
+            return await rates.admit(conn, self.service, tokens), 0.0
 
     def _wait_for(self, window: list[tuple[float, int]], tokens: int) -> float:
         """Seconds until enough of the oldest requests leave the window (ages are <= 0)."""
@@ -103,7 +101,7 @@ class RateLimiter:
                     pause = max(pause, parse_reset(reset))
         if pause > 0:
             async with self.db.pool.connection() as conn:
-                await conn.execute(query("rate_block"), {"service": self.service, "seconds": pause})
+                await rates.block(conn, self.service, seconds=pause)
 
 
 def _int(value: str) -> int | None:

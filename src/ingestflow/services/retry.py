@@ -17,11 +17,15 @@ from ingestflow.errors import TransientError
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    attempts: int = 4  # calls in all, the first included
-    base_seconds: float = 0.5
-    cap_seconds: float = 30.0
+    """No defaults here: every value is a setting (config.py), CALL_RETRY_* for the calls
+    of one paid request (services/router.py), MAX_ATTEMPTS and RETRY_BASE_SECONDS /
+    RETRY_MAX_SECONDS for the attempts of a job (runtime.py)."""
+
+    attempts: int  # calls in all, the first included
+    base_seconds: float
+    cap_seconds: float
 
     def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
         """Full jitter: uniform(0, min(cap, base * 2**attempt)), at least Retry-After."""

@@ -12,18 +12,26 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
+from ingestflow.catalogue import openai_model
 from ingestflow.config import ServiceMode, Settings
-from ingestflow.pipeline.parsing import LocalParser
 from ingestflow.services.base import CallbackParser, Embedder, Parser
 from ingestflow.services.breaker import CircuitBreaker
-from ingestflow.services.budget import Budget, ServiceLimits
-from ingestflow.services.costs import embedding_cost, llamaparse_prices, parse_cost, priced
+from ingestflow.services.budget import Budget
+from ingestflow.services.costs import (
+    daily_total_limit,
+    embedding_cost,
+    llamaparse_prices,
+    parse_cost,
+    priced,
+    service_limits,
+)
 from ingestflow.services.guard import Pricing, ServiceGuard
-from ingestflow.services.mock import HashingEmbedder
+from ingestflow.services.local_parser import LocalParser
 from ingestflow.services.ratelimit import RateLimiter, RateLimits
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.services.webhooks import job_secret
@@ -53,7 +61,7 @@ class ParseCallbacks:
 @dataclass(frozen=True)
 class Services:
     parser: Parser
-    embedder: Embedder
+    make_embedder: Callable[[], Embedder]  # see ``embedder``
     parse_guard: ServiceGuard
     embed_guard: ServiceGuard
     parser_fallback: Parser | None = None  # HYBRID only
@@ -61,8 +69,16 @@ class Services:
     budget: Budget | None = None
     callbacks: ParseCallbacks | None = None  # LLAMAPARSE_WEBHOOK_URL is set
 
+    @cached_property
+    def embedder(self) -> Embedder:
+        """Built on first use: a command that never embeds (``status``, a no-op re-ingest)
+        loads neither numpy for the mock nor the OpenAI SDK."""
+        return self.make_embedder()
+
 
 def mock_embedder(settings: Settings) -> Embedder:
+    from ingestflow.services.mock import HashingEmbedder
+
     return HashingEmbedder(dimensions=settings.mock_embedding_dimensions)
 
 
@@ -103,25 +119,13 @@ def parse_callbacks(settings: Settings, parser: LlamaParseParser) -> ParseCallba
 
 
 def build_budget(settings: Settings, db: Database) -> Budget:
-    def dollars(value: float | None) -> Decimal | None:
-        return None if value is None else Decimal(str(value))
-
-    return Budget(
-        db,
-        limits={
-            "openai": ServiceLimits(dollars(settings.daily_cost_limit_openai), settings.hourly_rate_limit_openai),
-            "llamaparse": ServiceLimits(dollars(settings.daily_cost_limit_llamaparse),
-                                        settings.hourly_rate_limit_llamaparse),
-        },
-        daily_total_usd=dollars(settings.daily_cost_limit_total),
-        enforce=settings.cost_tracking_enabled,
-        alert_ratio=settings.cost_alert_ratio,
-    )
+    return Budget(db, limits=service_limits(settings), daily_total_usd=daily_total_limit(settings),
+                  enforce=settings.cost_tracking_enabled, alert_ratio=settings.cost_alert_ratio)
 
 
 def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
-    retry = RetryPolicy(settings.call_retry_attempts, settings.call_retry_base_seconds,
-                        settings.call_retry_cap_seconds)
+    retry = RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
+                        cap_seconds=settings.call_retry_cap_seconds)
     budget = build_budget(settings, db)
 
     def paid_guard(service: str, pricing: Pricing, limits: RateLimits) -> ServiceGuard:
@@ -138,12 +142,12 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
     embed_mode, parse_mode = settings.embeddings_service_mode, settings.parser_service_mode
 
     if embed_mode is ServiceMode.MOCK:
-        embedder, embed_guard = mock_embedder(settings), free
+        make_embedder, embed_guard = partial(mock_embedder, settings), free
     else:
-        embedder = real_embedder(settings)
-        embed_guard = free
+        make_embedder, embed_guard = partial(real_embedder, settings), free
         if settings.embeddings_provider == "openai":
-            spec = priced(embedder.spec, settings)
+            spec = priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions),
+                          settings)
             embed_guard = paid_guard(
                 "openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
                 RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai),
@@ -163,7 +167,7 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
 
     return Services(
         parser=parser,
-        embedder=embedder,
+        make_embedder=make_embedder,
         parse_guard=parse_guard,
         embed_guard=embed_guard,
         parser_fallback=LocalParser() if parse_mode is ServiceMode.HYBRID and parser.name != "local" else None,

@@ -12,6 +12,7 @@ the backend at every search.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import warnings
@@ -19,11 +20,11 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from pgvector.psycopg import register_vector, register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 from ingestflow.config import Settings
 from ingestflow.store import documents
+from ingestflow.store.outage import until_reachable
 from ingestflow.store.sql import query
 
 MIGRATION_LOCK = 7_203_118_415  # pg_advisory_lock key: one migrator at a time
@@ -39,7 +40,7 @@ class EmbeddedServerUnusable(Exception):
 
 
 def _checkpointer_pid(conn: psycopg.Connection) -> int | None:
-    row = conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
+    row = conn.execute(query("checkpointer_pid")).fetchone()
     return row[0] if row else None
 
 
@@ -67,19 +68,14 @@ def embedded_self_check(url: str) -> tuple[bool, str]:
     a = [math.sin(i + 1) for i in range(SELF_CHECK_DIMS)]
     b = [math.cos(0.5 * i + 1) for i in range(SELF_CHECK_DIMS)]
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        server, pgvector = conn.execute(
-            "SELECT current_setting('server_version'),"
-            " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')"
-        ).fetchone()
+        server, pgvector = conn.execute(query("self_check_versions")).fetchone()
         checkpointer = _checkpointer_pid(conn)
+        distance = query("self_check_distance").replace("{dims}", str(SELF_CHECK_DIMS))
         try:
             with conn.transaction(force_rollback=True):  # leaves no extension behind
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute(query("self_check_extension"))
                 started = time.perf_counter()
-                conn.execute(
-                    f"SELECT %s::vector({SELF_CHECK_DIMS}) <=> %s::vector({SELF_CHECK_DIMS})",
-                    (str(a), str(b)),
-                )
+                conn.execute(distance, {"a": str(a), "b": str(b)})
                 ms = (time.perf_counter() - started) * 1000
         except psycopg.OperationalError as exc:
             if exc.sqlstate is None:  # no goodbye from the server: the backend crashed
@@ -143,40 +139,38 @@ def migrate(url: str) -> list[str]:
     """
     applied_now = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(query("migrations_lock"), {"key": MIGRATION_LOCK})
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            conn.execute(query("migrations_table"))
+            done = {row[0] for row in conn.execute(query("migrations_applied"))}
             for version, name, sql in migrations():
                 if version in done:
                     continue
                 with conn.transaction():
                     conn.execute(sql)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (version, name),
-                    )
+                    conn.execute(query("migrations_record"), {"version": version, "name": name})
                 applied_now.append(name)
-            with conn.transaction():  # the stage trigger's table, from ingestflow.lifecycle
-                conn.execute(query("clear_transitions"))
-                conn.execute(query("sync_transitions"), documents.transition_rows())
+            wanted = documents.transition_rows()
+            current = set(conn.execute(query("transitions_current")).fetchall())
+            if current != set(zip(*wanted.values(), strict=True)):  # rewritten only when changed
+                with conn.transaction():  # the stage trigger's table, from ingestflow.lifecycle
+                    conn.execute(query("clear_transitions"))
+                    conn.execute(query("sync_transitions"), wanted)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+            conn.execute(query("migrations_unlock"), {"key": MIGRATION_LOCK})
     return applied_now
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    await register_vector_async(conn)
+async def ping(conn: psycopg.AsyncConnection) -> None:
+    """A round trip: raises if the database cannot answer."""
+    await conn.execute(query("ping"))
 
 
-def connect_sync(url: str) -> psycopg.Connection:
-    conn = psycopg.connect(url)
-    register_vector(conn)
-    return conn
+async def server_info(conn: psycopg.AsyncConnection) -> tuple[str, str]:
+    """(PostgreSQL version, pgvector version installed in this database), for doctor."""
+    cur = await conn.execute(query("server_info"))
+    server, pgvector = await cur.fetchone()
+    return server, pgvector or "not installed"
 
 
 class Database:
@@ -187,14 +181,18 @@ class Database:
         # ``check``: a connection that died with the server (restart, failover) is
         # replaced when taken from the pool instead of failing the caller's first query.
         self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_size, open=False, configure=_configure,
+            url, min_size=1, max_size=max_size, open=False,
             check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS,
         )
 
     @classmethod
-    async def open(cls, settings: Settings, *, max_size: int = 8) -> Database:
+    async def open(cls, settings: Settings, *, max_size: int, wait_seconds: float = 0.0) -> Database:
+        """Migrate and open the pool. ``wait_seconds``: how long a long-running process
+        (worker, API server) waits for an unreachable database at start, instead of exiting;
+        short CLI commands pass 0 and report a wrong DATABASE_URL at once."""
         url = database_url(settings)
-        migrate(url)
+        await until_reachable(lambda: asyncio.to_thread(migrate, url), seconds=wait_seconds,
+                              what="migrate the schema")
         db = cls(url, max_size=max_size)
         await db.pool.open(wait=True)
         return db

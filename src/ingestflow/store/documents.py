@@ -11,14 +11,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ingestflow.lifecycle import PIPELINE, TRANSITIONS, Stage
+from ingestflow.lifecycle import TRANSITIONS, Stage
 from ingestflow.store.files import FileStore
 from ingestflow.store.sql import query
 
 NAMESPACE = uuid.UUID("6f1d7a3e-3c0b-5b7e-9a59-6f8e1b0d2c41")
 JOBS_CHANNEL = "ingestflow_jobs"
-
-STAGES = tuple(str(s) for s in PIPELINE)
 
 
 class StageConflict(Exception):
@@ -96,13 +94,13 @@ async def lock_source(conn: AsyncConnection, tenant: str, source_name: str) -> N
 async def enqueue(conn: AsyncConnection, document: uuid.UUID) -> None:
     """Make the document's job runnable now and wake idle workers (on commit)."""
     await conn.execute(query("enqueue_job"), {"document_id": document})
-    await conn.execute(f"NOTIFY {JOBS_CHANNEL}")
+    await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
 
 
 async def wake(conn: AsyncConnection, document: uuid.UUID) -> None:
     """A job waiting (deferred) on something that has now happened runs at once."""
     await conn.execute(query("wake_job"), {"document_id": document})
-    await conn.execute(f"NOTIFY {JOBS_CHANNEL}")
+    await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
 
 
 async def requeue(conn: AsyncConnection, document: uuid.UUID, *, reason: str) -> None:
@@ -111,6 +109,18 @@ async def requeue(conn: AsyncConnection, document: uuid.UUID, *, reason: str) ->
     await conn.execute(query("requeue_document"), {"document_id": document, "correlation_id": correlation})
     await add_event(conn, document, correlation, "retry", Stage.QUEUED, {"reason": reason})
     await enqueue(conn, document)
+
+
+async def schedule_repairs(conn: AsyncConnection) -> list[tuple[uuid.UUID, uuid.UUID]] | None:
+    """HYBRID repair: move every degraded complete document back to 'chunked' and return
+    (id, correlation id) of each; None when another worker is scheduling right now. Run
+    in the caller's transaction, which holds the scheduling lock until it commits, and
+    enqueue the documents in it."""
+    cur = await conn.execute(query("try_lock_repairs"))
+    if not (await cur.fetchone())[0]:
+        return None
+    cur = await conn.execute(query("schedule_repairs"))
+    return [(row[0], row[1]) for row in await cur.fetchall()]
 
 
 async def get(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any] | None:
@@ -206,3 +216,76 @@ def transition_rows() -> dict[str, list[str | None]]:
         "to_stages": [str(t) for _, t, _ in TRANSITIONS],
         "actors": [a for _, _, a in TRANSITIONS],
     }
+
+
+# -- reads for the CLI and the API: always within one tenant ---------------------------
+
+
+async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    return await (await cur.execute(query(name), params)).fetchall()
+
+
+async def find(conn: AsyncConnection, tenant: str, ref: str) -> dict[str, Any] | None:
+    """A document by source name (its newest version), id or id prefix."""
+    rows = await _rows(conn, "find_document", {"tenant": tenant, "ref": ref})
+    return rows[0] if rows else None
+
+
+async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:
+    """One document with its job and progress (chunks, chunks with a vector, tokens)."""
+    rows = await _rows(conn, "document_detail", {"tenant": tenant, "document_id": document})
+    return rows[0] if rows else None
+
+
+async def lock(conn: AsyncConnection, tenant: str | None, document: uuid.UUID) -> dict[str, Any] | None:
+    """Lock a document (of one tenant, or any when None) before changing its stage."""
+    rows = await _rows(conn, "lock_document", {"tenant": tenant, "document_id": document})
+    return rows[0] if rows else None
+
+
+async def progress(conn: AsyncConnection, tenant: str, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    return await _rows(conn, "document_progress", {"tenant": tenant, "ids": ids})
+
+
+async def stage_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+    return {r["stage"]: int(r["documents"]) for r in await _rows(conn, "stage_counts", {"tenant": tenant})}
+
+
+async def recent(conn: AsyncConnection, tenant: str, limit: int) -> list[dict[str, Any]]:
+    return await _rows(conn, "recent_documents", {"tenant": tenant, "limit": limit})
+
+
+async def recent_errors(conn: AsyncConnection, tenant: str, limit: int) -> list[dict[str, Any]]:
+    return await _rows(conn, "recent_errors", {"tenant": tenant, "limit": limit})
+
+
+async def events(conn: AsyncConnection, tenant: str, document: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    return await _rows(conn, "document_events", {"tenant": tenant, "document_id": document, "limit": limit})
+
+
+async def page(conn: AsyncConnection, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
+               limit: int) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (created_at, id); superseded versions left out."""
+    after_created, after_id = after or (None, None)
+    return await _rows(conn, "list_documents", {"tenant": tenant, "stage": stage, "after_created": after_created,
+                                                "after_id": after_id, "limit": limit})
+
+
+async def chunks(conn: AsyncConnection, tenant: str, document: uuid.UUID, *, after: int,
+                 limit: int) -> list[dict[str, Any]]:
+    """A page of the document's chunks in order, keyset-paginated on the ordinal."""
+    return await _rows(conn, "document_chunks", {"tenant": tenant, "document_id": document, "after": after,
+                                                 "limit": limit})
+
+
+async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> str | None:
+    """Delete a document (chunks, vectors, texts, events and job by cascade; ledger rows
+    stay); returns its content hash, or None when the tenant has no such document."""
+    row = await (await conn.execute(query("delete_document"), {"tenant": tenant, "document_id": document})).fetchone()
+    return row[0] if row else None
+
+
+async def bytes_referenced(conn: AsyncConnection, sha256: str) -> bool:
+    """Whether any document of any tenant still uses these bytes (blobs are shared)."""
+    return (await (await conn.execute(query("blob_referenced"), {"sha256": sha256})).fetchone())[0]

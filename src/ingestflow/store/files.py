@@ -42,14 +42,14 @@ class PostgresFileStore:
         await conn.execute(query("insert_blob"), {"sha256": sha256, "data": data})
 
     async def get(self, conn: AsyncConnection, sha256: str) -> bytes:
-        cur = await conn.execute("SELECT data FROM blobs WHERE sha256 = %s", (sha256,))
+        cur = await conn.execute(query("get_blob"), {"sha256": sha256})
         row = await cur.fetchone()
         if row is None:
             raise FileMissing(f"stored file {sha256[:12]} is missing")
         return bytes(row[0])
 
     async def delete(self, conn: AsyncConnection, sha256: str) -> None:
-        await conn.execute("DELETE FROM blobs WHERE sha256 = %s", (sha256,))
+        await conn.execute(query("delete_blob"), {"sha256": sha256})
 
 
 class LocalFileStore:

@@ -9,13 +9,23 @@ the job, the renewal matches no row and the stage rolls back instead of writing.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
+from ingestflow.store.documents import JOBS_CHANNEL
 from ingestflow.store.sql import query
+
+
+def new_owner() -> str:
+    """A lease owner's name: host, process and a random part (a restarted process with a
+    reused pid must not pass for its predecessor)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class LeaseLost(Exception):
@@ -91,3 +101,15 @@ async def pending(conn: AsyncConnection, document_ids: list[uuid.UUID]) -> int:
     """Jobs among these documents with work due now (ready and due, or running)."""
     cur = await conn.execute(query("pending_jobs"), {"ids": document_ids})
     return (await cur.fetchone())[0]
+
+
+async def listen(conn: AsyncConnection) -> None:
+    """Subscribe an autocommit connection to job notifications (see ``conn.notifies()``)."""
+    await conn.execute(query("listen_jobs").replace("{channel}", JOBS_CHANNEL))
+
+
+async def queue_depth(conn: AsyncConnection, tenant: str | None) -> dict[str, float]:
+    """Runnable, waiting and running jobs and the oldest runnable job's age, for one
+    tenant or (None) all of them."""
+    cur = conn.cursor(row_factory=dict_row)
+    return await (await cur.execute(query("queue_depth"), {"tenant": tenant})).fetchone()

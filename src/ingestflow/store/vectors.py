@@ -13,44 +13,43 @@ build runs CONCURRENTLY, so writes and searches go on meanwhile.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from ingestflow.store.sql import query
 
+if TYPE_CHECKING:
+    import numpy as np
+
 MAX_INDEXED_DIMENSIONS = 2000  # pgvector's HNSW limit for the vector type
+
+
+def _template(name: str, **values: int) -> str:
+    """A named query with ``{placeholders}`` filled in from integers. Only for what bind
+    parameters cannot carry (DDL, a type modifier such as vector(1536)); ``int()`` makes
+    sure nothing but a number ever reaches the SQL text."""
+    sql = query(name)
+    for key, value in values.items():
+        sql = sql.replace("{" + key + "}", str(int(value)))
+    return sql
 
 
 async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensions: int) -> int:
     """The id of the space, creating it on first use."""
-    cur = await conn.execute(
-        "SELECT id FROM embedding_spaces WHERE provider = %s AND model = %s AND dimensions = %s",
-        (provider, model, dimensions),
-    )
-    row = await cur.fetchone()
+    params = {"provider": provider, "model": model, "dimensions": dimensions}
+    row = await (await conn.execute(query("space_get"), params)).fetchone()
     if row:
         return row[0]
     async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('ingestflow-space', 0))"
-        )
-        cur = await conn.execute(
-            "INSERT INTO embedding_spaces (provider, model, dimensions) VALUES (%s, %s, %s)"
-            " ON CONFLICT (provider, model, dimensions) DO UPDATE SET dimensions = EXCLUDED.dimensions"
-            " RETURNING id",
-            (provider, model, dimensions),
-        )
+        await conn.execute(query("space_lock"))
+        cur = await conn.execute(query("space_insert"), params)
         space_id = (await cur.fetchone())[0]
     return space_id
-
-
-def index_name(space_id: int) -> str:
-    return f"embeddings_hnsw_space_{int(space_id)}"
 
 
 async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
@@ -58,7 +57,7 @@ async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
     index yet; returns the spaces indexed. One builder at a time (advisory lock)."""
     built = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        got = await (await conn.execute("SELECT pg_try_advisory_lock(hashtextextended('ingestflow-index', 0))")).fetchone()
+        got = await (await conn.execute(query("index_try_lock"))).fetchone()
         if not got[0]:
             return built
         try:
@@ -66,22 +65,16 @@ async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
             for space_id, dimensions, valid in spaces:
                 if dimensions > MAX_INDEXED_DIMENSIONS:
                     continue  # pgvector's HNSW limit: such spaces are searched exactly
-                cur = await conn.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE space_id = %s LIMIT %s) enough",
-                    (space_id, min_vectors))
-                if (await cur.fetchone())[0] < min_vectors:
+                cur = await conn.execute(query("space_has_vectors"),
+                                         {"space_id": space_id, "min_vectors": min_vectors})
+                if not (await cur.fetchone())[0]:
                     continue
-                name = index_name(space_id)
                 if valid is False:  # a build that died half-way leaves an invalid index
-                    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-                await conn.execute(
-                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON embeddings"
-                    f" USING hnsw ((embedding::vector({int(dimensions)})) vector_cosine_ops)"
-                    f" WHERE space_id = {int(space_id)}"
-                )
+                    await conn.execute(_template("index_drop", space_id=space_id))
+                await conn.execute(_template("index_create", space_id=space_id, dims=dimensions))
                 built.append(space_id)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended('ingestflow-index', 0))")
+            await conn.execute(query("index_unlock"))
     return built
 
 
@@ -101,21 +94,29 @@ async def chunks_without_vectors(
 
 async def delete_other_spaces(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
     """Drop a document's vectors in every space but this one (fallback vectors after repair)."""
-    cur = await conn.execute(
-        "DELETE FROM embeddings e USING chunks c WHERE c.id = e.chunk_id"
-        " AND c.document_id = %s AND e.space_id <> %s",
-        (document, space_id),
-    )
+    cur = await conn.execute(query("delete_other_spaces"), {"document_id": document, "space_id": space_id})
     return cur.rowcount
+
+
+_with_vector_types: weakref.WeakSet[AsyncConnection] = weakref.WeakSet()
+
+
+async def _vector_types(conn: AsyncConnection) -> None:
+    """pgvector's adapters (numpy <-> vector, binary COPY) on this connection, registered on
+    first use: connections that never touch a vector skip the lookup and numpy's import."""
+    if conn not in _with_vector_types:
+        from pgvector.psycopg import register_vector_async
+
+        await register_vector_async(conn)
+        _with_vector_types.add(conn)
 
 
 async def write_vectors(
     conn: AsyncConnection, chunk_ids: Sequence[uuid.UUID], space_id: int, vectors: np.ndarray
 ) -> None:
     """Binary COPY: several times faster than INSERT for 6 KB rows."""
-    async with conn.cursor().copy(
-        "COPY embeddings (chunk_id, space_id, embedding) FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
+    await _vector_types(conn)
+    async with conn.cursor().copy(query("copy_vectors")) as copy:
         copy.set_types(["uuid", "int4", "vector"])
         for cid, vec in zip(chunk_ids, vectors, strict=True):
             await copy.write_row((cid, space_id, vec))
@@ -133,9 +134,10 @@ async def search(
     document_ids: list[uuid.UUID] | None = None,
     mime: str | None = None,
 ) -> list[dict[str, Any]]:
-    sql = query("search").replace("{dims}", str(int(dimensions)))
+    await _vector_types(conn)
+    sql = _template("search", dims=dimensions)
     async with conn.transaction():
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        await conn.execute(query("search_settings"))
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             sql, {"space_id": space_id, "query": query_vector, "tenant": tenant, "k": k,

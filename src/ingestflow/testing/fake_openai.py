@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingestflow.testing._server import FakeServer
 from ingestflow.catalogue import EMBEDDING_MODELS
+from ingestflow.testing._server import FakeServer
 from ingestflow.tokens import count_tokens
 
 MODELS = {m.name: m for m in EMBEDDING_MODELS.values() if m.provider == "openai"}

@@ -7,12 +7,13 @@ from importlib import resources
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from psycopg.rows import dict_row
 
-from ingestflow.api import schemas, spend
+from ingestflow.api import schemas
 from ingestflow.api.deps import RuntimeDep, TenantDep
-from ingestflow.api.redaction import scrub
-from ingestflow.store.sql import query
+from ingestflow.lifecycle import Stage
+from ingestflow.operations import costs, documents
+from ingestflow.redaction import scrub
+from ingestflow.store import breakers
 
 router = APIRouter(tags=["dashboard"])
 RECENT_ERRORS = 10
@@ -28,22 +29,21 @@ async def page() -> HTMLResponse:
 @router.get("/v1/dashboard", response_model=schemas.Dashboard, summary="Everything the dashboard shows",
             responses={401: {"model": schemas.ErrorResponse, "description": "Missing or invalid API key"}})
 async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> schemas.Dashboard:
+    overview = await documents.overview(rt, tenant, recent=0)
+    spend = await costs.spend(rt, tenant)
+    errors = await documents.recent_errors(rt, tenant, RECENT_ERRORS)
     async with rt.db.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query("stage_counts"), {"tenant": tenant})
-        stages = {r["stage"]: int(r["documents"]) for r in await cur.fetchall()}
-        await cur.execute(query("api_queue"), {"tenant": tenant})
-        queue = schemas.Queue(**await cur.fetchone())
-        services_spend = await spend.service_spend(conn, rt.settings, tenant)
-        await cur.execute(query("breaker_states"))
-        breakers = [schemas.Breaker(**r) for r in await cur.fetchall()]
-        await cur.execute(query("api_recent_errors"), {"tenant": tenant, "limit": RECENT_ERRORS})
-        errors = [schemas.RecentError(id=r["id"], source_name=r["source_name"], version=r["version"],
-                                      stage=r["error_stage"], code=r["error_code"],
-                                      message=scrub(r["error_message"]), at=r["updated_at"])
-                  for r in await cur.fetchall()]
+        states = await breakers.states(conn)
+    health = await request.app.state.health.get(rt)
     return schemas.Dashboard(
-        tenant=tenant, generated_at=datetime.now(UTC), stages=stages, documents=sum(stages.values()),
-        queue=queue, spend=services_spend, daily_limit_total_usd=rt.settings.daily_cost_limit_total,
-        services=await request.app.state.health.get(rt), breakers=breakers, recent_errors=errors,
+        tenant=tenant, generated_at=datetime.now(UTC), stage_order=list(Stage), stages=overview["stages"],
+        documents=sum(overview["stages"].values()), queue=schemas.Queue(**overview["queue"]),
+        spend=[schemas.ServiceSpend(**vars(s)) for s in spend.services],
+        daily_limit_total_usd=spend.daily_limit_total_usd,
+        services=[schemas.ServiceHealth(**vars(h.service), healthy=h.healthy, detail=h.detail) for h in health],
+        breakers=[schemas.Breaker(**r) for r in states],
+        recent_errors=[schemas.RecentError(id=r["id"], source_name=r["source_name"], version=r["version"],
+                                           stage=r["error_stage"], code=r["error_code"],
+                                           message=scrub(r["error_message"]), at=r["updated_at"])
+                       for r in errors],
     )

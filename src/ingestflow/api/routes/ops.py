@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hmac
 
-import psycopg
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ingestflow.api import health, metrics, schemas
+from ingestflow.api import metrics, schemas
 from ingestflow.api.deps import RuntimeDep
 from ingestflow.api.errors import ApiError
+from ingestflow.operations import health
+from ingestflow.store import metrics as store_metrics
 
 router = APIRouter(tags=["operations"])
 DB_CHECK_TIMEOUT_SECONDS = 2.0
@@ -27,16 +28,11 @@ async def healthz() -> schemas.Health:
 @router.get("/readyz", response_model=schemas.Ready, responses={503: {"model": schemas.Ready}},
             summary="Readiness: database reachable; configured services")
 async def readyz(rt: RuntimeDep, response: Response) -> schemas.Ready:
-    try:
-        async with rt.db.pool.connection(timeout=DB_CHECK_TIMEOUT_SECONDS) as conn:
-            await conn.execute("SELECT 1")
-        database = True
-    except (psycopg.Error, TimeoutError, OSError):
-        database = False
+    database = await health.database_ready(rt, DB_CHECK_TIMEOUT_SECONDS)
     if not database:
         response.status_code = 503
     return schemas.Ready(status="ok" if database else "unavailable", database=database,
-                         services=health.configured(rt))
+                         services=[schemas.ConfiguredService(**vars(s)) for s in health.configured(rt)])
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
@@ -56,5 +52,5 @@ async def metrics_route(rt: RuntimeDep, request: Request) -> Response:
                                                 "Authorization: Bearer <METRICS_TOKEN>.",
                            headers={"WWW-Authenticate": "Bearer"})
     async with rt.db.pool.connection() as conn:
-        snapshot = await metrics.read_snapshot(conn)
+        snapshot = await store_metrics.snapshot(conn)
     return Response(metrics.exposition(snapshot), media_type=CONTENT_TYPE_LATEST)

@@ -15,18 +15,28 @@ import tempfile
 import uuid
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
 from ingestflow.api import schemas
 from ingestflow.api.deps import RuntimeDep
 from ingestflow.api.errors import ApiError
-from ingestflow.operations.callbacks import ParseResult, ReplayedDelivery, apply_parse_result, awaits_callback
-from ingestflow.services.webhooks import InvalidSignature, Signer, job_secret, read_headers
+from ingestflow.logging import get_logger
+from ingestflow.operations.callbacks import (
+    ParseResult,
+    ReplayedDelivery,
+    apply_parse_result,
+    awaits_callback,
+)
+from ingestflow.services.webhooks import (
+    InvalidSignature,
+    Signer,
+    job_secret,
+    read_headers,
+)
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # parsed Markdown of very large documents
 SPOOL_BYTES = 1024 * 1024  # larger bodies go to a temporary file while they are checked
 

@@ -15,12 +15,16 @@ import re
 import threading
 import time
 import zipfile
-
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ingestflow.errors import PermanentError
-from ingestflow.pipeline.detect import (
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+from ingestflow.services.base import PageSpan, ParsedDocument, clean_text
+from ingestflow.services.detect import (
     DOCX,
     HTML,
     MARKDOWN,
@@ -30,7 +34,6 @@ from ingestflow.pipeline.detect import (
     decode_text,
     detect_mime,
 )
-from ingestflow.services.base import PageSpan, ParsedDocument, clean_text
 
 # PDFium is not thread-safe, not even across different documents: one call at a time.
 _PDFIUM_LOCK = threading.Lock()
@@ -66,9 +69,18 @@ def parse_local(data: bytes, mime: str) -> ParsedDocument:
     return ParsedDocument(markdown, "local", usage_pages=0)
 
 
+@cache
+def _pdfium() -> ModuleType:
+    """pypdfium2, imported on first use: commands that never read a PDF skip its load."""
+    import pypdfium2
+
+    return pypdfium2
+
+
 def estimate_pages(data: bytes, mime: str) -> int:
     """Pages a per-page provider will bill: the real count for PDFs, an estimate otherwise."""
     if mime == PDF:
+        pdfium = _pdfium()
         with _PDFIUM_LOCK:
             try:
                 pdf = pdfium.PdfDocument(data)
@@ -79,6 +91,14 @@ def estimate_pages(data: bytes, mime: str) -> int:
             finally:
                 pdf.close()
     return max(1, len(data) // _CHARS_PER_PAGE)
+
+
+def warm_up() -> None:
+    """Import the format libraries that parsing imports on first use."""
+    _pdfium()
+    import docx  # noqa: F401
+    import html_to_markdown  # noqa: F401
+    from selectolax.lexbor import LexborHTMLParser  # noqa: F401
 
 
 class LocalParser:
@@ -133,10 +153,11 @@ def _pdf(data: bytes) -> tuple[str, list[PageSpan]]:
 
 
 def _open_pdf(data: bytes) -> pdfium.PdfDocument:
+    pdfium = _pdfium()
     try:
         return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD or "password" in str(exc).lower():
+        if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_PASSWORD or "password" in str(exc).lower():
             raise PermanentError(
                 "encrypted_pdf",
                 "The PDF is password-protected; remove the password (save an unprotected copy) "
@@ -146,6 +167,7 @@ def _open_pdf(data: bytes) -> pdfium.PdfDocument:
 
 
 def _pdf_page_text(pdf: pdfium.PdfDocument, index: int) -> str:
+    pdfium = _pdfium()
     try:
         page = pdf[index]
     except pdfium.PdfiumError as exc:

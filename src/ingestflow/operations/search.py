@@ -11,11 +11,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ingestflow.errors import DeferredError, TransientError
+from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.operations.errors import Refused
+from ingestflow.runtime import Runtime
 from ingestflow.services.guard import CallContext
-from ingestflow.services.router import Services
 from ingestflow.store import vectors
-from ingestflow.store.database import Database
 from ingestflow.tokens import count_tokens
 
 
@@ -47,24 +47,30 @@ class Filters:
     mime: str | None = None
 
 
-async def search(
-    db: Database, services: Services, query: str, *, k: int = 5, tenant: str = "default",
-    filters: Filters = Filters(),
-) -> SearchResult:
+async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, filters: Filters = Filters()) -> SearchResult:
+    """The ``k`` passages closest to ``query`` among the tenant's current documents, in the
+    configured model's space. Refused when the query cannot be embedded: ``invalid`` for
+    a query the model refuses, ``unavailable`` while the model cannot answer."""
+    services = rt.services
     embedder = services.embedder
     degraded, notes = False, []
+    guard = services.embed_guard
     try:
-        result = await services.embed_guard.call(
-            lambda: embedder.embed([query]), units=count_tokens(query),
+        # Only a metered call needs the count (loading the tokenizer costs a second).
+        result = await guard.call(
+            lambda: embedder.embed([query]), units=count_tokens(query) if guard.metered else 0,
             context=CallContext(tenant=tenant), actual_units=lambda r: r.usage_tokens,
         )
+    except PermanentError as exc:
+        raise Refused("invalid", exc.code, exc.message) from None
     except (TransientError, DeferredError) as exc:
         if services.embedder_fallback is None:
-            raise
+            raise Refused("unavailable", exc.code, "The embedding service cannot answer now; try again later.",
+                          retry_after=exc.retry_after or 5) from None
         embedder, degraded = services.embedder_fallback, True
         notes.append(f"real embedder unavailable ({exc.code}); searched the fallback index")
         result = await embedder.embed([query])
-    async with db.pool.connection() as conn:
+    async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
         rows = await vectors.search(
             conn, space_id=space_id, dimensions=embedder.dimensions, query_vector=result.vectors[0],

@@ -1,0 +1,71 @@
+"""``ingestflow ingest`` on this machine: register the files, then run a worker in this
+process with one progress bar per stage until none of them has work due."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ingestflow.cli import render
+from ingestflow.cli.common import console, fail, run
+from ingestflow.lifecycle import RANK, Stage
+from ingestflow.operations import documents
+from ingestflow.runtime import Runtime
+
+PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMBEDDED, "embed"),
+                   (Stage.COMPLETE, "store"))
+
+
+def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: int, prefix: str,
+                source_name: str | None) -> int:
+    """Exit code: 0 all complete (or all queued, without waiting); 1 a file was refused or a
+    document failed or did not complete; 2 a path does not exist."""
+    async def body(rt: Runtime) -> int:
+        try:
+            submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name)
+        except FileNotFoundError as exc:
+            fail(str(exc), 2)
+        registered = [s.registration for s in submitted if s.registration is not None]
+        refused = [s for s in submitted if s.refused is not None]
+        ids = [r.document_id for r in registered]
+        new = sum(not r.duplicate for r in registered)
+        console.print(f"{len(submitted)} files: {new} new, {len(registered) - new} unchanged, "
+                      f"{len(refused)} refused")
+        if wait and await documents.has_work(rt, ids):
+            await _work_with_progress(rt, tenant, ids, concurrency)
+        rows = await documents.progress(rt, tenant, ids)
+        render.ingest_summary(rows, refused)
+        unfinished = wait and any(r["stage"] != Stage.COMPLETE for r in rows)
+        return 1 if refused or unfinished or any(r["stage"] == Stage.FAILED for r in rows) else 0
+
+    return run(body, pool_size=concurrency + 4, quiet=wait)
+
+
+async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:
+
+    worker = rt.drain(ids, concurrency)
+    with Progress(
+        TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        tasks = {stage: progress.add_task(label, total=len(ids)) for stage, label in PROGRESS_STAGES}
+        work = asyncio.create_task(worker.run())
+        while True:
+            rows = await documents.progress(rt, tenant, ids)
+            for stage, task in tasks.items():
+                done = sum(RANK.get(r["stage"], -1) >= RANK[stage] or r["stage"] == Stage.FAILED for r in rows)
+                progress.update(task, completed=done)
+            if work.done():
+                break
+            await asyncio.wait({work}, timeout=0.2)  # redraw, or go on at once when done
+        await work
+

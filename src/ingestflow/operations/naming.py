@@ -1,0 +1,63 @@
+"""Source names: the one rule a user has to predict, decided here for every face.
+
+A file inside a folder you name is
+called by its path relative to that folder (``ingest docs`` gives ``a.pdf`` and
+``sub/b.md``, however ``docs`` is spelled: ``./docs``, ``docs/``, an absolute path); a file
+you name directly is called by its file name; ``--prefix`` goes in front of every name
+(two folders holding the same relative names stay two sets of sources); ``--source-name``
+names a single file. An upload is called by the file name the client sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ingestflow.operations.errors import Refused
+
+MAX_SOURCE_NAME_CHARS = 1024
+# C0 and C1 controls (NUL included) and lone surrogates (bytes that were not UTF-8).
+_BAD_NAME_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_source_name(name: str) -> str:
+    """The name, stripped, if it can label a document. Names are stored as PostgreSQL text
+    (no NUL, valid UTF-8) and shown in tables, logs and JSON, where control characters
+    would garble or forge the output."""
+    stripped = name.strip()
+    if not stripped:
+        raise Refused("invalid", "invalid_name", "The file name is empty; give the file a name.")
+    if len(stripped) > MAX_SOURCE_NAME_CHARS:
+        raise Refused("invalid", "invalid_name",
+                      f"The file name is longer than {MAX_SOURCE_NAME_CHARS} characters; shorten it.")
+    bad = _BAD_NAME_CHAR.search(stripped)
+    if bad is None:
+        return stripped
+    if "\ud800" <= bad.group() <= "\udfff":
+        raise Refused("invalid", "invalid_name", "The file name is not valid UTF-8 text; rename the file.")
+    raise Refused("invalid", "invalid_name",
+                  f"The file name holds a control character (U+{ord(bad.group()):04X}); rename the file.")
+
+
+def sources(paths: Iterable[str | Path], *, prefix: str = "", name: str | None = None) -> Iterator[tuple[Path, str]]:
+    """(file, source name) for every regular file under ``paths``, sorted, hidden files and
+    folders skipped; the naming rule is the module's. FileNotFoundError for a missing path."""
+    found: list[tuple[Path, str]] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_file():
+            found.append((root, prefix + root.name))
+        elif root.is_dir():
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if path.is_file() and not any(p.startswith(".") for p in rel.parts):
+                    found.append((path, prefix + rel.as_posix()))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {raw}")
+    if name is not None:
+        if len(found) != 1:
+            raise Refused("invalid", "source_name_needs_one_file",
+                          f"--source-name names one file; the paths hold {len(found)}.")
+        found = [(found[0][0], name)]
+    yield from found

@@ -1,0 +1,1 @@
+DELETE FROM blobs WHERE sha256 = %(sha256)s

@@ -1,0 +1,1 @@
+SELECT data FROM blobs WHERE sha256 = %(sha256)s

@@ -1,0 +1,4 @@
+-- One real cosine distance, as wide as OpenAI's embeddings so that pgvector's SIMD code
+-- runs. A template: {dims} is filled in from an integer constant (a type modifier takes
+-- no bind parameter).
+SELECT %(a)s::vector({dims}) <=> %(b)s::vector({dims})

@@ -1,0 +1,1 @@
+SELECT from_stage, to_stage, actor FROM stage_transitions
