@@ -25,23 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PAGES = 232
-
-
-def make_pdf(path: Path) -> None:
-    """A text PDF of PAGES pages, a few paragraphs each (fpdf2, deterministic)."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=10)
-    words = ("the quarterly report covers revenue costs staffing logistics warehouses shipping "
-             "customers suppliers contracts audits forecasts risks").split()
-    for page in range(1, PAGES + 1):
-        pdf.add_page()
-        for para in range(6):
-            text = " ".join(words[(page * 7 + para * 3 + i) % len(words)] for i in range(60))
-            pdf.multi_cell(0, 5, f"Page {page}, paragraph {para}: {text}.", new_x="LMARGIN", new_y="NEXT")
-    pdf.output(str(path))
+from support import PDF_PAGES as PAGES
+from support import make_pdf
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
 from ingestflow.operations.documents import submit_paths
@@ -31,8 +30,8 @@ from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
 from ingestflow.runtime import open_runtime
 from ingestflow.services.base import PageSpan
 from ingestflow.store import vectors
-from ingestflow.store.database import database_url
 from ingestflow.tokens import encoding
+from support import fresh_database
 
 WORDS = ("data pipeline vector search index token chunk embedding model budget worker queue "
          "lease stage parse markdown heading paragraph sentence document version tenant cost "
@@ -54,14 +53,6 @@ def make_corpus(folder: Path, chars: int, seed: int = 7) -> None:
         (folder / f"report-{n:04}.md").write_text(text)
         written += len(text)
         n += 1
-
-
-def fresh_database(settings: Settings) -> str:
-    url = database_url(settings)
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return make_conninfo(url, dbname=name)
 
 
 async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[float, list, int]:

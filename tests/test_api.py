@@ -182,8 +182,9 @@ def test_tenant_isolation_on_every_route(settings: Settings, client: TestClient,
     (tmp_path / "docs" / "lighthouse.md").write_bytes(MARKDOWN)
     submitted, _ = ingest(settings, [tmp_path / "docs"], tenant="acme")
     doc = str(submitted[0].registration.document_id)
-    sql(settings, "INSERT INTO ledger (service, model, unit, units, cost_usd, state, tenant, document_id)"
-                  " VALUES ('openai', 'text-embedding-3-small', 'tokens', 1000, 0.25, 'settled', 'acme', %s)", (doc,))
+    sql(settings, "WITH l AS (INSERT INTO ledger (service, model, unit, units, cost_usd, state, tenant)"
+                  " VALUES ('openai', 'text-embedding-3-small', 'tokens', 1000, 0.25, 'settled', 'acme') RETURNING id)"
+                  " INSERT INTO ledger_shares SELECT id, %s, 1000, 0.25 FROM l", (doc,))
 
     assert [d["id"] for d in client.get("/v1/documents", headers=auth(acme)).json()["items"]] == [doc]
     assert client.get("/v1/documents", headers=auth(other)).json() == {"items": [], "next_cursor": None}

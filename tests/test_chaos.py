@@ -72,7 +72,8 @@ def assert_invariants(s: Settings, fake: FakeOpenAI, *, exact_ledger: bool) -> N
     assert sql(s, "SELECT DISTINCT sp.provider FROM embeddings e JOIN embedding_spaces sp ON sp.id = e.space_id"
                ) == [("openai",)]
     # no paid call began after its document had been superseded
-    assert sql(s, "SELECT count(*) FROM ledger l JOIN documents d ON d.id = l.document_id"
+    assert sql(s, "SELECT count(*) FROM ledger l JOIN ledger_shares sh ON sh.ledger_id = l.id"
+                  " JOIN documents d ON d.id = sh.document_id"
                   " WHERE d.superseded_at IS NOT NULL AND l.created_at > d.superseded_at")[0][0] == 0
     known, abandoned = sql(s, "SELECT coalesce(sum(units) FILTER (WHERE outcome <> 'abandoned'), 0),"
                               " coalesce(sum(units) FILTER (WHERE outcome = 'abandoned'), 0)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestflow.config import ConfigError, ServiceMode, load_settings
+from ingestflow.config import ConfigError, ServiceMode, Settings, load_settings
 
 SECRET = "sk-test-THIS-MUST-NEVER-LEAK-1234567890"
 CONFIG_VARS = ("SERVICE_MODE", "EMBEDDINGS_MODE", "PARSER_MODE", "ENVIRONMENT", "OPENAI_API_KEY",
@@ -131,3 +131,22 @@ def test_secrets_are_masked_in_repr_and_dump(monkeypatch: pytest.MonkeyPatch) ->
     assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
     assert "hunter2-db-password" not in repr(s)
     assert SECRET in s.secret_values() and "hunter2-db-password" in s.secret_values()
+
+
+def test_the_configured_space_is_known_without_building_the_embedder(settings: Settings) -> None:
+    """``status`` names the configured space from the catalogue; it must be the space the
+    embedder itself writes into, in every mode."""
+    from ingestflow.services.router import build_services
+    from ingestflow.store.database import Database
+
+    assert settings.database_url is not None
+    db = Database(settings.database_url.get_secret_value(), max_size=1)
+    for extra in ({"mock_embedding_dimensions": 384},
+                  {"service_mode": ServiceMode.REAL, "openai_api_key": "sk-x", "openai_embedding_dimensions": 512},
+                  {"service_mode": ServiceMode.REAL, "openai_api_key": "sk-x",
+                   "openai_embedding_model": "text-embedding-ada-002"},
+                  {"service_mode": ServiceMode.REAL, "embeddings_provider": "local"}):
+        s = Settings(**{**settings.model_dump(), **extra})
+        services = build_services(s, db, owner="test")
+        e, spec = services.embedder, services.embedder_spec
+        assert (spec.provider, spec.name, spec.dimensions) == (e.provider, e.model, e.dimensions), extra

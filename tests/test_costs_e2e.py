@@ -22,7 +22,12 @@ from support import sql, start_worker
 
 
 def one_request_per_doc(settings: Settings, fake: FakeOpenAI, **extra: object) -> Settings:
-    return real(settings, fake, chunk_max_tokens=2000, **extra)
+    """One chunk per document, one input per request, one job per claim: workers race
+    request by request."""
+    return real(settings, fake, chunk_max_tokens=2000, embedding_batch_size=1, claim_batch_size=1, **extra)
+
+
+ONE_BY_ONE = {"CLAIM_BATCH_SIZE": "1"}  # EMBEDDING_BATCH_SIZE follows the settings
 
 
 def docs_with_equal_cost(folder: Path, n: int) -> int:
@@ -44,7 +49,7 @@ def test_four_workers_racing_spend_exactly_within_the_limit(settings: Settings, 
     limit = per_request * Decimal("10.5")  # room for exactly 10 requests
     s = one_request_per_doc(settings, fake, daily_cost_limit_openai=float(limit))
     submit(s, tmp_path / "docs")
-    workers = [start_worker(s, tmp_path / f"w{i}.log", **worker_env(s)) for i in range(4)]
+    workers = [start_worker(s, tmp_path / f"w{i}.log", **worker_env(s), **ONE_BY_ONE) for i in range(4)]
     try:
         wait_for(lambda: stages(s).get("complete") == 10 and
                  sql(s, "SELECT count(*) FROM jobs WHERE deferred_reason LIKE 'budget_exhausted%%'")[0][0] == 6,
@@ -62,7 +67,7 @@ def test_hourly_request_limit_holds_across_processes(settings: Settings, fake: F
     docs_with_equal_cost(tmp_path / "docs", 12)
     s = one_request_per_doc(settings, fake, hourly_rate_limit_openai=5)
     submit(s, tmp_path / "docs")
-    workers = [start_worker(s, tmp_path / f"w{i}.log", **worker_env(s)) for i in range(3)]
+    workers = [start_worker(s, tmp_path / f"w{i}.log", **worker_env(s), **ONE_BY_ONE) for i in range(3)]
     try:
         wait_for(lambda: stages(s).get("complete") == 5 and
                  sql(s, "SELECT count(*) FROM jobs WHERE deferred_reason IS NOT NULL")[0][0] == 7,

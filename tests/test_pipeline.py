@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,9 +152,21 @@ def test_search_never_mixes_embedding_spaces(settings: Settings, tmp_path: Path)
     write_markdown(tmp_path / "notes.md", TOPICS)
     ingest(settings, [tmp_path / "notes.md"])
     small = settings.model_copy(update={"mock_embedding_dimensions": 256})
-    assert search(small, "waggle dance", k=3) == []  # another model's index is empty
+    # The configured model's space is empty: search answers from the tenant's active space,
+    # with the query embedded by that space's model, and says so.
+    from ingestflow.operations.search import search as run_search
+    from ingestflow.runtime import open_runtime
+
+    async def main() -> Any:
+        async with open_runtime(small) as rt:
+            return await run_search(rt, "default", "waggle dance", k=3)
+
+    result = asyncio.run(main())
+    assert result.hits and "waggle" in result.hits[0].text
+    assert "searched mock/mock-hashing-v1 (1536d)" in result.notes[0] and "covers 0 of 1" in result.notes[0]
     spaces = sql(settings, "SELECT provider, model, dimensions FROM embedding_spaces ORDER BY id")
     assert spaces == [("mock", "mock-hashing-v1", 1536), ("mock", "mock-hashing-v1", 256)]
+    assert sql(settings, "SELECT DISTINCT space_id FROM embeddings") == [(1,)]  # nothing written to the other
 
 
 def test_runtime_reuses_one_embedded_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,7 +208,7 @@ def test_transient_failures_retry_with_backoff_then_fail(settings: Settings, tmp
     asyncio.run(work_until_failed())
     stage, code, message = sql(settings, "SELECT stage, error_code, error_message FROM documents WHERE id = %s",
                                (doc,))[0]
-    assert (stage, code) == ("failed", "internal_error")
+    assert (stage, code) == ("failed", "file_missing")
     assert message.startswith("gave up after 3 attempts") and "missing" in message
     retries = [r[0] for r in sql(settings, "SELECT detail->>'attempt' FROM events WHERE document_id = %s"
                                  " AND kind = 'retry_scheduled' ORDER BY id", (doc,))]

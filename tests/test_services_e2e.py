@@ -3,6 +3,7 @@ fake OpenAI server on loopback. Nothing fake is ever written into a real index."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from ingestflow.config import ServiceMode, Settings
@@ -105,17 +106,24 @@ def test_hybrid_falls_back_degraded_then_repairs(settings: Settings, fake: FakeO
 
 def test_hybrid_search_uses_the_fallback_space_when_real_is_down(
         settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
-    from support import ingest, search
+    from support import ingest
 
-    mock = settings.model_copy(update={"chunk_max_tokens": 64, "chunk_overlap_tokens": 0})
-    write_docs(tmp_path / "docs", 3)
-    ingest(mock, [tmp_path / "docs"])  # vectors in the mock space only
-    s = real(settings, fake, ServiceMode.HYBRID)
-    assert search(s, "honey bees", k=3) == []  # the real space is empty: no mixing
     fake.faults.down = True
-    s = real(settings, fake, ServiceMode.HYBRID, call_retry_attempts=1)
-    hits = search(s, "honey bees behaviour", k=1)
-    assert hits and "honey bees" in hits[0].text
+    s = real(settings, fake, ServiceMode.HYBRID, call_retry_attempts=1, breaker_failure_threshold=100)
+    write_docs(tmp_path / "docs", 3)
+    ingest(s, [tmp_path / "docs"])  # degraded: vectors in the fallback (mock) space only
+    assert sql(s, "SELECT count(*) FROM documents WHERE degraded")[0][0] == 3
+    assert spaces(s) == {"openai": 0, "mock": sql(s, "SELECT count(*) FROM chunks")[0][0]}
+    from ingestflow.operations.search import search as run_search
+    from ingestflow.runtime import open_runtime
+
+    async def main() -> object:
+        async with open_runtime(s) as rt:
+            return await run_search(rt, "default", "honey bees behaviour", k=1)
+
+    result = asyncio.run(main())  # the query cannot be embedded by OpenAI: the fallback's space answers
+    assert result.degraded and result.provider == "mock" and "honey bees" in result.hits[0].text
+    assert "searched the fallback index" in result.notes[0]
 
 
 def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -147,3 +155,22 @@ def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path
     text += "\n".join(r[0] for r in rows)
     assert KEY not in text and bad_key not in text
     assert "OPENAI_API_KEY" not in text or "***" in text
+
+
+def test_a_text_shared_by_many_documents_is_paid_once(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """A boilerplate section repeated across a batch is sent once; each chunk gets its vector."""
+    from support import ingest
+
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    footer = "# Legal\n\nThis letter is confidential and meant for its addressee only."
+    for i in range(20):
+        (folder / f"letter{i:02}.md").write_text(f"# Letter {i}\n\nYour parcel {i} left depot {i * 7}.\n\n{footer}")
+    s = real(settings, fake)
+    ingest(s, [folder])
+    chunks, distinct = sql(s, "SELECT count(*), count(DISTINCT text) FROM chunks")[0]
+    assert chunks == 40 and distinct == 21
+    assert fake.stats["inputs"] == distinct and bad_vectors(s) == 0
+    assert sql(s, "SELECT count(*) FROM embeddings")[0][0] == chunks
+    distinct_tokens = sql(s, "SELECT sum(t) FROM (SELECT DISTINCT text, token_count AS t FROM chunks) d")[0][0]
+    assert sql(s, "SELECT sum(units) FROM ledger")[0][0] == fake.stats["tokens_billed"] == distinct_tokens

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT, settings_env
 
 from ingestflow.config import Settings
+from support import ROOT, settings_env
 
 SRC = ROOT / "src" / "ingestflow"
 # Never needed by MOCK-mode commands: the OpenAI SDK, the web stack, the tokenizer.

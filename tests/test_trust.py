@@ -185,16 +185,15 @@ def test_a_billed_call_is_settled_as_billed_when_the_lease_is_lost(
 def test_reservations_of_a_dead_worker_are_closed_once_its_lease_expires(settings: Settings, tmp_path: Path) -> None:
     submit(settings, [_doc(tmp_path / "d", "a.md", "# A\n\nText.")])
     sql(settings, "UPDATE jobs SET state = 'running', owner = 'w-dead', lease_until = now() - interval '1 second'")
-    job_id = sql(settings, "SELECT id FROM jobs")[0][0]
+    document = sql(settings, "SELECT id FROM documents")[0][0]
 
     async def main() -> None:
         async with open_runtime(settings) as rt:
             budget = Budget(rt.db, limits={"openai": ServiceLimits(Decimal(1))}, daily_total_usd=None,
                             enforce=True, alert_ratio=settings.cost_alert_ratio)
-            call = PaidCall("openai", "m", "tokens", 1000, Decimal("0.02"), job_id=job_id, owner="w-dead")
+            call = PaidCall("openai", "m", "tokens", 1000, Decimal("0.02"), owner="w-dead", shares=((document, 1000),))
             dead = await budget.reserve(call)
-            live = await budget.reserve(PaidCall("openai", "m", "tokens", 10, Decimal("0.01"),
-                                                 job_id=job_id, owner="w-other"))
+            live = await budget.reserve(PaidCall("openai", "m", "tokens", 10, Decimal("0.01"), owner="w-other"))
             sql(settings, "UPDATE jobs SET lease_until = now() + interval '1 hour', owner = 'w-other'")
             assert await budget.sweep() == 1
             assert sql(settings, "SELECT id, state, outcome FROM ledger ORDER BY id") == [
@@ -206,6 +205,9 @@ def test_reservations_of_a_dead_worker_are_closed_once_its_lease_expires(setting
                 ("settled", 500, Decimal("0.01"))]
             spent = sql(settings, "SELECT amount FROM spend_counters WHERE service = 'openai' AND kind = 'daily_cost'")
             assert spent == [(Decimal("0.02"),)]
+            # the document's share follows the settlement
+            assert sql(settings, "SELECT units, cost_usd FROM ledger_shares WHERE ledger_id = %s", (dead.ledger_id,)) == [
+                (500, Decimal("0.01"))]
 
     asyncio.run(main())
 

@@ -48,9 +48,9 @@ def waiting_document(settings: Settings, name: str = "scan.pdf") -> tuple[uuid.U
 
     async def main() -> tuple[uuid.UUID, uuid.UUID]:
         async with open_runtime(settings) as rt, rt.db.pool.connection() as conn, conn.transaction():
-            reg = await documents.register(conn, tenant="acme", source_name=name, data=b"%PDF-1.4 " + name.encode(),
-                                           mime="application/pdf", files=rt.files)
-            await documents.advance(conn, reg.document_id, ("queued",), "parsing")
+            [reg] = await documents.register(conn, tenant="acme", store=rt.files, files=[
+                documents.NewFile(name, b"%PDF-1.4 " + name.encode(), "application/pdf")])
+            await documents.advance_one(conn, reg.document_id, ("queued",), "parsing")
             key = uuid.uuid4()
             await parse_jobs.insert(conn, key, reg.document_id, f"llama-{key.hex[:6]}")
             await conn.execute("UPDATE jobs SET next_attempt_at = now() + interval '1 hour',"

@@ -152,3 +152,42 @@ def test_worker_builds_the_hnsw_index_when_the_space_is_big_enough(settings: Set
     finally:
         assert stop(worker) == 0
     assert "hnsw_index_built" in (tmp_path / "w.log").read_text()
+
+
+def test_a_claim_is_bounded_by_jobs_and_by_bytes(settings: Settings, tmp_path: Path) -> None:
+    """Batches of small documents fill up; a batch of big files stops at CLAIM_BATCH_BYTES,
+    though a single file bigger than that is still taken on its own."""
+    import asyncio
+
+    from ingestflow.runtime import open_runtime
+    from ingestflow.store import jobs
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"big{i}.md").write_text(f"# Big {i}\n\n" + "word " * 2000)  # ~10 KB each
+    (folder / "huge.md").write_text("# Huge\n\n" + "word " * 20_000)  # ~100 KB
+    submit(settings, [folder])
+    sizes = dict(sql(settings, "SELECT source_name, size_bytes FROM documents"))
+
+    async def claims() -> list[list[str]]:
+        async with open_runtime(settings) as rt, rt.db.pool.connection() as conn:
+            taken = []
+            for limit, max_bytes in ((2, 10**9), (10, 3 * sizes["big3.md"]), (10, 1), (10, 10**9)):
+                async with conn.transaction():
+                    claimed = await jobs.claim(conn, "tester", 60, limit, max_bytes)
+                names = []
+                for c in claimed:
+                    cur = await conn.execute("SELECT source_name FROM documents WHERE id = %s", (c.document_id,))
+                    names.append((await cur.fetchone())[0])
+                taken.append(names)
+            async with conn.transaction():
+                none = await jobs.claim(conn, "tester", 60, 10, 1, at_least_one=False)
+            assert none == []
+            return taken
+
+    by_count, by_bytes, oversized, rest = asyncio.run(claims())
+    assert len(by_count) == 2  # the job limit
+    assert len(by_bytes) == 3 and sum(sizes[n] for n in by_bytes) <= 3 * sizes["big3.md"]  # the bytes limit
+    assert len(oversized) == 1  # bigger than the limit alone: still taken, alone
+    assert sorted(by_count + by_bytes + oversized + rest) == sorted(sizes)

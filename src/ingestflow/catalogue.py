@@ -51,15 +51,17 @@ def _openai(name: str, dimensions: int, usd_per_mtok: str, *, shortenable: bool)
     )
 
 
+LOCAL_MODEL = "all-MiniLM-L6-v2"  # the sentence-transformers model packaged for offline use
+MOCK_MODEL = "mock-hashing-v1"
 EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     _openai("text-embedding-3-small", 1536, "0.02", shortenable=True),
     _openai("text-embedding-3-large", 3072, "0.13", shortenable=True),
     _openai("text-embedding-ada-002", 1536, "0.10", shortenable=False),
     # max_seq_length of the sentence-transformers model; inputs per call bound memory.
-    EmbeddingModel(provider="local", name="all-MiniLM-L6-v2", dimensions=384,
+    EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64),
     # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will.
-    EmbeddingModel(provider="mock", name="mock-hashing-v1", dimensions=1536,
+    EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
                    max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256),
 )}
 

@@ -117,8 +117,21 @@ class Settings(BaseSettings):
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)
+    # The OpenAI Batch API (half price, results within 24 hours): "on" for every embedding,
+    # "auto" once this many documents are queued (a backfill), "off" never; a job queued
+    # with `ingest --batch` or `reembed --batch` uses it whatever this says.
+    embedding_batch_api: Literal["off", "on", "auto"] = "off"
+    embedding_batch_auto_backlog: int = Field(default=10_000, ge=1)
+    embedding_batch_poll_seconds: float = Field(default=300.0, gt=0)  # how often a batch is polled
 
     worker_concurrency: int = Field(default=2, ge=1)
+    # Jobs a worker claims and runs as one batch: parsed and chunked together, written with
+    # one COPY, embedded in requests shared across documents. 2,048 one-chunk documents
+    # fill one embedding request; the bytes bound what a batch of big files holds in memory.
+    claim_batch_size: int = Field(default=2048, ge=1)
+    claim_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # How long a partial batch waits for more work to arrive before it runs.
+    batch_fill_seconds: float = Field(default=0.05, ge=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)

@@ -37,7 +37,7 @@ class Runtime:
         from ingestflow.pipeline.chunking import ChunkingConfig
 
         s = self.settings
-        cap = self.services.embedder.spec.max_chunk_tokens
+        cap = self.services.embedder_spec.max_chunk_tokens
         if s.chunk_max_tokens <= cap:
             return ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens)
         return ChunkingConfig(cap, s.chunk_overlap_tokens * cap // s.chunk_max_tokens)
@@ -64,6 +64,9 @@ class Runtime:
             self.db,
             self.pipeline(),
             concurrency=concurrency or s.worker_concurrency,
+            claim_size=s.claim_batch_size,
+            claim_bytes=s.claim_batch_bytes,
+            fill_seconds=s.batch_fill_seconds,
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval_seconds,
             max_attempts=s.max_attempts,
@@ -75,6 +78,7 @@ class Runtime:
             repair_interval=s.repair_interval_seconds,
             index_min_vectors=s.hnsw_min_vectors,
             index_interval=s.index_check_seconds,
+            warm_up=self.warm_up,
         )
 
     def warm_up(self) -> None:
@@ -86,6 +90,7 @@ class Runtime:
 
         encoding()
         warm_parsers()
+        self.services.embedder  # noqa: B018 - built now (numpy, the OpenAI SDK), not in the first batch
 
     def drain(self, document_ids: list[uuid.UUID], concurrency: int | None = None) -> Worker:
         """A worker that stops once none of these documents has work due."""
@@ -113,7 +118,9 @@ async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: 
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
     db = await Database.open(settings, max_size=pool_size,
                              wait_seconds=STARTUP_WAIT_SECONDS if long_running else 0.0)
+    services = build_services(settings, db, owner=jobs.new_owner())
     try:
-        yield Runtime(settings, db, build_services(settings, db, owner=jobs.new_owner()), file_store(settings))
+        yield Runtime(settings, db, services, file_store(settings))
     finally:
+        await services.aclose()
         await db.close()

@@ -14,21 +14,24 @@ any worker may take it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import psycopg
+from psycopg import AsyncConnection
 
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.logging import get_logger, redact
-from ingestflow.pipeline.stages import Pipeline, Released, StageContext
+from ingestflow.pipeline.batch import Batch, Item, Released
+from ingestflow.pipeline.stages import Pipeline
 from ingestflow.services.base import Embedder
 from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import documents, jobs, vectors
+from ingestflow.store import documents, jobs, statistics, vectors
 from ingestflow.store.database import Database
 from ingestflow.store.documents import StageConflict
-from ingestflow.store.jobs import ClaimedJob, LeaseLost
+from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
 from ingestflow.store.outage import DatabaseUnavailable, backoff, until_reachable
 
 log = get_logger("ingestflow.worker")
@@ -43,6 +46,9 @@ class Worker:
         pipeline: Pipeline,
         *,
         concurrency: int,
+        claim_size: int,
+        claim_bytes: int,
+        fill_seconds: float,
         lease_seconds: float,
         poll_interval: float,
         max_attempts: int,
@@ -53,12 +59,16 @@ class Worker:
         repair_interval: float,
         index_min_vectors: int | None,
         index_interval: float,
+        warm_up: Callable[[], None] | None = None,
         owner: str | None = None,
     ) -> None:
         """Every value comes from Settings (runtime.py): this class repeats no default."""
         self.db = db
         self.pipeline = pipeline
         self.concurrency = concurrency
+        self.claim_size = claim_size  # jobs claimed (and run as one batch) at once
+        self.claim_bytes = claim_bytes  # ...whose documents hold this many bytes at most (memory)
+        self.fill_seconds = fill_seconds  # how long a partial batch waits to fill
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
@@ -70,6 +80,7 @@ class Worker:
         self.repair_interval = repair_interval if repair is not None else None
         self.index_min_vectors = index_min_vectors  # None: this worker builds no indexes
         self.index_interval = index_interval
+        self.warm_up = warm_up  # loads what jobs need (tokenizer, parsers), beside the first claim
         self.processed = 0
         self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
         self._wake = asyncio.Event()
@@ -84,6 +95,8 @@ class Worker:
         """Work until asked to stop, or until idle and ``stop_when()`` is true."""
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
         background = [asyncio.create_task(self._listen())]
+        if self.warm_up is not None:
+            background.append(asyncio.create_task(asyncio.to_thread(self.warm_up)))
         if self.repair_interval is not None:
             background.append(asyncio.create_task(self._every(self.repair_interval, "repair_check",
                                                               self.schedule_repairs)))
@@ -106,10 +119,10 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             try:
-                job = await self._claim()
-                if job is not None:
+                claimed = await self._claim()
+                if claimed:
                     failures = 0
-                    await self.process(job)
+                    await self.process(claimed)
                     self._wake.set()  # let idle slots re-check their stop condition
                     continue
                 if self.stop_when is not None and await self.stop_when():
@@ -120,7 +133,7 @@ class Worker:
             except DatabaseUnavailable as exc:
                 failures += 1
                 delay = backoff(failures)
-                log.warning("database_unavailable", doing="claim a job", retry_in=round(delay, 2),
+                log.warning("database_unavailable", doing="claim jobs", retry_in=round(delay, 2),
                             error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 continue
@@ -129,9 +142,25 @@ class Worker:
             except TimeoutError:
                 pass
 
-    async def _claim(self) -> ClaimedJob | None:
+    async def _claim(self) -> list[ClaimedJob]:
+        """Up to ``claim_size`` jobs. When fewer are runnable, wait up to ``fill_seconds``
+        for more to arrive (a NOTIFY wakes the wait), so that documents trickling in share
+        transactions and provider requests instead of each paying its own."""
+        claimed = await self._claim_more(self.claim_size, self.claim_bytes, at_least_one=True)
+        deadline = time.monotonic() + self.fill_seconds
+        while (claimed and len(claimed) < self.claim_size and (room := self.claim_bytes - _bytes(claimed)) > 0
+               and (left := deadline - time.monotonic()) > 0):
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=left)
+            except TimeoutError:
+                break
+            claimed += await self._claim_more(self.claim_size - len(claimed), room, at_least_one=False)
+        return claimed
+
+    async def _claim_more(self, limit: int, max_bytes: int, *, at_least_one: bool) -> list[ClaimedJob]:
         async with self.db.pool.connection() as conn, conn.transaction():
-            return await jobs.claim(conn, self.owner, self.lease_seconds)
+            return await jobs.claim(conn, self.owner, self.lease_seconds, limit, max_bytes, at_least_one=at_least_one)
 
     async def _listen(self) -> None:
         """Wake idle slots on NOTIFY; reconnects quietly, since polling covers the gap."""
@@ -176,144 +205,172 @@ class Worker:
             rows = await documents.schedule_repairs(conn)
             if rows is None:
                 return 0  # another worker is scheduling right now
-            for document_id, correlation_id in rows:
-                await documents.add_event(conn, document_id, correlation_id, "repair_scheduled",
-                                          Stage.CHUNKED, {"embedder": self.repair.model})
-                await documents.enqueue(conn, document_id)
+            await documents.add_events(conn, [(d, c, "repair_scheduled", Stage.CHUNKED, {"embedder": self.repair.model})
+                                              for d, c in rows])
+            await documents.enqueue(conn, [d for d, _ in rows])
         if rows:
             log.info("repairs_scheduled", documents=len(rows), embedder=self.repair.model)
         return len(rows)
 
-    async def process(self, job: ClaimedJob) -> None:
-        """Run one claimed job; whatever happens, the job ends up done, failed, rescheduled
-        or back in the queue (never ``running`` without a live worker behind it)."""
+    async def process(self, claimed: list[ClaimedJob]) -> None:
+        """Run a batch of claimed jobs; whatever happens, each job ends up done, failed,
+        rescheduled or back in the queue (never ``running`` without a live worker behind it)."""
+        batch = Batch(self.owner, [], should_stop=lambda: self._stopping)
         try:
-            await self._process(job)
+            await self._process(claimed, batch)
         except DatabaseUnavailable as exc:
-            log.warning("job_interrupted", job=job.id, reason=type(exc).__name__)
-            await self._give_back(job)
+            log.warning("jobs_interrupted", jobs=len(claimed), reason=type(exc).__name__)
+            await self._give_back([i.job.id for i in batch.items if i.active] if batch.items
+                                  else [j.id for j in claimed])
 
-    async def _process(self, job: ClaimedJob) -> None:
+    async def _process(self, claimed: list[ClaimedJob], batch: Batch) -> None:
         async with self.db.pool.connection() as conn:
-            document = await documents.get(conn, job.document_id)
-        if document is None or document["stage"] in TERMINAL:
-            async with self.db.pool.connection() as conn:
-                await jobs.finish(conn, job, self.owner, failed=document is not None
-                                  and document["stage"] == Stage.FAILED)
-            return
-        ctx = StageContext(job, self.owner, document, should_stop=lambda: self._stopping)
-        if job.attempts > self.max_attempts:  # claimed again and again: its workers died
-            await self._on_error(ctx, PermanentError(
-                "worker_lost", f"the job was started {job.attempts - 1} times and never finished "
-                               "(its worker stopped or crashed each time)"))
-            return
-        async with self.db.pool.connection() as conn:
-            await documents.add_event(conn, job.document_id, document["correlation_id"], "claimed",
-                                      document["stage"], {"owner": self.owner, "attempt": job.attempts})
-        log.info("job_claimed", job=job.id, document=str(job.document_id),
-                 stage=document["stage"], attempt=job.attempts)
-        work = asyncio.create_task(self.pipeline.run(ctx))
-        renewer = asyncio.create_task(self._renew(ctx))
+            async with conn.transaction():  # the batch's queries plan with today's table sizes
+                if stale := await statistics.refresh(conn):
+                    log.info("statistics_refreshed", tables=stale)
+            found = await documents.get(conn, [j.document_id for j in claimed])
+        ended, items = [], []
+        for job in claimed:
+            document = found.get(job.document_id)
+            if document is None or _ended(job, document):
+                ended.append((job, document is not None and document["stage"] == Stage.FAILED))
+            else:
+                items.append(Item(job, document))
+        async with self.db.pool.connection() as conn, conn.transaction():
+            for failed in (False, True):
+                await jobs.finish(conn, [j.id for j, f in ended if f is failed], self.owner, failed=failed)
+            await documents.add_events(conn, [(i.id, i.correlation_id, "claimed", i.stage,
+                                               {"owner": self.owner, "attempt": i.job.attempts}) for i in items])
+        for item in items:  # claimed again and again: its workers died
+            if item.job.attempts > self.max_attempts:
+                item.leave(PermanentError("worker_lost", f"the job was started {item.job.attempts - 1} times and "
+                                                         "never finished (its worker stopped or crashed each time)"))
+        batch.items = items
+        log.info("jobs_claimed", jobs=len(claimed), documents=len(items))
+        renewer = asyncio.create_task(self._renew(batch))
         try:
-            await work
-            self.processed += 1
-            log.info("job_done", job=job.id, document=str(job.document_id))
-        except Released:
-            async with self.db.pool.connection() as conn:
-                await jobs.release(conn, job, self.owner)
-            log.info("job_released", job=job.id)
-        except LeaseLost:
-            log.warning("job_abandoned", job=job.id, reason="lease lost")
-        except StageConflict as exc:
-            # Moved under us: a terminal stage ends the job (see _on_error); anything else
-            # resumes from where the document now is, as a counted attempt, so a conflict
-            # that cannot resolve itself fails in the end instead of looping.
-            await self._on_error(ctx, TransientError("stage_conflict", str(exc)))
-        except IngestError as exc:
-            await self._on_error(ctx, exc)
+            await self.pipeline.run(batch)
         except DatabaseUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - an unknown bug retries, then fails visibly
-            log.exception("job_crashed", job=job.id)
-            await self._on_error(ctx, TransientError("internal_error", f"{type(exc).__name__}: {exc}"))
+            log.exception("batch_crashed", jobs=len(items))
+            for item in items:
+                item.leave(TransientError("internal_error", f"{type(exc).__name__}: {exc}"))
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
+        await self._settle(items)
 
-    async def _renew(self, ctx: StageContext) -> None:
-        """Keep the lease alive while working. A lost lease is flagged, not cancelled: a paid
-        call in flight finishes and is settled as billed, then the pipeline stops at its
-        next step and writes nothing."""
+    async def _renew(self, batch: Batch) -> None:
+        """Keep the batch's leases alive while working. A lost lease is flagged, not
+        cancelled: a paid call in flight finishes and is settled as billed, then the
+        pipeline writes nothing more for that job."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            held = [i.job.id for i in batch.items if i.active]
             try:
                 async with self.db.pool.connection() as conn, conn.transaction():
-                    await jobs.fence(conn, ctx.job, self.owner, self.lease_seconds)
-            except LeaseLost:
-                log.warning("lease_lost", job=ctx.job.id)
-                ctx.lease_lost = True
-                return
-            except DatabaseUnavailable as exc:  # the lease may still hold when it is back
-                log.warning("lease_renewal_failed", job=ctx.job.id, error=type(exc).__name__)
+                    live = await jobs.fence_many(conn, held, self.owner, self.lease_seconds)
+            except DatabaseUnavailable as exc:  # the leases may still hold when it is back
+                log.warning("lease_renewal_failed", jobs=len(held), error=type(exc).__name__)
+                continue
+            if lost := set(held) - set(live):
+                log.warning("leases_lost", jobs=sorted(lost))
+                batch.lose(lost)
 
-    async def _give_back(self, job: ClaimedJob) -> None:
-        """Return an interrupted job to the queue once the database answers; past the
-        lease there is nothing to give back (any worker may claim it by then)."""
+    async def _settle(self, items: list[Item]) -> None:
+        """Each document's outcome: done (complete already finished its job), released
+        (shutdown), abandoned (lost lease), or an error to fail, retry or defer."""
+        done = [i for i in items if i.finished]
+        released = [i for i in items if isinstance(i.outcome, Released) or (i.outcome is None and not i.finished)]
+        errors = [i for i in items if isinstance(i.outcome, IngestError | StageConflict)]
+        self.processed += len(done)
+        if released:
+            async with self.db.pool.connection() as conn:
+                await jobs.release(conn, [i.job.id for i in released], self.owner)
+        if lost := [i.job.id for i in items if isinstance(i.outcome, LeaseLost)]:
+            log.warning("jobs_abandoned", jobs=lost, reason="lease lost")
+        if errors:
+            await self._on_errors(errors)
+        log.info("batch_done", complete=len(done), released=len(released), errors=len(errors))
+
+    async def _give_back(self, job_ids: list[int]) -> None:
+        """Return interrupted jobs to the queue once the database answers; past the lease
+        there is nothing to give back (any worker may claim them by then)."""
         async def release() -> None:
             async with self.db.pool.connection() as conn:
-                await jobs.release(conn, job, self.owner)
+                await jobs.release(conn, job_ids, self.owner)
 
         try:
-            await until_reachable(release, seconds=self.lease_seconds, what="hand back a job")
-            log.info("job_released", job=job.id)
+            await until_reachable(release, seconds=self.lease_seconds, what="hand back jobs")
+            log.info("jobs_released", jobs=len(job_ids))
         except DatabaseUnavailable:
-            log.warning("job_left_to_lease_expiry", job=job.id)
+            log.warning("jobs_left_to_lease_expiry", jobs=len(job_ids))
 
-    async def _on_error(self, ctx: StageContext, exc: IngestError) -> None:
-        job = ctx.job
-        message = redact(exc.message)
-        stage = ctx.document["stage"]
-        try:
-            async with self.db.pool.connection() as conn, conn.transaction():
-                fence = await jobs.fence(conn, job, self.owner, self.lease_seconds)
-                current = await documents.get(conn, ctx.document_id)
-                stage = current["stage"] if current else stage
-                if stage in TERMINAL:  # e.g. retired by a newer version meanwhile
-                    await jobs.finish(conn, job, self.owner, failed=stage == Stage.FAILED)
-                    return
-                waited = (fence.now - fence.deferred_since).total_seconds() if fence.deferred_since else 0.0
-                if isinstance(exc, DeferredError) and waited >= self.max_defer_seconds:
-                    exc = PermanentError("deferred_too_long", (
-                        f"waited {_duration(waited)} (MAX_DEFER_SECONDS allows {_duration(self.max_defer_seconds)})"
-                        f" for: {exc.code}: {message}"))
-                    message = exc.message
-                if isinstance(exc, DeferredError):
-                    # Come back no later than the deferral's maximum age, to end it then.
-                    delay = min(exc.retry_after or self.poll_interval, self.max_defer_seconds - waited + 0.1)
-                    await jobs.reschedule(conn, job, self.owner, delay_seconds=delay,
-                                          reason=f"{exc.code}: {message}", deferred=True)
-                    kind = "deferred"
-                elif isinstance(exc, PermanentError) or job.attempts >= self.max_attempts:
-                    code = exc.code
-                    if not isinstance(exc, PermanentError):
-                        message = f"gave up after {job.attempts} attempts: {message}"
-                    await documents.fail(conn, ctx.document_id, stage=stage, code=code,
-                                         message=message)
-                    await jobs.finish(conn, job, self.owner, failed=True, error=f"{code}: {message}")
-                    kind = "failed"
-                else:
-                    delay = self.backoff.delay(job.attempts, exc.retry_after)
-                    await jobs.reschedule(conn, job, self.owner, delay_seconds=delay,
-                                          reason=f"{exc.code}: {message}", deferred=False)
-                    kind = "retry_scheduled"
-                await documents.add_event(conn, ctx.document_id, ctx.correlation_id, kind, stage,
-                                          {"code": exc.code, "message": message,
-                                           "attempt": job.attempts})
-        except LeaseLost:
-            log.warning("job_abandoned", job=job.id, reason="lease lost")
+    async def _on_errors(self, items: list[Item]) -> None:
+        """Fail, retry or defer each document by its own error, in one transaction."""
+        async with self.db.pool.connection() as conn, conn.transaction():
+            fences = await jobs.fence_many(conn, [i.job.id for i in items], self.owner, self.lease_seconds)
+            current = await documents.get(conn, [i.id for i in items])
+            for item in items:
+                if item.job.id in fences and item.id in current:
+                    await self._on_error(conn, item, fences[item.job.id], current[item.id]["stage"])
+
+    async def _on_error(self, conn: AsyncConnection, item: Item, fence: Fence, stage: str) -> None:
+        job, exc = item.job, item.outcome
+        if isinstance(exc, StageConflict):
+            # Moved under us: a terminal stage ends the job; anything else resumes from where
+            # the document now is, as a counted attempt, so a conflict that cannot resolve
+            # itself fails in the end instead of looping.
+            exc = TransientError("stage_conflict", str(exc))
+        assert isinstance(exc, IngestError)
+        if job.task == "ingest" and stage in TERMINAL:  # e.g. retired by a newer version meanwhile
+            await jobs.finish(conn, [job.id], self.owner, failed=stage == Stage.FAILED)
             return
-        log.warning("job_" + kind, job=job.id, document=str(ctx.document_id), code=exc.code,
-                    message=message, stage=stage)
+        message = redact(exc.message)
+        waited = (fence.now - fence.deferred_since).total_seconds() if fence.deferred_since else 0.0
+        if isinstance(exc, DeferredError) and waited >= self.max_defer_seconds:
+            exc = PermanentError("deferred_too_long", (
+                f"waited {_duration(waited)} (MAX_DEFER_SECONDS allows {_duration(self.max_defer_seconds)})"
+                f" for: {exc.code}: {message}"))
+            message = exc.message
+        if isinstance(exc, DeferredError):
+            # Come back no later than the deferral's maximum age, to end it then.
+            delay = min(exc.retry_after or self.poll_interval, self.max_defer_seconds - waited + 0.1)
+            await jobs.reschedule(conn, job, self.owner, delay_seconds=delay, reason=f"{exc.code}: {message}",
+                                  deferred=True)
+            kind = "deferred"
+        elif isinstance(exc, PermanentError) or job.attempts >= self.max_attempts:
+            if not isinstance(exc, PermanentError):
+                message = f"gave up after {job.attempts} attempts: {message}"
+            if job.task == "ingest":
+                await documents.fail(conn, item.id, stage=stage, code=exc.code, message=message)
+            # A failed re-embed leaves the document as it was: complete, searchable in its old space.
+            await jobs.finish(conn, [job.id], self.owner, failed=True, error=f"{exc.code}: {message}")
+            kind = "failed" if job.task == "ingest" else "reembed_failed"
+        else:
+            delay = self.backoff.delay(job.attempts, exc.retry_after)
+            await jobs.reschedule(conn, job, self.owner, delay_seconds=delay, reason=f"{exc.code}: {message}",
+                                  deferred=False)
+            kind = "retry_scheduled"
+        await documents.add_event(conn, item.id, item.correlation_id, kind, stage,
+                                  {"code": exc.code, "message": message, "attempt": job.attempts})
+        # Waiting (on a batch, a callback, the budget) is the normal course of things for
+        # many documents at once: not a warning each.
+        report = log.info if kind == "deferred" else log.warning
+        report("job_" + kind, job=job.id, document=str(item.id), code=exc.code, message=message, stage=stage)
+
+
+def _bytes(claimed: list[ClaimedJob]) -> int:
+    return sum(job.size_bytes for job in claimed)
+
+
+def _ended(job: ClaimedJob, document: dict) -> bool:
+    """Nothing left for the job to do: a run whose document reached a terminal stage, or a
+    re-embed of a document no longer complete (retired, failed, or running again)."""
+    if job.task == "reembed":
+        return document["stage"] != Stage.COMPLETE
+    return document["stage"] in TERMINAL
 
 
 def _duration(seconds: float) -> str:

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from ingestflow.api import errors
 from ingestflow.api.deps import ApiLimits, get_tenant
 from ingestflow.api.logfilter import install_access_log_filter
-from ingestflow.api.routes import costs, dashboard, documents, ops, search, webhooks
+from ingestflow.api.routes import costs, dashboard, documents, ops, search, spaces, webhooks
 from ingestflow.api.schemas import ErrorResponse
 from ingestflow.config import Settings
 from ingestflow.operations.health import HealthCache
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(documents.router, **authenticated)
     app.include_router(search.router, **authenticated)
     app.include_router(costs.router, **authenticated)
+    app.include_router(spaces.router, **authenticated)
     app.include_router(dashboard.router)  # the page is public; its JSON route takes the key itself
     app.include_router(webhooks.router)
     app.include_router(ops.router)

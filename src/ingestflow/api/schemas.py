@@ -216,6 +216,56 @@ class RecentError(BaseModel):
     at: datetime
 
 
+class Space(BaseModel):
+    id: int
+    provider: str
+    model: str
+    dimensions: int
+
+
+class BatchInfo(BaseModel):
+    id: str = Field(description="The provider's batch id (ours until the upload is accepted).")
+    state: Literal["open", "closed"]
+    status: str = Field(description="The provider's last word: validating, in_progress, completed, expired...")
+    inputs: int
+    embedded: int | None
+    age_seconds: float
+    error: str | None
+
+
+class SpacesResponse(BaseModel):
+    active: Space | None = Field(description="The space searches use (none before the first document).")
+    configured: Space = Field(description="The space workers embed into (the configured model).")
+    switching: bool = Field(description="A model change is under way: search answers from the active space "
+                                        "until the configured one covers every current document.")
+    covered: int = Field(description="Current documents with a vector in the configured space for every chunk.")
+    current: int
+    missing_chunks: int
+    missing_tokens: int
+    estimate_sync_usd: float
+    estimate_batch_usd: float | None
+    reembed_jobs: dict[str, int]
+    batches: list[BatchInfo]
+    others: list[Space] = Field(description="Other spaces holding vectors of current documents (old models).")
+
+
+class ReembedRequest(BaseModel):
+    batch: bool = Field(default=False, description="Through the OpenAI Batch API: half the price, within 24 hours.")
+
+
+class ReembedResponse(BaseModel):
+    queued: int
+
+
+class SpacesSummary(BaseModel):
+    active: str | None
+    configured: str
+    switching: bool
+    covered: int | None = None
+    current: int | None = None
+    open_batches: int | None = None
+
+
 class Dashboard(BaseModel):
     tenant: str
     generated_at: datetime
@@ -228,6 +278,7 @@ class Dashboard(BaseModel):
     services: list[ServiceHealth]
     breakers: list[Breaker]
     recent_errors: list[RecentError]
+    spaces: SpacesSummary
 
 
 class WebhookBody(BaseModel):

@@ -19,6 +19,7 @@ from ingestflow.cli import render
 from ingestflow.cli.common import console, fail, run
 from ingestflow.lifecycle import RANK, Stage
 from ingestflow.operations import documents
+from ingestflow.pipeline.embedding import AWAITING_BATCH
 from ingestflow.runtime import Runtime
 
 PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMBEDDED, "embed"),
@@ -26,12 +27,14 @@ PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMB
 
 
 def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: int, prefix: str,
-                source_name: str | None) -> int:
-    """Exit code: 0 all complete (or all queued, without waiting); 1 a file was refused or a
-    document failed or did not complete; 2 a path does not exist."""
+                source_name: str | None, batch: bool = False) -> int:
+    """Exit code: 0 all complete (or all queued, without waiting; or, ``batch``, waiting for
+    their batch); 1 a file was refused or a document failed or did not complete; 2 a path
+    does not exist."""
     async def body(rt: Runtime) -> int:
         try:
-            submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name)
+            submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name,
+                                                     batch_api=batch)
         except FileNotFoundError as exc:
             fail(str(exc), 2)
         registered = [s.registration for s in submitted if s.registration is not None]
@@ -44,7 +47,11 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
             await _work_with_progress(rt, tenant, ids, concurrency)
         rows = await documents.progress(rt, tenant, ids)
         render.ingest_summary(rows, refused)
-        unfinished = wait and any(r["stage"] != Stage.COMPLETE for r in rows)
+        batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
+        if batched:
+            console.print(f"{len(batched)} documents wait for the OpenAI Batch API (within 24 hours); "
+                          "a running `ingestflow worker` stores their vectors when it answers")
+        unfinished = wait and any(r["stage"] != Stage.COMPLETE and r not in batched for r in rows)
         return 1 if refused or unfinished or any(r["stage"] == Stage.FAILED for r in rows) else 0
 
     return run(body, pool_size=concurrency + 4, quiet=wait)
@@ -59,13 +66,14 @@ async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], co
     ) as progress:
         tasks = {stage: progress.add_task(label, total=len(ids)) for stage, label in PROGRESS_STAGES}
         work = asyncio.create_task(worker.run())
+        redraw = 0.2 if len(ids) <= 2000 else 1.0  # a large run is counted less often
         while True:
-            rows = await documents.progress(rt, tenant, ids)
+            tally = await documents.stage_tally(rt, tenant, ids)
             for stage, task in tasks.items():
-                done = sum(RANK.get(r["stage"], -1) >= RANK[stage] or r["stage"] == Stage.FAILED for r in rows)
+                done = sum(n for s, n in tally.items() if RANK.get(s, -1) >= RANK[stage] or s == Stage.FAILED)
                 progress.update(task, completed=done)
             if work.done():
                 break
-            await asyncio.wait({work}, timeout=0.2)  # redraw, or go on at once when done
+            await asyncio.wait({work}, timeout=redraw)  # redraw, or go on at once when done
         await work
 

@@ -32,6 +32,8 @@ def ingest(
     concurrency: Annotated[int, typer.Option(min=1, help="In-process worker slots.")] = 2,
     prefix: Annotated[str, typer.Option(help="Put this in front of every source name.")] = "",
     source_name: Annotated[str | None, typer.Option(help="Name the one file given this way.")] = None,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help="Embed through the OpenAI Batch API: half the price, within 24 hours.")] = False,
     server: Annotated[str | None, typer.Option(
         "--server", envvar="INGESTFLOW_SERVER", help="Upload to this API server instead of running here.")] = None,
     api_key: Annotated[str | None, typer.Option(
@@ -41,8 +43,10 @@ def ingest(
     them to a remote deployment (--server) and follow their progress.
 
     A file in a folder you give is named by its path relative to that folder; a file you
-    give directly, by its file name. Exits 1 when a file was refused or a document failed
-    (or, waiting, did not complete), 2 when a path does not exist.
+    give directly, by its file name. With --batch, documents wait for the Batch API after
+    chunking; a worker stores their vectors when it answers. Exits 1 when a file was
+    refused or a document failed (or, waiting, did not complete or reach its batch), 2 when
+    a path does not exist.
     """
     if server is not None:
         from ingestflow.cli.common import fail
@@ -51,11 +55,11 @@ def ingest(
         if not api_key:
             fail("--api-key (or INGESTFLOW_API_KEY) is required with --server", 2)
         raise typer.Exit(ingest_remote(server, api_key, paths, wait=not no_wait, prefix=prefix,
-                                       source_name=source_name))
+                                       source_name=source_name, batch=batch))
     from ingestflow.cli.ingesting import ingest_here
 
     raise typer.Exit(ingest_here(paths, tenant=tenant, wait=not no_wait, concurrency=concurrency,
-                                 prefix=prefix, source_name=source_name))
+                                 prefix=prefix, source_name=source_name, batch=batch))
 
 
 @app.command()
@@ -102,6 +106,45 @@ def status(
         render.overview(result)
     else:
         render.document(result)
+
+
+@app.command()
+def reembed(
+    tenant: TenantOpt = "default",
+    yes: Annotated[bool, typer.Option("--yes", help="Start re-embedding (after showing the estimate).")] = False,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help="Through the OpenAI Batch API: half the price, done within 24 hours.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Only queue the work; workers do it.")] = False,
+    drop_space: Annotated[int | None, typer.Option(
+        "--drop-space", help="Delete the tenant's vectors in this old space (its id, as listed).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """After changing the embedding model: embed every current document with the configured
+    model. Shows what it would cost first; --yes starts it. Search keeps answering from the
+    old model's space until the new one covers every current document, then switches."""
+    from ingestflow.cli import render
+    from ingestflow.cli.common import console, run
+    from ingestflow.operations import spaces
+    from ingestflow.runtime import Runtime
+
+    async def body(rt: Runtime) -> dict:
+        dropped = await spaces.drop_space(rt, tenant, drop_space) if drop_space is not None else None
+        queued = await spaces.start_reembed(rt, tenant, batch_api=batch) if yes else []
+        if queued and not no_wait:
+            await rt.drain(queued).run()
+        return {"report": await spaces.report(rt, tenant), "queued": len(queued), "dropped": dropped}
+
+    result = run(body, quiet=True)
+    if as_json:
+        render.print_json(result)
+        return
+    render.spaces(result["report"])
+    if result["dropped"] is not None:
+        console.print(f"dropped {result['dropped']} vectors of space {drop_space}")
+    if yes:
+        console.print(f"queued {result['queued']} documents", highlight=False)
+    elif result["report"].coverage.missing_chunks:
+        console.print("run again with --yes to start (--batch: half the price, within 24 hours)")
 
 
 @app.command()

@@ -53,10 +53,11 @@ def _error_text(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
-def _upload(client: httpx.Client, path: Path, name: str) -> Tracked:
+def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked:
     item = Tracked(name)
     with path.open("rb") as f:
-        response = client.post("/v1/documents", files={"file": (name, f, "application/octet-stream")})
+        response = client.post("/v1/documents", files={"file": (name, f, "application/octet-stream")},
+                               params={"batch": "true"} if batch else None)
     if response.status_code in (200, 201):
         body = response.json()
         item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
@@ -115,9 +116,9 @@ def _summary(items: list[Tracked]) -> None:
 
 def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
                   timeout: float | None = None, wait: bool = True, prefix: str = "",
-                  source_name: str | None = None) -> int:
+                  source_name: str | None = None, batch: bool = False) -> int:
     """Upload, follow until every document is complete or failed (unless ``wait`` is
-    false), print a summary.
+    false, or ``batch``: the Batch API answers within a day), print a summary.
 
     Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
     rejected or did not finish within ``timeout``, 2 the server could not be used
@@ -133,7 +134,7 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
         with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=TIMEOUT) as client:
             items = []
             for path, name in files:
-                item = _upload(client, path, name)
+                item = _upload(client, path, name, batch)
                 if item.error and item.error.startswith("unauthorized"):
                     console.print(f"the server refused the API key ({item.error})", style="red", markup=False)
                     return 2
@@ -141,12 +142,12 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
             new = sum(1 for i in items if i.id and not i.duplicate)
             console.print(f"{len(items)} files uploaded to {server}: {new} new, "
                           f"{sum(i.duplicate for i in items)} unchanged, {sum(i.error is not None for i in items)} rejected")
-            if wait:
+            if wait and not batch:
                 _follow(client, items, poll_interval, timeout)
     except httpx.HTTPError as exc:
         console.print(f"cannot use the server at {server}: {exc}", style="red", markup=False)
         return 2
     _summary(items)
-    if not wait:
+    if not wait or batch:
         return 0 if all(i.error is None for i in items) else 1
     return 0 if all(i.stage == Stage.COMPLETE for i in items) else 1

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ingestflow.operations.documents import Submitted
     from ingestflow.operations.health import Doctor
     from ingestflow.operations.search import SearchResult
+    from ingestflow.operations.spaces import SpaceReport
 
 NAME_WIDTH = 48
 
@@ -97,11 +98,49 @@ def overview(view: dict[str, Any]) -> None:
     console.print(table)
     q = view["queue"]
     console.print(f"queue: {q['runnable']} runnable, {q['waiting']} waiting, {q['running']} running")
+    sp = view["spaces"]
+    console.print(f"search uses {sp['active'] or '(nothing embedded yet)'}", highlight=False)
+    if sp["switching"]:
+        console.print(f"model change under way: {sp['configured']} covers {sp['covered']} of {sp['current']} "
+                      f"current documents; {sp['open_batches']} batches open (`ingestflow reembed` for details)",
+                      highlight=False)
     recent = _table("Recent documents", ("id", "document", "v", "stage", "job", "note"))
     for r in view["recent"]:
         recent.add_row(str(r["id"])[:8], escape(tail(r["source_name"])), str(r["version"]), r["stage"],
                        r["job_state"] or "", escape(r["error_code"] or r["deferred_reason"] or ""))
     console.print(recent)
+
+
+def spaces(report: SpaceReport) -> None:
+    """Which space search uses, the configured one's coverage, the cost of the rest."""
+    c, e = report.coverage, report.estimate
+    console.print(f"search uses:   {report.active.name if report.active else '(nothing embedded yet)'}",
+                  highlight=False)
+    console.print(f"configured:    {report.configured.name}: {c.covered} of {c.current} current documents, "
+                  f"{c.missing_chunks} chunks ({c.missing_tokens} tokens) to embed", highlight=False)
+    if e.chunks:
+        batch = "" if e.batch_usd is None else f", ${float(e.batch_usd):.4f} through the Batch API"
+        console.print(f"estimate:      ${float(e.sync_usd):.4f} synchronously{batch}", highlight=False)
+    if report.reembed_jobs:
+        console.print("re-embed jobs: " + ", ".join(f"{n} {state}" for state, n in sorted(report.reembed_jobs.items())),
+                      highlight=False)
+    if report.batches:
+        table = _table("Batch API", ("batch", "status", "inputs", "embedded", "age", "error"),
+                       right=("inputs", "embedded"))
+        for b in report.batches:
+            table.add_row(b["provider_batch_id"] or str(b["id"])[:8], f"{b['state']}/{b['status']}",
+                          str(b["inputs"]), str(b["embedded"] if b["embedded"] is not None else ""),
+                          _age(b["age_seconds"]), escape(b["error"] or ""))
+        console.print(table)
+    if report.others:
+        table = _table("Other spaces (vectors of current documents)", ("id", "space", "vectors"), right=("vectors",))
+        for space, n in report.others:
+            table.add_row(str(space.id), space.name, str(n))
+        console.print(table)
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 DETAIL_FIELDS = ("id", "stage", "mime", "size_bytes", "sha256", "parser", "degraded", "chunks",

@@ -18,13 +18,14 @@ from typing import Any
 from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import limits as tenant_limits
+from ingestflow.operations import spaces
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, sources
 from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
 from ingestflow.store import costs, documents, jobs, usage
-from ingestflow.store.documents import Registration
+from ingestflow.store.documents import NewFile, Registration
 
 EVENTS_SHOWN = 20
 
@@ -39,40 +40,62 @@ class Submitted:
     refused: Refused | None = None
 
 
-async def register(rt: Runtime, tenant: str, name: str, data: bytes, *,
-                   limits: TenantLimits | None = None) -> Registration:
-    """Check the name and the bytes, then store and queue them (or find them already
-    there). ``limits``: the tenant's API limits, taken atomically with the registration."""
+REGISTER_BATCH = 500  # files registered per transaction by the CLI
+
+
+def check_file(name: str, data: bytes) -> NewFile:
+    """The name and the bytes, checked: what may be stored (Refused: nothing is)."""
     name = check_source_name(name)
     try:
-        mime = await asyncio.to_thread(detect_mime, data)
+        return NewFile(name, data, detect_mime(data))
     except PermanentError as exc:
         raise Refused("invalid" if exc.code == "empty_document" else "unsupported", exc.code, exc.message) from None
+
+
+async def register(rt: Runtime, tenant: str, name: str, data: bytes, *,
+                   limits: TenantLimits | None = None, batch_api: bool = False) -> Registration:
+    """Check the name and the bytes, then store and queue them (or find them already
+    there). ``limits``: the tenant's API limits, taken atomically with the registration.
+    ``batch_api``: embed through the OpenAI Batch API (half price, within a day)."""
+    spaces.check_batch_api(rt, batch_api)
+    file = await asyncio.to_thread(check_file, name, data)
     async with rt.db.pool.connection() as conn, conn.transaction():
         if limits is not None:
             await tenant_limits.admit(conn, tenant, limits)
-        return await documents.register(conn, tenant=tenant, source_name=name, data=data, mime=mime,
-                                        files=rt.files)
+        [registration] = await documents.register(conn, tenant=tenant, files=[file], store=rt.files,
+                                                  batch_api=batch_api)
+        return registration
+
 
 
 async def submit_paths(rt: Runtime, paths: Iterable[str | Path], tenant: str, *, prefix: str = "",
-                       name: str | None = None) -> list[Submitted]:
-    """Register every file under ``paths``, one outcome each; a refused file (bad name,
-    unreadable, not indexable) is reported and the rest carry on."""
-    submitted = []
-    for path, source in sources(paths, prefix=prefix, name=name):
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-            reg = await register(rt, tenant, source, data)
-        except Refused as exc:
-            submitted.append(Submitted(path, source, None, exc))
-            continue
-        except OSError as exc:
-            refused = Refused("invalid", "unreadable_file", f"The file could not be read: {exc.strerror or exc}.")
-            submitted.append(Submitted(path, source, None, refused))
-            continue
-        submitted.append(Submitted(path, source, reg))
-    return submitted
+                       name: str | None = None, batch_api: bool = False) -> list[Submitted]:
+    """Register every file under ``paths``, one outcome each, many files per transaction; a
+    refused file (bad name, unreadable, not indexable) is reported and the rest carry on."""
+    spaces.check_batch_api(rt, batch_api)
+    found = list(sources(paths, prefix=prefix, name=name))
+    outcomes: list[Submitted] = []
+    for start in range(0, len(found), REGISTER_BATCH):
+        part = found[start:start + REGISTER_BATCH]
+        checked = await asyncio.to_thread(lambda part=part: [_read(path, source) for path, source in part])
+        files = [c for c in checked if isinstance(c, NewFile)]
+        async with rt.db.pool.connection() as conn, conn.transaction():
+            registrations = iter(await documents.register(conn, tenant=tenant, files=files, store=rt.files,
+                                                          batch_api=batch_api) if files else [])
+        for (path, source), c in zip(part, checked, strict=True):
+            outcomes.append(Submitted(path, c.source_name, next(registrations)) if isinstance(c, NewFile)
+                            else Submitted(path, source, None, c))
+    return outcomes
+
+
+def _read(path: Path, source: str) -> NewFile | Refused:
+    """A file's bytes, checked; or why it cannot be registered."""
+    try:
+        return check_file(source, path.read_bytes())
+    except Refused as exc:
+        return exc
+    except OSError as exc:
+        return Refused("invalid", "unreadable_file", f"The file could not be read: {exc.strerror or exc}.")
 
 
 async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
@@ -137,12 +160,19 @@ async def progress(rt: Runtime, tenant: str, ids: list[uuid.UUID]) -> list[dict[
         return await documents.progress(conn, tenant, ids)
 
 
+async def stage_tally(rt: Runtime, tenant: str, ids: list[uuid.UUID]) -> dict[str, int]:
+    """How many of these documents are in each stage."""
+    async with rt.db.pool.connection() as conn:
+        return await documents.stage_tally(conn, tenant, ids)
+
+
 async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, Any]:
     """Documents by stage, the most recently changed ones, and the tenant's queue."""
     async with rt.db.pool.connection() as conn:
-        return {"stages": await documents.stage_counts(conn, tenant),
-                "recent": await documents.recent(conn, tenant, recent) if recent else [],
-                "queue": await jobs.queue_depth(conn, tenant)}
+        found = {"stages": await documents.stage_counts(conn, tenant),
+                 "recent": await documents.recent(conn, tenant, recent) if recent else [],
+                 "queue": await jobs.queue_depth(conn, tenant)}
+    return {**found, "spaces": await spaces.summary(rt, tenant)}
 
 
 async def recent_errors(rt: Runtime, tenant: str, limit: int) -> list[dict[str, Any]]:

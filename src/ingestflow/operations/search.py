@@ -15,6 +15,7 @@ from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
 from ingestflow.services.guard import CallContext
+from ingestflow.services.router import SpaceModel
 from ingestflow.store import vectors
 from ingestflow.tokens import count_tokens
 
@@ -49,12 +50,13 @@ class Filters:
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages closest to ``query`` among the tenant's current documents, in the
-    configured model's space. Refused when the query cannot be embedded: ``invalid`` for
-    a query the model refuses, ``unavailable`` while the model cannot answer."""
+    tenant's active space (the configured model's, unless a model change is under way).
+    Refused when the query cannot be embedded: ``invalid`` for a query the model refuses,
+    ``unavailable`` while the model cannot answer."""
     services = rt.services
-    embedder = services.embedder
-    degraded, notes = False, []
-    guard = services.embed_guard
+    model, notes = await _space_model(rt, tenant)
+    embedder, guard = model.embedder, model.guard
+    degraded = False
     try:
         # Only a metered call needs the count (loading the tokenizer costs a second).
         result = await guard.call(
@@ -77,6 +79,28 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, filters: F
             tenant=tenant, k=k, **asdict(filters),
         )
     return SearchResult([_hit(r) for r in rows], embedder.provider, embedder.model, degraded, notes)
+
+
+async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]:
+    """The model of the tenant's active space, and what the user should know about it."""
+    services = rt.services
+    configured = SpaceModel(services.embedder, services.embed_guard)
+    async with rt.db.pool.connection() as conn:
+        active = await vectors.active_space(conn, tenant)
+    e = configured.embedder
+    if active is None or (active.provider, active.model, active.dimensions) == (e.provider, e.model, e.dimensions):
+        return configured, []
+    async with rt.db.pool.connection() as conn:
+        space_id = await vectors.ensure_space(conn, e.provider, e.model, e.dimensions)
+        coverage = await vectors.coverage(conn, tenant, space_id)
+    progress = (f"the configured model {e.provider}/{e.model} covers {coverage.covered} of {coverage.current} "
+                "current documents; run `ingestflow reembed` to embed the rest (search switches to it once it "
+                "covers every one)")
+    old = services.for_space(active.provider, active.model, active.dimensions)
+    if old is None:
+        return configured, [f"the active space {active.name} cannot be queried with this configuration; "
+                            f"searched the configured model instead: {progress}"]
+    return old, [f"searched {active.name}: {progress}"]
 
 
 def _hit(row: dict[str, Any]) -> Hit:

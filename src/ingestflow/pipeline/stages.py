@@ -1,16 +1,25 @@
-"""Drives one document version through parse -> chunk -> embed -> complete.
+"""Drives a batch of document versions through parse -> chunk -> embed -> complete.
 
-Each stage follows the same pattern, so that a crash at any point loses nothing:
+A worker claims many jobs at once and runs each stage for the whole batch, so that many
+small documents cost a few transactions and a few provider requests, not dozens each.
+Every stage follows the same pattern, so that a crash at any point loses nothing:
 
-1. a short transaction marks the stage as started (compare-and-set on the stage);
-2. the slow work runs with no transaction open (provider calls, CPU-bound parsing);
-3. a second transaction, fenced by the job lease, writes the results *and* advances the
-   stage, so the stage never claims more than the database holds.
+1. a short transaction marks the stage as started for every document still where the
+   worker found it (compare-and-set on the stage);
+2. the slow work runs with no transaction open: parsing and chunking per document (in
+   threads), embedding in requests packed across documents of one tenant (embedding.py);
+3. a second transaction writes the results *and* advances the stage of exactly the
+   documents whose results it writes, so no stage claims more than the database holds.
 
-Resuming after a crash starts from the last durable stage. Embedding commits vectors
-batch by batch and resumes at the first chunk without a vector. A write transaction that
-follows a paid call is retried while the database is unreachable (for up to a lease),
-so an outage does not throw away what the provider was paid for.
+Every transaction begins with the lease fence of the batch's jobs (batch.py). A document
+that fails fails alone, with its own error; the worker reports each outcome. Resuming
+after a crash starts from the last durable stage; embedding commits the vectors of each
+request as it comes and resumes at the first chunk without a vector. A write that
+follows a paid call is retried while the database is unreachable (for up to a lease), so
+an outage does not throw away what the provider was paid for.
+
+A ``reembed`` job (a model change) runs only the embedding, into the configured space,
+for a document that is already complete and searchable in its tenant's old space.
 """
 
 from __future__ import annotations
@@ -18,160 +27,145 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from psycopg import AsyncConnection
 
-from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.lifecycle import Stage
+from ingestflow.logging import get_logger
+from ingestflow.pipeline.batch import Batch, Item, Released, Transactions, advance
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
-from ingestflow.services.base import Embedder, PageSpan, ParsedDocument
+from ingestflow.pipeline.embedding import Embedding, Fill
+from ingestflow.services.base import PageSpan, ParsedDocument
 from ingestflow.services.guard import CallContext, ServiceGuard
 from ingestflow.services.local_parser import estimate_pages
-from ingestflow.services.packing import pack
-from ingestflow.services.router import ParseCallbacks, Services
+from ingestflow.services.router import ParseCallbacks, Services, SpaceModel
 from ingestflow.store import chunks as store_chunks
 from ingestflow.store import documents, jobs, parse_jobs, vectors
 from ingestflow.store.chunks import NewChunk
 from ingestflow.store.database import Database
-from ingestflow.store.documents import StageConflict
+from ingestflow.store.documents import Event, StageConflict, Text
 from ingestflow.store.files import FileStore
-from ingestflow.store.jobs import ClaimedJob, LeaseLost
-from ingestflow.store.outage import until_reachable
+from ingestflow.store.jobs import LeaseLost
 from ingestflow.store.parse_jobs import OpenParseJob
 
-T = TypeVar("T")
+log = get_logger("ingestflow.pipeline")
 AWAITING_PARSE = "awaiting_parse"
-
-
-def _awaiting(what: str, poll_seconds: float) -> DeferredError:
-    return DeferredError(AWAITING_PARSE, f"waiting for {what}", retry_after=poll_seconds)
-
-
-class Released(Exception):
-    """The worker is shutting down; the job goes back to the queue as it stands."""
-
-
-@dataclass
-class StageContext:
-    job: ClaimedJob
-    owner: str
-    document: dict[str, Any]
-    should_stop: Callable[[], bool]
-    lease_lost: bool = False  # set by the worker's lease renewer: write nothing more
-
-    @property
-    def document_id(self) -> uuid.UUID:
-        return self.document["id"]
-
-    @property
-    def correlation_id(self) -> uuid.UUID:
-        return self.document["correlation_id"]
-
-    @property
-    def call_context(self) -> CallContext:
-        return CallContext(self.document["tenant"], self.document_id, self.correlation_id,
-                           job_id=self.job.id, owner=self.owner)
+PARSE_CONCURRENCY = 8  # documents parsed at once (threads, or paid parse calls in flight)
 
 
 class Pipeline:
-    def __init__(
-        self,
-        db: Database,
-        services: Services,
-        files: FileStore,
-        *,
-        chunking: ChunkingConfig,
-        lease_seconds: float,
-        batch_size: int = 2048,
-    ) -> None:
+    def __init__(self, db: Database, services: Services, files: FileStore, *, chunking: ChunkingConfig,
+                 lease_seconds: float, batch_size: int) -> None:
         self.db = db
         self.services = services
         self.files = files
         self.chunking = chunking
-        self.lease_seconds = lease_seconds
-        self.batch_size = batch_size
+        self.tx = Transactions(db, lease_seconds)
+        self.embedding = Embedding(self.tx, services, batch_size=batch_size)
 
-    async def run(self, ctx: StageContext) -> None:
-        """Advance the document from wherever it is to complete."""
-        stage = ctx.document["stage"]
-        if stage in (Stage.QUEUED, Stage.PARSING):
-            await self.parse(ctx)
-            stage = Stage.PARSED
-        if stage in (Stage.PARSED, Stage.CHUNKING):
-            self._check_stop(ctx)
-            await self.chunk(ctx)
-            stage = Stage.CHUNKED
-        if stage in (Stage.CHUNKED, Stage.EMBEDDING):
-            self._check_stop(ctx)
-            await self.embed(ctx)
-            stage = Stage.EMBEDDED
-        if stage == Stage.EMBEDDED:
-            self._check_stop(ctx)
-            await self.complete(ctx)
+    async def run(self, batch: Batch) -> None:
+        """Advance every document of the batch from wherever it is to complete."""
+        if reembed := batch.at(Stage.COMPLETE, task="reembed"):
+            await self.reembed(batch.owner, reembed)
+        for stages, step in (((Stage.QUEUED, Stage.PARSING), self.parse),
+                             ((Stage.PARSED, Stage.CHUNKING), self.chunk),
+                             ((Stage.CHUNKED, Stage.EMBEDDING), self.embed),
+                             ((Stage.EMBEDDED,), self.complete)):
+            if batch.should_stop():
+                for item in batch.items:
+                    item.leave(Released())
+                return
+            items = batch.at(*stages)
+            if items:
+                await step(batch.owner, items)
 
-    # -- stages ---------------------------------------------------------------------
+    # -- parse ----------------------------------------------------------------------
 
-    async def parse(self, ctx: StageContext) -> None:
+    async def parse(self, owner: str, items: list[Item]) -> None:
         started = time.perf_counter()
         callbacks = self.services.callbacks
-        async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, (Stage.QUEUED, Stage.PARSING), Stage.PARSING)
-            data = await self.files.get(conn, ctx.document["sha256"])
-            waiting = await parse_jobs.open_job(conn, ctx.document_id) if callbacks else None
-        mime, name = ctx.document["mime"], ctx.document["source_name"]
-        parser = self.services.parser
-        fallback_reason = None
-        parse_job = None
+        inputs: dict[uuid.UUID, tuple[bytes, OpenParseJob | None]] = {}
+
+        async def load(conn: AsyncConnection, live: list[Item]) -> None:
+            found = await self.files.get(conn, [i.document["sha256"] for i in live])
+            for item in live:
+                if item.document["sha256"] not in found:  # this one alone; a share may be back soon
+                    item.leave(TransientError("file_missing", "The stored file of this document is missing "
+                                                              f"from the file store ({item.document['sha256'][:12]})."))
+                    continue
+                inputs[item.id] = (found[item.document["sha256"]],
+                                   await parse_jobs.open_job(conn, item.id) if callbacks else None)
+
+        items = [i for i in await self.tx.start(owner, items, (Stage.QUEUED, Stage.PARSING), Stage.PARSING, load)
+                 if i.active]
+        results: dict[uuid.UUID, tuple[ParsedDocument, str | None, uuid.UUID | None]] = {}
+
+        async def parse_one(item: Item) -> None:
+            results[item.id] = await self._parse(owner, item, *inputs[item.id])
+
+        await _each(items, parse_one, PARSE_CONCURRENCY)
+        done = [i for i in items if i.id in results and i.active]
+
+        async def write(conn: AsyncConnection, live: list[Item]) -> list[Item]:
+            for item in live:
+                _, _, parse_job = results[item.id]
+                if parse_job is not None and not await parse_jobs.finish(conn, parse_job, "applied"):
+                    item.leave(StageConflict(f"parse job {parse_job} was applied by its callback"))
+            live = [i for i in live if i.active]
+            await documents.save_texts(conn, [
+                Text(i.id, results[i.id][0].markdown, [[p.page, p.start, p.end] for p in results[i.id][0].pages],
+                     results[i.id][0].parser) for i in live])
+            moved = await advance(conn, live, (Stage.PARSING,), Stage.PARSED)
+            events: list[Event] = []
+            for item in moved:
+                parsed, fallback_reason, _ = results[item.id]
+                if fallback_reason is not None:
+                    events.append(_event(item, "fallback", Stage.PARSED, started, service="parser",
+                                         used=parsed.parser, reason=fallback_reason))
+                events.append(_event(item, "stage_done", Stage.PARSED, started, chars=len(parsed.markdown),
+                                     pages=len(parsed.pages), parser=parsed.parser, usage_pages=parsed.usage_pages))
+            await documents.add_events(conn, events)
+            return moved
+
+        await self.tx.commit(owner, done, write, "save the parsed texts")
+
+    async def _parse(self, owner: str, item: Item, data: bytes, waiting: OpenParseJob | None,
+                     ) -> tuple[ParsedDocument, str | None, uuid.UUID | None]:
+        """(parsed text, why the fallback parser was used, the parse job it came from)."""
+        mime, name = item.document["mime"], item.document["source_name"]
+        callbacks = self.services.callbacks
         try:
             if callbacks is not None:
-                parsed, parse_job = await self._parse_by_callback(ctx, callbacks, data, waiting)
-            else:
-                guard = self.services.parse_guard
-                pages = await asyncio.to_thread(estimate_pages, data, mime) if guard.pricing else 0
-                parsed = await guard.call(
-                    lambda: parser.parse(data, mime, name), units=pages, context=ctx.call_context,
-                    actual_units=lambda p: p.usage_pages or pages,
-                )
+                parsed, key = await self._parse_by_callback(owner, item, callbacks, data, waiting)
+                return parsed, None, key
+            guard, parser = self.services.parse_guard, self.services.parser
+            pages = await asyncio.to_thread(estimate_pages, data, mime) if guard.pricing else 0
+            parsed = await guard.call(lambda: parser.parse(data, mime, name), units=pages,
+                                      context=_context(owner, item, pages), actual_units=lambda p: p.usage_pages or pages)
+            return parsed, None, None
         except (TransientError, DeferredError) as exc:
             if self.services.parser_fallback is None or exc.code == AWAITING_PARSE:
                 raise
-            fallback_reason = str(exc)
-            parsed = await self.services.parser_fallback.parse(data, mime, name)
-        pages = [[p.page, p.start, p.end] for p in parsed.pages]
+            return await self.services.parser_fallback.parse(data, mime, name), str(exc), None
 
-        async def write(conn: AsyncConnection) -> None:
-            if parse_job is not None and not await parse_jobs.finish(conn, parse_job, "applied"):
-                raise StageConflict(f"parse job {parse_job} was applied by its callback")
-            await documents.save_text(conn, ctx.document_id, parsed.markdown, pages, parsed.parser)
-            await documents.advance(conn, ctx.document_id, (Stage.PARSING,), Stage.PARSED)
-            if fallback_reason is not None:
-                await self._event(conn, ctx, "fallback", Stage.PARSED, started, service="parser",
-                                  used=parsed.parser, reason=fallback_reason)
-            await self._event(conn, ctx, "stage_done", Stage.PARSED, started,
-                              chars=len(parsed.markdown), pages=len(pages),
-                              parser=parsed.parser, usage_pages=parsed.usage_pages)
-
-        await self._commit(ctx, write, "save the parsed text")
-
-    async def _parse_by_callback(
-        self, ctx: StageContext, callbacks: ParseCallbacks, data: bytes, waiting: OpenParseJob | None,
-    ) -> tuple[ParsedDocument, uuid.UUID]:
+    async def _parse_by_callback(self, owner: str, item: Item, callbacks: ParseCallbacks, data: bytes,
+                                 waiting: OpenParseJob | None) -> tuple[ParsedDocument, uuid.UUID]:
         """Submit the document with a callback URL and wait deferred (no lease held); when
         the job comes round again, poll the provider once in case the callback was lost.
         Returns the parsed text only when the job is done; raises DeferredError meanwhile."""
         if waiting is not None:
             if waiting.state == "failed":  # the callback said so; the job only reports it
-                await self._close_parse_job(ctx, waiting.id, "abandoned")
+                await self._close_parse_job(owner, item, waiting.id, "abandoned")
                 raise PermanentError("parse_failed", f"LlamaParse could not parse the document: {waiting.error}")
             if waiting.age_seconds <= callbacks.timeout_seconds:
                 try:
                     state = await callbacks.parser.status(waiting.provider_job_id)
                 except PermanentError as exc:
-                    await self._close_parse_job(ctx, waiting.id, "failed", exc.message)
+                    await self._close_parse_job(owner, item, waiting.id, "failed", exc.message)
                     raise
                 except TransientError as exc:
                     if exc.code != "parse_canceled":  # unanswered poll: the job lives on
@@ -181,162 +175,230 @@ class Pipeline:
                 if state in ("SUCCESS", "PARTIAL_SUCCESS"):
                     return await callbacks.parser.fetch_markdown(waiting.provider_job_id), waiting.id
                 if state != "CANCELED":
-                    raise _awaiting(f"LlamaParse job {waiting.provider_job_id} is {state}",
-                                    callbacks.poll_seconds)
+                    raise _awaiting(f"LlamaParse job {waiting.provider_job_id} is {state}", callbacks.poll_seconds)
             # Canceled, or no result within the timeout: submit again.
-            await self._close_parse_job(ctx, waiting.id, "abandoned")
+            await self._close_parse_job(owner, item, waiting.id, "abandoned")
         key = uuid.uuid4()
-        mime, name = ctx.document["mime"], ctx.document["source_name"]
-        guard = self.services.parse_guard
+        mime, name = item.document["mime"], item.document["source_name"]
         pages = await asyncio.to_thread(estimate_pages, data, mime)
-        provider_job_id = await guard.call(
+        provider_job_id = await self.services.parse_guard.call(
             lambda: callbacks.parser.submit(data, name, webhook_url=callbacks.url(key),
                                             webhook_secret=callbacks.secret(key), mime=mime),
-            units=pages, context=ctx.call_context,
+            units=pages, context=_context(owner, item, pages),
         )
 
-        async def record(conn: AsyncConnection) -> None:
-            await parse_jobs.insert(conn, key, ctx.document_id, provider_job_id)
-            await documents.add_event(conn, ctx.document_id, ctx.correlation_id, "parse_submitted",
-                                      Stage.PARSING, {"provider_job_id": provider_job_id, "pages": pages})
+        async def record(conn: AsyncConnection, live: list[Item]) -> list[Item]:
+            await parse_jobs.insert(conn, key, item.id, provider_job_id)
+            await documents.add_events(conn, [(item.id, item.correlation_id, "parse_submitted", Stage.PARSING,
+                                               {"provider_job_id": provider_job_id, "pages": pages})])
+            return live
 
-        await self._commit(ctx, record, "record the parse job")
+        await self.tx.commit(owner, [item], record, "record the parse job")
         raise _awaiting(f"LlamaParse job {provider_job_id} submitted; its callback brings the result",
                         callbacks.poll_seconds)
 
-    async def _close_parse_job(self, ctx: StageContext, key: uuid.UUID, state: str,
+    async def _close_parse_job(self, owner: str, item: Item, key: uuid.UUID, state: str,
                                error: str | None = None) -> None:
-        async with self._stage_txn(ctx) as conn:
-            await parse_jobs.finish(conn, key, state, error)
+        async with self.tx.fenced(owner, [item]) as (conn, live):
+            if live:
+                await parse_jobs.finish(conn, key, state, error)
 
-    async def chunk(self, ctx: StageContext) -> None:
+    # -- chunk ----------------------------------------------------------------------
+
+    async def chunk(self, owner: str, items: list[Item]) -> None:
         started = time.perf_counter()
-        async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, (Stage.PARSED, Stage.CHUNKING), Stage.CHUNKING)
-            text = await documents.load_text(conn, ctx.document_id)
-        spans = [PageSpan(*p) for p in text["pages"]]
-        chunks = await asyncio.to_thread(chunk_markdown, text["markdown"], spans, self.chunking)
-        async with self._stage_txn(ctx, progress=True) as conn:
-            await store_chunks.replace(conn, ctx.document_id, (
+        texts: dict[uuid.UUID, Text] = {}
+
+        async def load(conn: AsyncConnection, live: list[Item]) -> None:
+            texts.update(await documents.load_texts(conn, [i.id for i in live]))
+
+        items = await self.tx.start(owner, items, (Stage.PARSED, Stage.CHUNKING), Stage.CHUNKING, load)
+        for item in items:
+            if item.id not in texts:
+                item.leave(StageConflict(f"document {item.id} has no parsed text"))
+        items = [i for i in items if i.active]
+        chunked = await asyncio.to_thread(lambda: {
+            i.id: chunk_markdown(texts[i.id].markdown, [PageSpan(*p) for p in texts[i.id].pages], self.chunking)
+            for i in items})
+
+        async def write(conn: AsyncConnection, live: list[Item]) -> list[Item]:
+            await store_chunks.replace(conn, {i.id: [
                 NewChunk(c.ordinal, c.text, c.token_count,
                          {"pages": list(c.pages), "heading_path": list(c.heading_path),
-                          "char_start": c.char_start, "char_end": c.char_end})
-                for c in chunks))
-            await documents.advance(conn, ctx.document_id, (Stage.CHUNKING,), Stage.CHUNKED)
-            await self._event(conn, ctx, "stage_done", Stage.CHUNKED, started, chunks=len(chunks),
-                              tokens=sum(c.token_count for c in chunks))
+                          "char_start": c.char_start, "char_end": c.char_end}) for c in chunked[i.id]]
+                for i in live})
+            moved = await advance(conn, live, (Stage.CHUNKING,), Stage.CHUNKED)
+            await documents.add_events(conn, [
+                _event(i, "stage_done", Stage.CHUNKED, started, chunks=len(chunked[i.id]),
+                       tokens=sum(c.token_count for c in chunked[i.id])) for i in moved])
+            return moved
 
-    async def embed(self, ctx: StageContext) -> None:
-        """Embed with the real model; in HYBRID, fall back (degraded) when it is unusable."""
+        await self.tx.commit(owner, items, write, "store the chunks")
+
+    # -- embed ----------------------------------------------------------------------
+
+    async def embed(self, owner: str, items: list[Item]) -> None:
+        """Embed into the configured space (synchronously or through the Batch API), and
+        into the tenant's old space during a model change. In HYBRID, documents whose
+        synchronous requests cannot be served fall back (degraded), unless they are being
+        repaired, which waits for the real model."""
         started = time.perf_counter()
-        async with self._stage_txn(ctx) as conn:
-            await documents.advance(conn, ctx.document_id, (Stage.CHUNKED, Stage.EMBEDDING), Stage.EMBEDDING)
-        primary, fallback = self.services.embedder, self.services.embedder_fallback
-        try:
-            stats = await self._embed_all(ctx, primary, self.services.embed_guard)
-            used, degraded_reason = primary, None
-        except (TransientError, DeferredError) as exc:
-            if fallback is None or ctx.document["degraded"]:
-                raise  # a repair waits for the real model instead of falling back again
-            degraded_reason = str(exc)
-            stats = await self._embed_all(ctx, fallback, ServiceGuard("local", self.services.embed_guard.retry))
-            used = fallback
-        async with self._stage_txn(ctx, progress=True) as conn:
-            space_id = stats.pop("space_id")
-            if await vectors.chunks_without_vectors(conn, ctx.document_id, space_id):
-                raise TransientError("incomplete_embedding", "some chunks still lack a vector")
-            if degraded_reason is None:
-                # The real model covers every chunk: drop any fallback vectors (repair).
-                await vectors.delete_other_spaces(conn, ctx.document_id, space_id)
-            else:
-                await self._event(conn, ctx, "fallback", Stage.EMBEDDING, started, service="embeddings",
-                                  used=f"{used.provider}/{used.model}", reason=degraded_reason)
-            await documents.set_degraded(conn, ctx.document_id, degraded_reason is not None)
-            await documents.advance(conn, ctx.document_id, (Stage.EMBEDDING,), Stage.EMBEDDED)
-            await self._event(conn, ctx, "stage_done", Stage.EMBEDDED, started, **stats,
-                              provider=used.provider, model=used.model,
-                              degraded=degraded_reason is not None)
+        items = await self.tx.start(owner, items, (Stage.CHUNKED, Stage.EMBEDDING), Stage.EMBEDDING)
+        configured, batched = await self.embedding.fill_configured(owner, items)
+        space: dict[uuid.UUID, Fill] = {i.id: configured for i in items}  # where each document's vectors go
+        reasons: dict[uuid.UUID, str] = {}  # why a document fell back
+        fallback = await self._fallback()
+        fall = [i for i in items if i.id not in batched and isinstance(i.outcome, TransientError | DeferredError)
+                and fallback is not None and not i.document["degraded"]]
+        if fall:
+            assert fallback is not None
+            for item in fall:
+                reasons[item.id], item.outcome, space[item.id] = str(item.outcome), None, fallback
+            await self.embedding.fill(owner, fall, fallback)
+        old = await self.embedding.old_spaces(sorted({i.tenant for i in items if i.active}), configured.space_id)
+        for tenant, fill in old.items():
+            await self.embedding.fill(owner, [i for i in items if i.active and i.tenant == tenant
+                                              and space[i.id].space_id != fill.space_id], fill)
 
-    async def _embed_all(self, ctx: StageContext, embedder: Embedder, guard: ServiceGuard) -> dict[str, int]:
-        """Vectors for every chunk that lacks one in this embedder's space, batch by batch."""
-        async with self.db.pool.connection() as conn:
-            space_id = await vectors.ensure_space(
-                conn, embedder.provider, embedder.model, embedder.dimensions
-            )
-        async with self._stage_txn(ctx) as conn:
-            reused = await vectors.reuse_vectors(conn, ctx.document_id, space_id)
-            todo = await vectors.chunks_without_vectors(conn, ctx.document_id, space_id)
-        batches = pack([t[2] for t in todo], embedder.spec, max_inputs=self.batch_size,
-                       max_tokens=guard.max_request_tokens)
-        embedded = tokens = requests = 0
-        for batch in batches:
-            self._check_stop(ctx)
-            rows = todo[batch.start:batch.stop]
-            texts = [r[1] for r in rows]
-            result = await guard.call(
-                lambda texts=texts: embedder.embed(texts), units=sum(r[2] for r in rows),
-                context=ctx.call_context, actual_units=lambda r: r.usage_tokens,
-                headers=lambda r: r.extra,
-            )
-            if result.vectors.shape != (len(rows), embedder.dimensions):
-                raise TransientError("invalid_response", "embedder returned the wrong shape")
-            await self._commit(ctx, lambda conn, rows=rows, result=result: vectors.write_vectors(
-                conn, [r[0] for r in rows], space_id, result.vectors), "store vectors")
-            embedded += len(rows)
-            tokens += result.usage_tokens
-            requests += result.requests
-        return {"space_id": space_id, "embedded": embedded, "reused": reused,
-                "tokens": tokens, "requests": requests}
+        async def write(conn: AsyncConnection, live: list[Item]) -> None:
+            needs: dict[int, list[Item]] = defaultdict(list)
+            for item in live:
+                needs[space[item.id].space_id].append(item)
+                if item.tenant in old and old[item.tenant].space_id != space[item.id].space_id:
+                    needs[old[item.tenant].space_id].append(item)
+            for space_id, group in needs.items():
+                missing = {p.document_id for p in await vectors.chunks_without_vectors(conn, [i.id for i in group],
+                                                                                        space_id)}
+                for item in group:
+                    if item.id in missing:
+                        item.leave(TransientError("incomplete_embedding", "some chunks still lack a vector"))
+            live = [i for i in live if i.active]
+            if fallback is not None:  # repaired by the real model: its fallback vectors go
+                repaired = [i.id for i in live if i.document["degraded"] and i.id not in reasons
+                            and (i.tenant not in old or old[i.tenant].space_id != fallback.space_id)]
+                await vectors.delete_space_vectors(conn, repaired, fallback.space_id)
+            await documents.set_degraded(conn, {i.id: i.id in reasons for i in live})
+            moved = await advance(conn, live, (Stage.EMBEDDING,), Stage.EMBEDDED)
+            events: list[Event] = []
+            for item in moved:
+                embedder = space[item.id].model.embedder
+                if item.id in reasons:
+                    events.append(_event(item, "fallback", Stage.EMBEDDING, started, service="embeddings",
+                                         used=f"{embedder.provider}/{embedder.model}", reason=reasons[item.id]))
+                events.append(_event(item, "stage_done", Stage.EMBEDDED, started, **item.stats,
+                                     provider=embedder.provider, model=embedder.model, degraded=item.id in reasons))
+            await documents.add_events(conn, events)
 
-    async def complete(self, ctx: StageContext) -> None:
-        """Make this version current (retiring older ones), or, if a newer version won the
-        race, retire this one. The source lock comes before the lease fence: a swap of a
-        newer version ends this job, so taking them the other way round could deadlock."""
+        await self.tx.commit(owner, [i for i in items if i.active], write, "finish embedding")
+
+    async def _fallback(self) -> Fill | None:
+        """HYBRID's fallback embedder and its space."""
+        embedder = self.services.embedder_fallback
+        if embedder is None:
+            return None
+        model = SpaceModel(embedder, ServiceGuard("local", self.services.embed_guard.retry))
+        return Fill(await self.embedding.space_id(model), model)
+
+    async def reembed(self, owner: str, items: list[Item]) -> None:
+        """A model change: embed complete documents into the configured space. A job ends
+        once its document has a vector there for every chunk (or is no longer current);
+        then each tenant whose new space covers every current document switches to it."""
         started = time.perf_counter()
-        doc = ctx.document
+        configured, _ = await self.embedding.fill_configured(owner, [i for i in items if i.document["is_current"]])
+        finished: list[Item] = []
+
+        async def write(conn: AsyncConnection, live: list[Item]) -> None:
+            missing = {p.document_id for p in await vectors.chunks_without_vectors(conn, [i.id for i in live],
+                                                                                    configured.space_id)}
+            for item in live:
+                if item.document["is_current"] and item.id in missing:
+                    item.leave(TransientError("incomplete_embedding", "some chunks still lack a vector"))
+            finished[:] = [i for i in live if i.active]
+            await jobs.finish(conn, [i.job.id for i in finished], owner, failed=False)
+            embedder = configured.model.embedder
+            await documents.add_events(conn, [
+                _event(i, "reembedded", i.stage, started, **i.stats, provider=embedder.provider, model=embedder.model)
+                for i in finished if i.document["is_current"]])
+
+        await self.tx.commit(owner, [i for i in items if i.active], write, "finish re-embedding")
+        for item in finished:
+            item.finished = True
+        await self._switch(sorted({i.tenant for i in finished}), configured.space_id)
+
+    async def _switch(self, tenants: list[str], space_id: int) -> None:
+        """Tenants in the middle of a model change whose new space is now complete search
+        it from now on (one transaction, under the tenant's switch lock)."""
+        for tenant in tenants:
+            async with self.tx.db.pool.connection() as conn, conn.transaction():
+                active = await vectors.active_space(conn, tenant)
+                if active is None or active.id == space_id:
+                    continue
+                if await vectors.switch_if_complete(conn, tenant, space_id):
+                    log.info("active_space_switched", tenant=tenant, old=active.name, space_id=space_id)
+
+    # -- complete -------------------------------------------------------------------
+
+    async def complete(self, owner: str, items: list[Item]) -> None:
+        """Make each version current (retiring older ones), or retire it if a newer version
+        of its source won the race. The source locks come before the lease fence: a swap of
+        a newer version ends this job, so taking them the other way round could deadlock."""
+        started = time.perf_counter()
+        configured = (await self.embedding.configured()).space_id
         async with self.db.pool.connection() as conn, conn.transaction():
-            await documents.lock_source(conn, doc["tenant"], doc["source_name"])
-            await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds, progress=True)
-            retired = await documents.make_current(conn, ctx.document_id)
-            if retired is None:
-                await documents.add_event(conn, ctx.document_id, ctx.correlation_id, "superseded",
-                                          Stage.SUPERSEDED, {"by": "a newer version"})
-            else:
-                await documents.advance(conn, ctx.document_id, (Stage.EMBEDDED,), Stage.COMPLETE)
-                await self._event(conn, ctx, "stage_done", Stage.COMPLETE, started,
-                                  retired=[str(r) for r in retired])
-            await jobs.finish(conn, ctx.job, ctx.owner, failed=False)
+            await documents.lock_sources(conn, [(i.tenant, i.document["source_name"]) for i in items])
+            live = await self.tx.fence(conn, owner, items, progress=True)
+            newest: dict[tuple[str, str], Item] = {}
+            for item in live:  # at most one version per source becomes current
+                key = (item.tenant, item.document["source_name"])
+                if key not in newest or newest[key].document["version"] < item.document["version"]:
+                    newest[key] = item
+            losers = [i for i in live if newest[(i.tenant, i.document["source_name"])] is not i]
+            await documents.retire(conn, [i.id for i in losers])
+            swap = await documents.make_current(conn, [i.id for i in newest.values()])
+            lost = {*swap.lost, *(i.id for i in losers)}
+            made_current = set(swap.current)
+            current = [i for i in live if i.id in made_current]
+            await advance(conn, current, (Stage.EMBEDDED,), Stage.COMPLETE)
+            await vectors.adopt_space(conn, sorted({i.tenant for i in current}), configured)  # a first space
+            retired_by = defaultdict(list)
+            for old, _, by in swap.retired:
+                retired_by[by].append(str(old))
+            await documents.add_events(conn, [
+                _event(i, "superseded", Stage.SUPERSEDED, started, by="a newer version") if i.id in lost
+                else _event(i, "stage_done", Stage.COMPLETE, started, retired=retired_by[i.id])
+                for i in live if i.id in lost or i.active])
+            finished = [i for i in live if i.id in lost or i.active]
+            await jobs.finish(conn, [i.job.id for i in finished], owner, failed=False)
+        for item in finished:
+            item.finished = True
+        await self._switch(sorted({i.tenant for i in finished}), configured)
 
-    # -- helpers --------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _stage_txn(self, ctx: StageContext, *, progress: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction whose first statement is the lease fence."""
-        async with self.db.pool.connection() as conn, conn.transaction():
-            await jobs.fence(conn, ctx.job, ctx.owner, self.lease_seconds, progress=progress)
-            yield conn
+async def _each(items: list[Item], work: Callable[[Item], Awaitable[None]], concurrency: int) -> None:
+    """``work`` for every item, a few at a time; an item whose work fails leaves the batch
+    with that error (the others go on)."""
+    gate = asyncio.Semaphore(concurrency)
 
-    async def _commit(self, ctx: StageContext, write: Callable[[AsyncConnection], Awaitable[T]],
-                      what: str) -> T:
-        """Results of a paid call: a fenced transaction, retried while the database is
-        unreachable (for up to a lease; after that the fence decides)."""
-        async def attempt() -> T:
-            async with self._stage_txn(ctx, progress=True) as conn:
-                return await write(conn)
+    async def one(item: Item) -> None:
+        async with gate:
+            if not item.active:
+                return
+            try:
+                await work(item)
+            except (IngestError, StageConflict, LeaseLost) as exc:
+                item.leave(exc)
 
-        return await until_reachable(attempt, seconds=self.lease_seconds, what=what)
+    await asyncio.gather(*(one(i) for i in items))
 
-    @staticmethod
-    def _check_stop(ctx: StageContext) -> None:
-        if ctx.lease_lost:
-            raise LeaseLost(f"job {ctx.job.id} lost its lease")
-        if ctx.should_stop():
-            raise Released()
 
-    @staticmethod
-    async def _event(
-        conn: AsyncConnection, ctx: StageContext, kind: str, stage: str, started: float,
-        **detail: Any,
-    ) -> None:
-        detail["seconds"] = round(time.perf_counter() - started, 6)
-        await documents.add_event(conn, ctx.document_id, ctx.correlation_id, kind, stage, detail)
+def _context(owner: str, item: Item, units: int) -> CallContext:
+    return CallContext(item.tenant, owner, ((item.id, units),))
+
+
+def _event(item: Item, kind: str, stage: str, started: float, **detail: Any) -> Event:
+    detail["seconds"] = round(time.perf_counter() - started, 6)
+    return item.id, item.correlation_id, kind, stage, detail
+
+
+def _awaiting(what: str, poll_seconds: float) -> DeferredError:
+    return DeferredError(AWAITING_PARSE, f"waiting for {what}", retry_after=poll_seconds)

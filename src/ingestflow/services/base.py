@@ -60,6 +60,10 @@ class Parser(Protocol):
         """A cheap check that costs nothing (no paid call); never raises."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections, while the event loop that opened them still runs."""
+        ...
+
 
 @dataclass(frozen=True)
 class EmbeddingResult:
@@ -89,6 +93,10 @@ class Embedder(Protocol):
 
     async def health(self) -> tuple[bool, str]:
         """A cheap check that costs nothing (no paid call); never raises."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, while the event loop that opened them still runs."""
         ...
 
 

@@ -13,9 +13,10 @@ reservations that a killed worker left behind.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
 from psycopg import AsyncConnection
@@ -28,6 +29,7 @@ from ingestflow.store.database import Database
 from ingestflow.store.outage import until_reachable
 
 log = get_logger("ingestflow.budget")
+COST_QUANTUM = Decimal("1e-10")  # the ledger's precision: numeric(18, 10)
 SETTLE_RETRY_SECONDS = 120.0  # how long a billed call's cost waits for the database
 JOBLESS_RESERVATION_SECONDS = 3600.0  # a call outside a job (search) is long over by then
 
@@ -46,11 +48,11 @@ class PaidCall:
     units: int
     cost_usd: Decimal
     tenant: str | None = None
-    document_id: uuid.UUID | None = None
-    correlation_id: uuid.UUID | None = None
     attempt: int | None = None
-    job_id: int | None = None  # with owner: whose lease keeps the reservation alive
-    owner: str | None = None
+    owner: str | None = None  # the worker whose leases keep the reservation alive
+    # The documents the call serves, each with its weight (tokens, pages): its cost is
+    # attributed to them in proportion, so per-document spend stays exact.
+    shares: tuple[tuple[uuid.UUID, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,17 @@ class Budget:
                 await self._take(conn, check, now)
             ledger_id = await costs.reserve(
                 conn, service=call.service, model=call.model, unit=call.unit, units=call.units,
-                cost_usd=call.cost_usd, tenant=call.tenant, document_id=call.document_id,
-                correlation_id=call.correlation_id, attempt=call.attempt, job_id=call.job_id,
-                owner=call.owner,
+                cost_usd=call.cost_usd, tenant=call.tenant, attempt=call.attempt, owner=call.owner,
             )
+            if call.shares:
+                await costs.share(conn, ledger_id, split(call.shares, call.units, call.cost_usd))
+        return Reservation(ledger_id, call, day)
+
+    async def reservation(self, ledger_id: int, call: PaidCall) -> Reservation:
+        """A reservation made by another process (a batch submitted hours ago), to settle:
+        ``call`` describes what was billed, its shares the documents it served."""
+        async with self.db.pool.connection() as conn:
+            day = _day(await costs.created_at(conn, ledger_id))
         return Reservation(ledger_id, call, day)
 
     async def settle(self, reservation: Reservation, *, units: int, cost_usd: Decimal, outcome: str = "ok") -> None:
@@ -113,7 +122,11 @@ class Budget:
             async with self.db.pool.connection() as conn, conn.transaction():
                 held = await costs.close(conn, r.ledger_id, state=state, units=units, cost_usd=cost,
                                          outcome=outcome)
-                if held is None or cost == held:
+                if held is None:
+                    return
+                if r.call.shares:
+                    await costs.share(conn, r.ledger_id, split(r.call.shares, units, cost))
+                if cost == held:
                     return
                 for service in sorted({r.call.service, "total"}):
                     await costs.add_to_counter(conn, service=service, kind="daily_cost", window_start=r.day,
@@ -173,3 +186,23 @@ def _day(now: datetime) -> datetime:
 
 def _hour(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def split(weights: Sequence[tuple[uuid.UUID, int]], units: int, cost: Decimal) -> list[tuple[uuid.UUID, int, Decimal]]:
+    """(document, units, cost) shares in proportion to the weights (equal when all are 0),
+    summing exactly to ``units`` and ``cost``: the largest remainders get the rounding."""
+    w = [Decimal(x) for _, x in weights] if any(x for _, x in weights) else [Decimal(1)] * len(weights)
+    total = sum(w)
+    unit_parts = _apportion([units * x / total for x in w], Decimal(units), Decimal(1))
+    cost_parts = _apportion([cost * x / total for x in w], cost, COST_QUANTUM)
+    return [(doc, int(u), c) for (doc, _), u, c in zip(weights, unit_parts, cost_parts, strict=True)]
+
+
+def _apportion(exact: Sequence[Decimal], total: Decimal, quantum: Decimal) -> list[Decimal]:
+    """Each part rounded down to ``quantum``, the quanta left over handed to the parts with
+    the largest remainders: the parts always add up to ``total``."""
+    parts = [x.quantize(quantum, rounding=ROUND_DOWN) for x in exact]
+    left = int((total - sum(parts)) / quantum)
+    for i in sorted(range(len(parts)), key=lambda i: exact[i] - parts[i], reverse=True)[:left]:
+        parts[i] += quantum
+    return parts

@@ -40,13 +40,12 @@ CANCEL_GRACE_SECONDS = 90.0
 
 @dataclass(frozen=True)
 class CallContext:
-    """Who a call is for, recorded in the ledger."""
+    """Who a call is for, recorded in the ledger: the tenant, and the documents it serves
+    (one request may serve many; its cost is split among them by weight)."""
 
     tenant: str | None = None
-    document_id: uuid.UUID | None = None
-    correlation_id: uuid.UUID | None = None
-    job_id: int | None = None
-    owner: str | None = None
+    owner: str | None = None  # the worker whose leases keep the reservation alive
+    shares: tuple[tuple[uuid.UUID, int], ...] = ()  # the documents served, with their weights
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,7 @@ class ServiceGuard:
             estimate = PaidCall(
                 service=self.service, model=self.pricing.model, unit=self.pricing.unit,
                 units=units, cost_usd=self.pricing.cost(units), tenant=context.tenant,
-                document_id=context.document_id, correlation_id=context.correlation_id,
-                job_id=context.job_id, owner=context.owner,
+                owner=context.owner, shares=context.shares,
             )
         attempt_no = 0
 

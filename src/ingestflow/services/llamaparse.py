@@ -83,6 +83,9 @@ class LlamaParseParser:
             raise PermanentError("empty_document", "LlamaParse found no text in the document")
         return ParsedDocument(markdown, self.name, usage_pages=_pages(body.get("job_metadata"), markdown))
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
     async def health(self) -> tuple[bool, str]:
         """Free: lists the supported file types; never raises."""
         try:

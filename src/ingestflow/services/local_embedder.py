@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ingestflow.catalogue import embedding_model
+from ingestflow.catalogue import LOCAL_MODEL, embedding_model
 from ingestflow.errors import PermanentError
 from ingestflow.services.base import EmbeddingResult
 
@@ -23,7 +23,7 @@ class SentenceTransformerEmbedder:
     """Refuses (never truncates) an input longer than the model reads: sentence-transformers
     would silently drop its end, and the chunk would be searchable only by its start."""
 
-    spec = embedding_model("all-MiniLM-L6-v2")
+    spec = embedding_model(LOCAL_MODEL)
     provider = spec.provider
     model = spec.name
     dimensions = spec.dimensions
@@ -54,6 +54,9 @@ class SentenceTransformerEmbedder:
         vectors = await asyncio.to_thread(self._encode, texts)
         return EmbeddingResult(vectors, self.provider, self.model, self.dimensions,
                                usage_tokens=0, requests=0)  # free: nothing billed
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     async def health(self) -> tuple[bool, str]:
         try:

@@ -110,6 +110,9 @@ class LocalParser:
         """``filename`` is ignored on purpose: the type comes from the bytes."""
         return await asyncio.to_thread(parse_local, data, mime)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     async def health(self) -> tuple[bool, str]:
         return True, "runs in-process"
 

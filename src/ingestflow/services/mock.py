@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ingestflow.catalogue import embedding_model
+from ingestflow.catalogue import MOCK_MODEL, embedding_model
 from ingestflow.services.base import EmbeddingResult
 
 _WORD = re.compile(r"\w+")
@@ -59,7 +59,7 @@ class HashingEmbedder:
     """Feature-hashing embedder implementing the ``Embedder`` protocol, fully offline."""
 
     provider = "mock"
-    model = "mock-hashing-v1"
+    model = MOCK_MODEL
 
     def __init__(self, dimensions: int = 1536) -> None:
         if dimensions < 1:
@@ -74,6 +74,9 @@ class HashingEmbedder:
         """Free: no usage is billed, so none is counted (and no tokenizer is loaded)."""
         return EmbeddingResult(self.embed_texts(list(texts)), self.provider, self.model,
                                self.dimensions, usage_tokens=0, requests=0)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     async def health(self) -> tuple[bool, str]:
         return True, "offline, deterministic"

@@ -35,11 +35,12 @@ CONNECT_TIMEOUT = 5.0
 PROVIDER = "OpenAI"
 
 
-class OpenAIEmbedder:
-    """``text-embedding-3-*`` / ``ada-002`` over ``POST /v1/embeddings``.
+class OpenAIModelClient:
+    """The SDK client for one OpenAI embedding model and size: what the synchronous
+    embedder and the Batch API client (``openai_batch``) share.
 
     ``http_client`` swaps the transport (the SDK takes ``httpx`` and ``httpx2`` clients);
-    the embedder's ``timeout`` still applies to every request.
+    ``timeout`` still applies to every request.
     """
 
     provider = "openai"
@@ -53,13 +54,17 @@ class OpenAIEmbedder:
         # Only v3 models take the parameter; sending the native size is harmless and
         # makes the space explicit.
         self._dimensions_param = {"dimensions": self.dimensions} if self.spec.shortenable else {}
-        register_secrets([api_key])
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, http_client=http_client,
-            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)))
+        self._client = sdk_client(api_key, base_url, timeout, http_client)
 
     def __repr__(self) -> str:  # never show the key
-        return f"OpenAIEmbedder(model={self.model!r}, dimensions={self.dimensions})"
+        return f"{type(self).__name__}(model={self.model!r}, dimensions={self.dimensions})"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class OpenAIEmbedder(OpenAIModelClient):
+    """``text-embedding-3-*`` / ``ada-002`` over ``POST /v1/embeddings``."""
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         """One request; raises ``TransientError("invalid_response")`` rather than return a
@@ -79,14 +84,14 @@ class OpenAIEmbedder:
         except openai.APITimeoutError:
             raise failures.timed_out(PROVIDER) from None
         except openai.APIConnectionError as exc:
-            raise failures.unreachable(PROVIDER, _describe(exc)) from None
+            raise failures.unreachable(PROVIDER, describe(exc)) from None
         except (openai.APIResponseValidationError, ValueError, TypeError) as exc:  # unreadable body
             raise TransientError("invalid_response", f"OpenAI sent an unreadable body: {type(exc).__name__}") from None
-        usage = _usage_tokens(response.usage)
+        usage = usage_tokens(response.usage)
         if usage is None:  # the same tokenizer counts exactly what the provider bills
             usage = sum(count_tokens(t) for t in texts)
         try:
-            vectors = self._validate(response.data or [], len(texts))
+            vectors = validate_vectors(response.data or [], len(texts), self.dimensions)
         except TransientError as exc:
             exc.billed_units = usage  # unusable, but answered: the provider billed it
             raise
@@ -101,40 +106,50 @@ class OpenAIEmbedder:
         except openai.APIStatusError as exc:
             return False, str(self._classify_status(exc))
         except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
-            return False, _describe(exc)
+            return False, describe(exc)
         return True, f"{self.model} reachable"
-
-    def _validate(self, data: Sequence[object], n: int) -> np.ndarray:
-        """One finite, non-zero vector of the expected size per input, placed by ``index``."""
-        indices = [getattr(item, "index", None) for item in data]
-        if len(data) != n or set(indices) != set(range(n)):
-            raise TransientError("invalid_response", f"expected {n} embeddings indexed 0..{n - 1}, got {len(data)}")
-        out = np.empty((n, self.dimensions), dtype=np.float32)
-        for index, item in zip(indices, data):
-            try:
-                vec = _decode(getattr(item, "embedding", None))
-            except (ValueError, TypeError):
-                raise TransientError("invalid_response", f"embedding {index} is not base64 float32") from None
-            if vec.shape != (self.dimensions,):
-                raise TransientError("invalid_response",
-                                     f"expected {self.dimensions} dimensions, got shape {vec.shape}")
-            out[index] = vec
-        if not np.all(np.isfinite(out)):
-            raise TransientError("invalid_response", "the response holds NaN or infinite values")
-        if np.any(np.linalg.norm(out, axis=1) == 0):
-            raise TransientError("invalid_response", "the response holds a zero vector")
-        return out
 
     @staticmethod
     def _classify_status(exc: openai.APIStatusError) -> IngestError:
-        error = _error_body(exc)
+        error = error_body(exc)
         message = scrub(str(error.get("message") or exc.message))[:500]
         quota = exc.status_code == 429 and "insufficient_quota" in (error.get("code"), error.get("type"))
         return failures.from_status(PROVIDER, exc.status_code, message, exc.response.headers,
                                     quota_exhausted=quota, not_found="model_not_found")
 
 
-def _describe(exc: BaseException) -> str:
+def sdk_client(api_key: str, base_url: str | None, timeout: float,
+               http_client: httpx.AsyncClient | None) -> openai.AsyncOpenAI:
+    """The SDK's client as every OpenAI caller here uses it: its retries off (the guard
+    retries), short connects, and the key registered with the scrubber."""
+    register_secrets([api_key])
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http_client,
+                              timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)))
+
+
+def validate_vectors(data: Sequence[object], n: int, dimensions: int) -> np.ndarray:
+    """One finite, non-zero vector of ``dimensions`` per input, placed by ``index``: the
+    check every embeddings response passes, synchronous or a batch line, before storage."""
+    indices = [getattr(item, "index", None) for item in data]
+    if len(data) != n or set(indices) != set(range(n)):
+        raise TransientError("invalid_response", f"expected {n} embeddings indexed 0..{n - 1}, got {len(data)}")
+    out = np.empty((n, dimensions), dtype=np.float32)
+    for index, item in zip(indices, data):
+        try:
+            vec = _decode(getattr(item, "embedding", None))
+        except (ValueError, TypeError):
+            raise TransientError("invalid_response", f"embedding {index} is not base64 float32") from None
+        if vec.shape != (dimensions,):
+            raise TransientError("invalid_response", f"expected {dimensions} dimensions, got shape {vec.shape}")
+        out[index] = vec
+    if not np.all(np.isfinite(out)):
+        raise TransientError("invalid_response", "the response holds NaN or infinite values")
+    if np.any(np.linalg.norm(out, axis=1) == 0):
+        raise TransientError("invalid_response", "the response holds a zero vector")
+    return out
+
+
+def describe(exc: BaseException) -> str:
     return scrub(f"{type(exc).__name__}: {exc}")[:500]
 
 
@@ -145,7 +160,7 @@ def _decode(embedding: object) -> np.ndarray:
     return np.asarray(embedding, dtype=np.float32)
 
 
-def _error_body(exc: openai.APIStatusError) -> Mapping[str, object]:
+def error_body(exc: openai.APIStatusError) -> Mapping[str, object]:
     """The ``error`` object of an OpenAI error body (the SDK passes ``body["error"]`` or
     the whole body, depending on its shape)."""
     body = exc.body if isinstance(exc.body, dict) else {}
@@ -153,7 +168,7 @@ def _error_body(exc: openai.APIStatusError) -> Mapping[str, object]:
     return error if isinstance(error, dict) else {}
 
 
-def _usage_tokens(usage: object) -> int | None:
+def usage_tokens(usage: object) -> int | None:
     for name in ("prompt_tokens", "total_tokens"):
         value = getattr(usage, name, None)
         if isinstance(value, int) and value >= 0:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
-from ingestflow.catalogue import openai_model
+from ingestflow.catalogue import LOCAL_MODEL, MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.services.base import CallbackParser, Embedder, Parser
 from ingestflow.services.breaker import CircuitBreaker
@@ -39,6 +40,7 @@ from ingestflow.store.database import Database
 
 if TYPE_CHECKING:
     from ingestflow.services.llamaparse import LlamaParseParser
+    from ingestflow.services.openai_batch import OpenAIBatchClient
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,24 @@ class ParseCallbacks:
 
 
 @dataclass(frozen=True)
+class SpaceModel:
+    """What fills or queries one embedding space: its embedder and the guard of its calls."""
+
+    embedder: Embedder
+    guard: ServiceGuard
+
+
+@dataclass(frozen=True)
+class BatchEmbedding:
+    """The OpenAI Batch API for the configured model: half price, results within a day."""
+
+    client: OpenAIBatchClient
+    guard: ServiceGuard  # retries and breaker for its calls; the budget is reserved per batch
+    cost: Callable[[int], Decimal]  # the batch price of so many tokens
+    poll_seconds: float
+
+
+@dataclass(frozen=True)
 class Services:
     parser: Parser
     make_embedder: Callable[[], Embedder]  # see ``embedder``
@@ -68,12 +88,49 @@ class Services:
     embedder_fallback: Embedder | None = None  # HYBRID only
     budget: Budget | None = None
     callbacks: ParseCallbacks | None = None  # LLAMAPARSE_WEBHOOK_URL is set
+    # Another model's space (a tenant's active space after a model change), if this
+    # deployment can embed with it; see ``for_space``.
+    make_space_model: Callable[[str, str, int], SpaceModel | None] = lambda *_: None
+    # The catalogue entry of ``embedder``, known without building it (so without numpy or
+    # the OpenAI SDK): its provider, model and dimensions name its space.
+    embedder_spec: EmbeddingModel = embedding_model(MOCK_MODEL)
+    make_batch: Callable[[], BatchEmbedding | None] = lambda: None  # see ``batch``
+    batch_available: bool = False  # whether ``batch`` will be a client
+    batch_mode: str = "off"  # EMBEDDING_BATCH_API: off | on | auto
+    batch_auto_backlog: int = 0  # auto: queued documents from which the Batch API is used
 
     @cached_property
     def embedder(self) -> Embedder:
         """Built on first use: a command that never embeds (``status``, a no-op re-ingest)
         loads neither numpy for the mock nor the OpenAI SDK."""
         return self.make_embedder()
+
+    @cached_property
+    def batch(self) -> BatchEmbedding | None:
+        """The Batch API client, when the configured embedder is OpenAI in REAL or HYBRID."""
+        return self.make_batch()
+
+    async def aclose(self) -> None:
+        """Close every client built so far (the SDKs' connection pools)."""
+        built = self.__dict__
+        embedders = [built.get("embedder"), self.embedder_fallback,
+                     *(m.embedder for m in built.get("_space_models", {}).values() if m is not None)]
+        for service in {id(s): s for s in (*embedders, self.parser, self.parser_fallback) if s is not None}.values():
+            await service.aclose()
+        if built.get("batch") is not None:
+            await built["batch"].client.aclose()
+
+    def for_space(self, provider: str, model: str, dimensions: int) -> SpaceModel | None:
+        """The embedder of a space and its guard; None when this deployment cannot embed
+        with that model (MOCK mode and a real model, no key, a model not installed)."""
+        embedder = self.embedder
+        if (provider, model, dimensions) == (embedder.provider, embedder.model, embedder.dimensions):
+            return SpaceModel(embedder, self.embed_guard)
+        cache = self.__dict__.setdefault("_space_models", {})
+        key = (provider, model, dimensions)
+        if key not in cache:
+            cache[key] = self.make_space_model(provider, model, dimensions)
+        return cache[key]
 
 
 def mock_embedder(settings: Settings) -> Embedder:
@@ -97,6 +154,36 @@ def real_embedder(settings: Settings) -> Embedder:
         base_url=settings.openai_api_url,
         timeout=settings.openai_timeout_seconds,
     )
+
+
+def embedder_spec(settings: Settings) -> EmbeddingModel:
+    """The catalogue entry of the embedder ``build_services`` configures."""
+    if settings.embeddings_service_mode is ServiceMode.MOCK:
+        return replace(embedding_model(MOCK_MODEL), dimensions=settings.mock_embedding_dimensions)
+    if settings.embeddings_provider == "local":
+        return embedding_model(LOCAL_MODEL)
+    return openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions)
+
+
+def batch_available(settings: Settings) -> bool:
+    return settings.embeddings_service_mode is not ServiceMode.MOCK and settings.embeddings_provider == "openai"
+
+
+def batch_embedding(settings: Settings) -> BatchEmbedding | None:
+    if not batch_available(settings):
+        return None
+    from ingestflow.services.openai_batch import OpenAIBatchClient
+
+    assert settings.openai_api_key is not None  # enforced by Settings validation
+    client = OpenAIBatchClient(
+        api_key=settings.openai_api_key.get_secret_value(), model=settings.openai_embedding_model,
+        dimensions=settings.openai_embedding_dimensions, base_url=settings.openai_api_url,
+        timeout=settings.openai_timeout_seconds)
+    spec = priced(client.spec, settings)
+    retry = RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
+                        cap_seconds=settings.call_retry_cap_seconds)
+    return BatchEmbedding(client, ServiceGuard("openai_batch", retry), lambda n: embedding_cost(spec, n, batch=True),
+                          settings.embedding_batch_poll_seconds)
 
 
 def llamaparse(settings: Settings) -> LlamaParseParser:
@@ -153,6 +240,34 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
                 RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai),
             )
 
+    def space_model(provider: str, model: str, dimensions: int) -> SpaceModel | None:
+        """Another model than the configured one: the tenant's old space during a switch."""
+        if provider == "mock":
+            from ingestflow.services.mock import HashingEmbedder
+
+            return SpaceModel(HashingEmbedder(dimensions=dimensions), free)
+        if embed_mode is ServiceMode.MOCK:
+            return None  # offline: no real model is called
+        if provider == "local":
+            from ingestflow.services.local_embedder import SentenceTransformerEmbedder
+
+            local = SentenceTransformerEmbedder()
+            return SpaceModel(local, free) if (local.model, local.dimensions) == (model, dimensions) else None
+        if provider != "openai" or settings.openai_api_key is None:
+            return None
+        from ingestflow.services.openai_embedder import OpenAIEmbedder
+
+        try:
+            spec = openai_model(model, dimensions)
+        except ValueError:
+            return None
+        openai_embedder = OpenAIEmbedder(
+            api_key=settings.openai_api_key.get_secret_value(), model=model, dimensions=dimensions,
+            base_url=settings.openai_api_url, timeout=settings.openai_timeout_seconds)
+        guard = paid_guard("openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
+                           RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai))
+        return SpaceModel(openai_embedder, guard)
+
     callbacks = None
     if parse_mode is ServiceMode.MOCK or settings.parser_provider == "local":
         parser, parse_guard = LocalParser(), free
@@ -174,4 +289,10 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         embedder_fallback=mock_embedder(settings) if embed_mode is ServiceMode.HYBRID else None,
         budget=budget,
         callbacks=callbacks,
+        make_space_model=space_model,
+        embedder_spec=embedder_spec(settings),
+        make_batch=partial(batch_embedding, settings),
+        batch_available=batch_available(settings),
+        batch_mode=settings.embedding_batch_api,
+        batch_auto_backlog=settings.embedding_batch_auto_backlog,
     )

@@ -12,6 +12,7 @@ counters a call moves and runs these functions in one transaction. Reports count
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, TypedDict
@@ -28,29 +29,26 @@ async def now(conn: AsyncConnection) -> datetime:
     return (await cur.fetchone())[0]
 
 
-async def reserve(
-    conn: AsyncConnection,
-    *,
-    service: str,
-    model: str,
-    unit: str,
-    units: int,
-    cost_usd: Decimal,
-    tenant: str | None,
-    document_id: uuid.UUID | None,
-    correlation_id: uuid.UUID | None,
-    attempt: int | None,
-    job_id: int | None,
-    owner: str | None,
-) -> int:
-    """Write a ``reserved`` ledger row at the estimate and return its id. ``job_id`` and
-    ``owner`` name the lease that keeps the reservation alive (see ``sweep``)."""
+async def reserve(conn: AsyncConnection, *, service: str, model: str, unit: str, units: int, cost_usd: Decimal,
+                  tenant: str | None, attempt: int | None, owner: str | None) -> int:
+    """Write a ``reserved`` ledger row at the estimate and return its id. ``owner`` names the
+    worker whose leases keep the reservation alive (see ``sweep``)."""
     cur = await conn.execute(query("insert_ledger"), {
         "service": service, "model": model, "unit": unit, "units": units, "cost_usd": cost_usd,
-        "tenant": tenant, "document_id": document_id, "correlation_id": correlation_id,
-        "attempt": attempt, "job_id": job_id, "owner": owner,
+        "tenant": tenant, "attempt": attempt, "owner": owner,
     })
     return (await cur.fetchone())[0]
+
+
+async def created_at(conn: AsyncConnection, ledger_id: int) -> datetime:
+    return (await (await conn.execute(query("ledger_created_at"), {"id": ledger_id})).fetchone())[0]
+
+
+async def share(conn: AsyncConnection, ledger_id: int, shares: Sequence[tuple[uuid.UUID, int, Decimal]]) -> None:
+    """Attribute a ledger row to the documents it served: (document, units, cost) each."""
+    await conn.execute(query("replace_ledger_shares"), {
+        "ledger_id": ledger_id, "documents": [d for d, _, _ in shares],
+        "units": [u for _, u, _ in shares], "costs": [c for _, _, c in shares]})
 
 
 async def close(

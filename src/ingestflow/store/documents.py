@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -44,57 +45,79 @@ class Registration:
     requeued: bool = False  # a failed duplicate was queued again
 
 
-async def register(
-    conn: AsyncConnection,
-    *,
-    tenant: str,
-    source_name: str,
-    data: bytes,
-    mime: str,
-    files: FileStore,
-) -> Registration:
-    """Store the bytes and queue a document version, unless they are already there.
+@dataclass(frozen=True)
+class NewFile:
+    source_name: str
+    data: bytes
+    mime: str  # detected from the bytes
 
-    Runs in the caller's transaction. An advisory lock on (tenant, source_name) makes
-    concurrent uploads of the same name pick distinct version numbers.
+
+async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFile],
+                   store: FileStore, batch_api: bool = False) -> list[Registration]:
+    """Store the bytes and queue a document version for each file, unless the same bytes
+    are already there; one registration per file, in order, in the caller's transaction.
+
+    The source locks make concurrent uploads of one name pick distinct version numbers.
+    Unchanged bytes (the source's newest version, or a live document of the tenant under
+    any name) are a duplicate: no new work, though a failed one is queued again. Files of
+    one call are registered in a few statements, whatever their number.
     """
-    digest = sha256_hex(data)
-    params: dict[str, Any] = {"tenant": tenant, "source_name": source_name, "sha256": digest}
-    await lock_source(conn, tenant, source_name)
+    digests = [sha256_hex(f.data) for f in files]
+    await lock_sources(conn, [(tenant, f.source_name) for f in files])
     cur = conn.cursor(row_factory=dict_row)
-    latest = await (await cur.execute(query("find_latest_version"), params)).fetchone()
-    same = latest if latest and latest["sha256"] == digest else None
-    if same is None:
-        same = await (await cur.execute(query("find_live_duplicate"), params)).fetchone()
-    if same is not None:
-        if same["stage"] == Stage.FAILED:
-            await requeue(conn, same["id"], reason="re-ingested")
-            return Registration(same["id"], same["version"], duplicate=True, requeued=True)
-        return Registration(same["id"], same["version"], duplicate=True)
-
-    version = latest["version"] + 1 if latest else 1
-    doc = document_id(tenant, source_name, version)
-    correlation = uuid.uuid4()
-    await files.put(conn, digest, data)
-    await conn.execute(
-        query("insert_document"),
-        {**params, "id": doc, "version": version, "mime": mime, "size_bytes": len(data),
-         "correlation_id": correlation},
-    )
-    await add_event(conn, doc, correlation, "registered", "queued", {"version": version})
-    await enqueue(conn, doc)
-    return Registration(doc, version, duplicate=False)
+    found = await (await cur.execute(query("register_lookup"), {
+        "tenant": tenant, "names": [f.source_name for f in files], "shas": digests})).fetchall()
+    versions: dict[str, int] = {}  # newest version per name, this call's included
+    seen: dict[str, Registration] = {}  # registrations by content, this call's included
+    out, new, requeue_ids = [], [], []
+    for f, digest, row in zip(files, digests, found, strict=True):
+        latest = versions.get(f.source_name, row["latest_version"] or 0)
+        if digest in seen:
+            reg = replace(seen[digest], requeued=False)
+        elif row["latest_sha256"] == digest and latest == row["latest_version"]:
+            reg = Registration(row["latest_id"], latest, duplicate=True, requeued=row["latest_stage"] == Stage.FAILED)
+        elif row["dup_id"] is not None:
+            reg = Registration(row["dup_id"], row["dup_version"], duplicate=True,
+                               requeued=row["dup_stage"] == Stage.FAILED)
+        else:
+            versions[f.source_name] = latest + 1
+            reg = Registration(document_id(tenant, f.source_name, latest + 1), latest + 1, duplicate=False)
+            new.append((f, digest, reg))
+        if reg.requeued:
+            requeue_ids.append(reg.document_id)
+        seen[digest] = reg
+        out.append(reg)
+    await store.put(conn, {digest: f.data for f, digest, _ in new})
+    rows = [{"id": reg.document_id, "tenant": tenant, "source_name": f.source_name, "version": reg.version,
+             "mime": f.mime, "size_bytes": len(f.data), "sha256": digest, "correlation_id": uuid.uuid4()}
+            for f, digest, reg in new]
+    async with conn.cursor() as insert:
+        await insert.executemany(query("insert_document"), rows)
+    await add_events(conn, [(r["id"], r["correlation_id"], "registered", Stage.QUEUED, {"version": r["version"]})
+                            for r in rows])
+    for document in requeue_ids:
+        await requeue(conn, document, reason="re-ingested", batch_api=batch_api)
+    await enqueue(conn, [r["id"] for r in rows], batch_api=batch_api)
+    return out
 
 
 async def lock_source(conn: AsyncConnection, tenant: str, source_name: str) -> None:
     """Serialize work on one source (version numbers, the version swap) until commit."""
-    await conn.execute(query("lock_source"), {"tenant": tenant, "source_name": source_name})
+    await lock_sources(conn, [(tenant, source_name)])
 
 
-async def enqueue(conn: AsyncConnection, document: uuid.UUID) -> None:
-    """Make the document's job runnable now and wake idle workers (on commit)."""
-    await conn.execute(query("enqueue_job"), {"document_id": document})
-    await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
+async def lock_sources(conn: AsyncConnection, sources: Sequence[tuple[str, str]]) -> None:
+    """The locks of several sources, always in one order (no deadlock between batches)."""
+    await conn.execute(query("lock_sources"), {"tenants": [t for t, _ in sources],
+                                               "names": [n for _, n in sources]})
+
+
+async def enqueue(conn: AsyncConnection, ids: Sequence[uuid.UUID], *, batch_api: bool = False) -> None:
+    """Make these documents' jobs runnable now and wake idle workers (on commit).
+    ``batch_api``: embed them through the OpenAI Batch API (cheaper, within a day)."""
+    if ids:
+        await conn.execute(query("enqueue_jobs"), {"ids": list(ids), "batch_api": batch_api})
+        await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
 
 
 async def wake(conn: AsyncConnection, document: uuid.UUID) -> None:
@@ -103,12 +126,12 @@ async def wake(conn: AsyncConnection, document: uuid.UUID) -> None:
     await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
 
 
-async def requeue(conn: AsyncConnection, document: uuid.UUID, *, reason: str) -> None:
+async def requeue(conn: AsyncConnection, document: uuid.UUID, *, reason: str, batch_api: bool = False) -> None:
     """Retry a failed document from its first stage with a new correlation id."""
     correlation = uuid.uuid4()
     await conn.execute(query("requeue_document"), {"document_id": document, "correlation_id": correlation})
-    await add_event(conn, document, correlation, "retry", Stage.QUEUED, {"reason": reason})
-    await enqueue(conn, document)
+    await add_events(conn, [(document, correlation, "retry", Stage.QUEUED, {"reason": reason})])
+    await enqueue(conn, [document], batch_api=batch_api)
 
 
 async def schedule_repairs(conn: AsyncConnection) -> list[tuple[uuid.UUID, uuid.UUID]] | None:
@@ -123,21 +146,23 @@ async def schedule_repairs(conn: AsyncConnection) -> list[tuple[uuid.UUID, uuid.
     return [(row[0], row[1]) for row in await cur.fetchall()]
 
 
-async def get(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any] | None:
+async def get(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Documents by id (internal reads of the worker: a job names its document)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query("get_document"), {"document_id": document})
-    return await cur.fetchone()
+    return {row["id"]: row for row in await (await cur.execute(query("get_documents"), {"ids": list(ids)})).fetchall()}
 
 
-async def advance(
-    conn: AsyncConnection, document: uuid.UUID, from_stages: tuple[str, ...], to_stage: str
-) -> None:
-    cur = await conn.execute(
-        query("advance_stage"),
-        {"document_id": document, "from_stages": list(from_stages), "to_stage": to_stage},
-    )
-    if await cur.fetchone() is None:
-        raise StageConflict(f"document {document} is not in {from_stages}")
+async def advance(conn: AsyncConnection, ids: Sequence[uuid.UUID], from_stages: Sequence[str],
+                  to_stage: str) -> set[uuid.UUID]:
+    """Compare-and-set: move the documents still in ``from_stages``; returns those moved."""
+    cur = await conn.execute(query("advance_documents"), {"ids": list(ids), "from_stages": list(from_stages),
+                                                          "to_stage": to_stage})
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def advance_one(conn: AsyncConnection, document: uuid.UUID, from_stages: Sequence[str], to_stage: str) -> None:
+    if not await advance(conn, [document], from_stages, to_stage):
+        raise StageConflict(f"document {document} is not in {tuple(from_stages)}")
 
 
 async def fail(
@@ -150,63 +175,81 @@ async def fail(
     )
 
 
-async def add_event(
-    conn: AsyncConnection,
-    document: uuid.UUID | None,
-    correlation: uuid.UUID | None,
-    kind: str,
-    stage: str | None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    await conn.execute(
-        query("insert_event"),
-        {"document_id": document, "correlation_id": correlation, "kind": kind,
-         "stage": stage, "detail": Jsonb(detail or {})},
-    )
+Event = tuple[uuid.UUID | None, uuid.UUID | None, str, str | None, dict[str, Any]]
+"""(document, correlation, kind, stage, detail) of one audit event."""
 
 
-async def save_text(
-    conn: AsyncConnection, document: uuid.UUID, markdown: str, pages: list[list[int]], parser: str
-) -> None:
-    await conn.execute(
-        query("upsert_text"),
-        {"document_id": document, "markdown": markdown, "pages": Jsonb(pages), "parser": parser},
-    )
-    await conn.execute(query("set_parser"), {"document_id": document, "parser": parser})
+async def add_events(conn: AsyncConnection, events: Sequence[Event]) -> None:
+    """Append audit events, all in one round trip."""
+    if events:
+        async with conn.cursor() as cur:
+            await cur.executemany(query("insert_event"), [
+                {"document_id": d, "correlation_id": c, "kind": k, "stage": s, "detail": Jsonb(detail)}
+                for d, c, k, s, detail in events])
 
 
-async def load_text(conn: AsyncConnection, document: uuid.UUID) -> dict[str, Any]:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query("load_text"), {"document_id": document})
-    row = await cur.fetchone()
-    if row is None:
-        raise StageConflict(f"document {document} has no parsed text")
-    return row
+async def add_event(conn: AsyncConnection, document: uuid.UUID | None, correlation: uuid.UUID | None, kind: str,
+                    stage: str | None, detail: dict[str, Any] | None = None) -> None:
+    await add_events(conn, [(document, correlation, kind, stage, detail or {})])
 
 
-async def set_degraded(conn: AsyncConnection, document: uuid.UUID, degraded: bool) -> None:
-    await conn.execute(query("set_degraded"), {"document_id": document, "degraded": degraded})
+@dataclass(frozen=True)
+class Text:
+    document_id: uuid.UUID
+    markdown: str
+    pages: list[list[int]]  # [[page, start, end], ...] into markdown
+    parser: str
 
 
-async def make_current(conn: AsyncConnection, document: uuid.UUID) -> list[uuid.UUID] | None:
-    """Swap this version in and retire every older one (in flight or not), dropping their
-    chunks; returns the retired ids. If a newer version is current already, this one is
-    retired instead and None is returned. Call under ``lock_source``, in the transaction
-    that completes the document."""
-    if (await (await conn.execute(query("newer_current"), {"document_id": document})).fetchone())[0]:
-        await conn.execute(query("supersede_document"), {"document_id": document})
-        await conn.execute(query("drop_document_content"), {"ids": [document]})
-        return None
-    cur = await conn.execute(query("swap_current"), {"document_id": document})
-    retired = await cur.fetchall()
-    ids = [row[0] for row in retired]
+async def save_texts(conn: AsyncConnection, texts: Sequence[Text]) -> None:
+    await conn.execute(query("save_texts"), {
+        "ids": [t.document_id for t in texts], "markdowns": [t.markdown for t in texts],
+        "pages": [Jsonb(t.pages) for t in texts], "parsers": [t.parser for t in texts]})
+
+
+async def load_texts(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Text]:
+    cur = await conn.execute(query("load_texts"), {"ids": list(ids)})
+    return {row[0]: Text(*row) for row in await cur.fetchall()}
+
+
+async def set_degraded(conn: AsyncConnection, flags: dict[uuid.UUID, bool]) -> None:
+    await conn.execute(query("set_degraded"), {"ids": list(flags), "flags": list(flags.values())})
+
+
+@dataclass(frozen=True)
+class Swap:
+    current: list[uuid.UUID]  # now the searchable versions of their sources
+    lost: list[uuid.UUID]  # a newer version was current already: retired instead
+    retired: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]  # (older version, its correlation, by)
+
+
+async def make_current(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> Swap:
+    """Swap these versions in and retire every older version of their sources (in flight or
+    not), dropping their chunks. A version whose source already has a newer current one is
+    retired instead. Call under ``lock_sources``, in the transaction that completes them;
+    at most one version per source (the caller keeps the newest)."""
+    lost = [row[0] for row in await (await conn.execute(query("newer_current"), {"ids": list(ids)})).fetchall()]
+    losing = set(lost)
+    winners = [i for i in ids if i not in losing]
+    retired = [tuple(row) for row in await (await conn.execute(query("swap_current"), {"ids": winners})).fetchall()]
+    await retire(conn, lost)
+    await drop_content(conn, [r[0] for r in retired])
+    await conn.execute(query("set_current"), {"ids": winners})
+    await add_events(conn, [(r[0], r[1], "superseded", Stage.SUPERSEDED, {"by": str(r[2])}) for r in retired])
+    return Swap(winners, lost, retired)
+
+
+async def retire(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
+    """Versions that lost the race to a newer one: superseded at once, content dropped."""
     if ids:
-        await conn.execute(query("drop_document_content"), {"ids": ids})
-        for retired_id, correlation in retired:
-            await add_event(conn, retired_id, correlation, "superseded", Stage.SUPERSEDED,
-                            {"by": str(document)})
-    await conn.execute(query("set_current"), {"document_id": document})
-    return ids
+        await conn.execute(query("supersede_documents"), {"ids": list(ids)})
+        await drop_content(conn, ids)
+
+
+async def drop_content(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
+    """Chunks (and by cascade their vectors) and parsed texts of retired versions."""
+    if ids:
+        await conn.execute(query("drop_document_content"), {"ids": list(ids)})
 
 
 def transition_rows() -> dict[str, list[str | None]]:
@@ -246,6 +289,10 @@ async def lock(conn: AsyncConnection, tenant: str | None, document: uuid.UUID) -
 
 async def progress(conn: AsyncConnection, tenant: str, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
     return await _rows(conn, "document_progress", {"tenant": tenant, "ids": ids})
+
+
+async def stage_tally(conn: AsyncConnection, tenant: str, ids: list[uuid.UUID]) -> dict[str, int]:
+    return {r["stage"]: int(r["documents"]) for r in await _rows(conn, "stage_tally", {"tenant": tenant, "ids": ids})}
 
 
 async def stage_counts(conn: AsyncConnection, tenant: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -25,28 +26,26 @@ from ingestflow.store.sql import query
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class FileMissing(Exception):
-    pass
-
-
 class FileStore(Protocol):
-    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None: ...
+    """Many files per call: a batch of documents costs one round trip, not one per file."""
 
-    async def get(self, conn: AsyncConnection, sha256: str) -> bytes: ...
+    async def put(self, conn: AsyncConnection, files: Mapping[str, bytes]) -> None: ...
+
+    async def get(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, bytes]:
+        """The files found, by key; a missing one is left out."""
+        ...
 
     async def delete(self, conn: AsyncConnection, sha256: str) -> None: ...
 
 
 class PostgresFileStore:
-    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None:
-        await conn.execute(query("insert_blob"), {"sha256": sha256, "data": data})
+    async def put(self, conn: AsyncConnection, files: Mapping[str, bytes]) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(query("insert_blob"), [{"sha256": k, "data": v} for k, v in files.items()])
 
-    async def get(self, conn: AsyncConnection, sha256: str) -> bytes:
-        cur = await conn.execute(query("get_blob"), {"sha256": sha256})
-        row = await cur.fetchone()
-        if row is None:
-            raise FileMissing(f"stored file {sha256[:12]} is missing")
-        return bytes(row[0])
+    async def get(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, bytes]:
+        cur = await conn.execute(query("get_blobs"), {"keys": list(keys)})
+        return {key: bytes(data) for key, data in await cur.fetchall()}
 
     async def delete(self, conn: AsyncConnection, sha256: str) -> None:
         await conn.execute(query("delete_blob"), {"sha256": sha256})
@@ -61,8 +60,8 @@ class LocalFileStore:
             raise ValueError("file keys are sha256 hex digests")
         return self.root / sha256[:2] / sha256
 
-    async def put(self, conn: AsyncConnection, sha256: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, self.path(sha256), data)
+    async def put(self, conn: AsyncConnection, files: Mapping[str, bytes]) -> None:
+        await asyncio.to_thread(lambda: [self._write(self.path(k), v) for k, v in files.items()])
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
@@ -79,11 +78,17 @@ class LocalFileStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    async def get(self, conn: AsyncConnection, sha256: str) -> bytes:
-        try:
-            return await asyncio.to_thread(self.path(sha256).read_bytes)
-        except FileNotFoundError:
-            raise FileMissing(f"stored file {sha256[:12]} is missing from {self.root}") from None
+    async def get(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, bytes]:
+        def read() -> dict[str, bytes]:
+            found = {}
+            for key in keys:
+                try:
+                    found[key] = self.path(key).read_bytes()
+                except FileNotFoundError:
+                    pass
+            return found
+
+        return await asyncio.to_thread(read)
 
     async def delete(self, conn: AsyncConnection, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)

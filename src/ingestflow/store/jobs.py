@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,12 +38,18 @@ class ClaimedJob:
     id: int
     document_id: uuid.UUID
     attempts: int
+    task: str = "ingest"  # or "reembed": embed a complete document into a new space
+    batch_api: bool = False  # embed through the OpenAI Batch API
+    size_bytes: int = 0  # the document's, which bound a claim
 
 
-async def claim(conn: AsyncConnection, owner: str, lease_seconds: float) -> ClaimedJob | None:
-    cur = await conn.execute(query("claim_job"), {"owner": owner, "lease_seconds": lease_seconds})
-    row = await cur.fetchone()
-    return ClaimedJob(*row) if row else None
+async def claim(conn: AsyncConnection, owner: str, lease_seconds: float, limit: int, max_bytes: int, *,
+                at_least_one: bool = True) -> list[ClaimedJob]:
+    """Up to ``limit`` runnable jobs whose documents hold at most ``max_bytes`` together
+    (``at_least_one``: the first whatever its size), each with its own lease."""
+    cur = await conn.execute(query("claim_jobs"), {"owner": owner, "lease_seconds": lease_seconds, "limit": limit,
+                                                   "max_bytes": max_bytes, "at_least_one": at_least_one})
+    return [ClaimedJob(*row) for row in await cur.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -51,29 +58,29 @@ class Fence:
     now: datetime  # the database's clock
 
 
-async def fence(
-    conn: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float, *, progress: bool = False
-) -> Fence:
-    """Renew the lease, or raise LeaseLost: call first in every stage transaction.
-    ``progress``: this transaction writes results, which ends a deferral streak."""
-    cur = await conn.execute(
-        query("renew_lease"),
-        {"job_id": job.id, "owner": owner, "lease_seconds": lease_seconds, "progress": progress},
-    )
-    row = await cur.fetchone()
-    if row is None:
+async def fence_many(conn: AsyncConnection, job_ids: Sequence[int], owner: str, lease_seconds: float, *,
+                     progress: bool = False) -> dict[int, Fence]:
+    """Renew the leases still held and return them by job id: call first in every stage
+    transaction, and write only for the jobs returned (a lost lease fences only its own
+    job). ``progress``: this transaction writes results, which ends deferral streaks."""
+    cur = await conn.execute(query("renew_leases"), {"job_ids": list(job_ids), "owner": owner,
+                                                     "lease_seconds": lease_seconds, "progress": progress})
+    return {row[0]: Fence(row[1], row[2]) for row in await cur.fetchall()}
+
+
+async def fence(conn: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float, *,
+                progress: bool = False) -> Fence:
+    """One job's fence; LeaseLost when another worker owns it."""
+    fences = await fence_many(conn, [job.id], owner, lease_seconds, progress=progress)
+    if job.id not in fences:
         raise LeaseLost(f"job {job.id} is no longer owned by {owner}")
-    return Fence(*row)
+    return fences[job.id]
 
 
-async def finish(
-    conn: AsyncConnection, job: ClaimedJob, owner: str, *, failed: bool, error: str | None = None
-) -> None:
-    await conn.execute(
-        query("finish_job"),
-        {"job_id": job.id, "owner": owner, "state": "failed" if failed else "done",
-         "last_error": error},
-    )
+async def finish(conn: AsyncConnection, job_ids: Sequence[int], owner: str, *, failed: bool,
+                 error: str | None = None) -> None:
+    await conn.execute(query("finish_jobs"), {"job_ids": list(job_ids), "owner": owner,
+                                              "state": "failed" if failed else "done", "last_error": error})
 
 
 async def reschedule(
@@ -92,9 +99,9 @@ async def reschedule(
     )
 
 
-async def release(conn: AsyncConnection, job: ClaimedJob, owner: str) -> None:
+async def release(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> None:
     """Back to the queue at once, the attempt given back (shutdown, lost database)."""
-    await conn.execute(query("release_job"), {"job_id": job.id, "owner": owner})
+    await conn.execute(query("release_jobs"), {"job_ids": list(job_ids), "owner": owner})
 
 
 async def pending(conn: AsyncConnection, document_ids: list[uuid.UUID]) -> int:
@@ -106,6 +113,22 @@ async def pending(conn: AsyncConnection, document_ids: list[uuid.UUID]) -> int:
 async def listen(conn: AsyncConnection) -> None:
     """Subscribe an autocommit connection to job notifications (see ``conn.notifies()``)."""
     await conn.execute(query("listen_jobs").replace("{channel}", JOBS_CHANNEL))
+
+
+async def enqueue_reembed(conn: AsyncConnection, tenant: str, space_id: int, *,
+                          batch_api: bool) -> list[uuid.UUID]:
+    """Reembed jobs for the tenant's current documents not yet covered by the space."""
+    cur = await conn.execute(query("enqueue_reembed"), {"tenant": tenant, "space_id": space_id,
+                                                        "batch_api": batch_api})
+    ids = [row[0] for row in await cur.fetchall()]
+    if ids:
+        await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})
+    return ids
+
+
+async def reembed_jobs(conn: AsyncConnection, tenant: str) -> dict[str, int]:
+    cur = await conn.execute(query("reembed_jobs"), {"tenant": tenant})
+    return dict(await cur.fetchall())
 
 
 async def queue_depth(conn: AsyncConnection, tenant: str | None) -> dict[str, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -78,23 +79,102 @@ async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
     return built
 
 
-async def reuse_vectors(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
-    cur = await conn.execute(query("reuse_vectors"), {"document_id": document, "space_id": space_id})
+async def reuse_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> int:
+    """Copy vectors of identical chunk text within each document's tenant (see the .sql)."""
+    cur = await conn.execute(query("reuse_vectors"), {"ids": list(documents), "space_id": space_id})
     return cur.rowcount
 
 
-async def chunks_without_vectors(
-    conn: AsyncConnection, document: uuid.UUID, space_id: int
-) -> list[tuple[uuid.UUID, str, int]]:
-    cur = await conn.execute(
-        query("chunks_without_vectors"), {"document_id": document, "space_id": space_id}
-    )
-    return [tuple(row) for row in await cur.fetchall()]
+@dataclass(frozen=True)
+class Pending:
+    """A chunk still without a vector in a space."""
+
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    text: str
+    tokens: int
 
 
-async def delete_other_spaces(conn: AsyncConnection, document: uuid.UUID, space_id: int) -> int:
-    """Drop a document's vectors in every space but this one (fallback vectors after repair)."""
-    cur = await conn.execute(query("delete_other_spaces"), {"document_id": document, "space_id": space_id})
+async def chunks_without_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID],
+                                 space_id: int) -> list[Pending]:
+    cur = await conn.execute(query("chunks_without_vectors"), {"ids": list(documents), "space_id": space_id})
+    return [Pending(*row) for row in await cur.fetchall()]
+
+
+async def delete_space_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> int:
+    """Drop these documents' vectors in one space (the fallback's, after repair)."""
+    cur = await conn.execute(query("delete_space_vectors"), {"ids": list(documents), "space_id": space_id})
+    return cur.rowcount
+
+
+# -- each tenant's active space ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Space:
+    id: int
+    provider: str
+    model: str
+    dimensions: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}/{self.model} ({self.dimensions}d)"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a tenant's current corpus a space holds."""
+
+    covered: int  # current documents with a vector for every chunk
+    current: int  # current documents
+    missing_chunks: int
+    missing_tokens: int
+
+    @property
+    def complete(self) -> bool:
+        return self.covered == self.current
+
+
+async def space(conn: AsyncConnection, space_id: int) -> Space:
+    row = await (await conn.execute(query("space_by_id"), {"space_id": space_id})).fetchone()
+    return Space(*row)
+
+
+async def active_space(conn: AsyncConnection, tenant: str) -> Space | None:
+    """The space the tenant's searches use; None before its first document completes."""
+    row = await (await conn.execute(query("active_space"), {"tenant": tenant})).fetchone()
+    return Space(*row) if row else None
+
+
+async def adopt_space(conn: AsyncConnection, tenants: Sequence[str], space_id: int) -> None:
+    """Tenants without an active space take this one (their first)."""
+    await conn.execute(query("adopt_space"), {"tenants": list(tenants), "space_id": space_id})
+
+
+async def coverage(conn: AsyncConnection, tenant: str, space_id: int) -> Coverage:
+    row = await (await conn.execute(query("space_coverage"), {"tenant": tenant, "space_id": space_id})).fetchone()
+    return Coverage(*row)
+
+
+async def switch_if_complete(conn: AsyncConnection, tenant: str, space_id: int) -> bool:
+    """Make the space the tenant's active one if it covers every current document. Under
+    the tenant's switch lock, so the check and the switch are one step. True if switched."""
+    await conn.execute(query("lock_active_space"), {"tenant": tenant})
+    if not (await coverage(conn, tenant, space_id)).complete:
+        return False
+    cur = await conn.execute(query("set_active_space"), {"tenant": tenant, "space_id": space_id})
+    return await cur.fetchone() is not None
+
+
+async def tenant_spaces(conn: AsyncConnection, tenant: str) -> list[tuple[Space, int]]:
+    """Every space holding vectors of the tenant's current documents, with its count."""
+    rows = await (await conn.execute(query("tenant_spaces"), {"tenant": tenant})).fetchall()
+    return [(Space(*row[:4]), row[4]) for row in rows]
+
+
+async def drop_tenant_space(conn: AsyncConnection, tenant: str, space_id: int) -> int:
+    cur = await conn.execute(query("drop_tenant_space"), {"tenant": tenant, "space_id": space_id})
     return cur.rowcount
 
 
@@ -120,6 +200,21 @@ async def write_vectors(
         copy.set_types(["uuid", "int4", "vector"])
         for cid, vec in zip(chunk_ids, vectors, strict=True):
             await copy.write_row((cid, space_id, vec))
+
+
+async def add_vectors(
+    conn: AsyncConnection, chunk_ids: Sequence[uuid.UUID], space_id: int, vectors: np.ndarray
+) -> set[uuid.UUID]:
+    """Like ``write_vectors`` for writers without a lease on the chunks (a batch's results):
+    chunks gone or already holding a vector are skipped. Returns the chunks written."""
+    await _vector_types(conn)
+    await conn.execute(query("stage_vectors"))
+    async with conn.cursor().copy(query("copy_staged_vectors")) as copy:
+        copy.set_types(["uuid", "int4", "vector"])
+        for cid, vec in zip(chunk_ids, vectors, strict=True):
+            await copy.write_row((cid, space_id, vec))
+    cur = await conn.execute(query("insert_staged_vectors"))
+    return {row[0] for row in await cur.fetchall()}
 
 
 async def search(

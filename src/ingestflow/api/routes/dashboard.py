@@ -46,4 +46,5 @@ async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> sche
                                            stage=r["error_stage"], code=r["error_code"],
                                            message=scrub(r["error_message"]), at=r["updated_at"])
                        for r in errors],
+        spaces=schemas.SpacesSummary(**{k: v for k, v in overview["spaces"].items() if k != "reembed_jobs"}),
     )

@@ -13,7 +13,7 @@ from ingestflow.api import pagination, schemas
 from ingestflow.api.deps import LimitsDep, RuntimeDep, TenantDep
 from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.lifecycle import Stage
-from ingestflow.operations import documents
+from ingestflow.operations import documents, spaces
 from ingestflow.operations.limits import check_upload
 from ingestflow.redaction import scrub
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 StageParam = Annotated[Stage | None, Query(description="Only documents in this stage.")]
 LimitParam = Annotated[int, Query(ge=1, le=500)]
 CursorParam = Annotated[str | None, Query(max_length=500)]
+BatchParam = Annotated[bool, Query(description="Embed through the OpenAI Batch API: half the price, within 24 hours.")]
 _BAD_CURSOR = {400: {"model": schemas.ErrorResponse, "description": "The cursor is not one this API returned"}}
 _NOT_FOUND = {404: {"model": schemas.ErrorResponse}}
 
@@ -42,6 +43,8 @@ _UPLOAD_BODY = {
         200: {"model": schemas.UploadResponse, "description": "Duplicate: already there."},
         400: {"model": schemas.ErrorResponse,
               "description": "Empty file, unusable file name, or malformed or cut-off multipart body"},
+        409: {"model": schemas.ErrorResponse,
+              "description": "batch=true, but this deployment has no OpenAI Batch API"},
         413: {"model": schemas.ErrorResponse, "description": "Larger than the upload limit"},
         415: {"model": schemas.ErrorResponse, "description": "Not a supported document type"},
         429: {"model": schemas.ErrorResponse, "description": "A tenant limit is reached (see Retry-After)"},
@@ -49,14 +52,16 @@ _UPLOAD_BODY = {
     summary="Upload a document",
 )
 async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: TenantDep,
-                 limits: LimitsDep) -> schemas.UploadResponse:
+                 limits: LimitsDep, batch: BatchParam = False) -> schemas.UploadResponse:
     """Store the file and queue it. The type is detected from the bytes; the client's file
     name is only a label (re-uploading changed bytes under it makes a new version). The
     tenant's limits are checked before the body is read, and taken atomically after."""
+    spaces.check_batch_api(rt, batch)
     async with rt.db.pool.connection() as conn:
         await check_upload(conn, tenant, limits.tenant)
     upload = await read_upload(request, limits.max_upload_bytes)
-    reg = await documents.register(rt, tenant, upload.filename, upload.data, limits=limits.tenant)
+    reg = await documents.register(rt, tenant, upload.filename, upload.data, limits=limits.tenant,
+                                   batch_api=batch)
     if reg.duplicate:
         response.status_code = 200
     doc = await documents.describe(rt, tenant, reg.document_id)

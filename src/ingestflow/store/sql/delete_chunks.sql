@@ -1,1 +1,1 @@
-DELETE FROM chunks WHERE document_id = %(document_id)s
+DELETE FROM chunks WHERE document_id = ANY(%(ids)s)

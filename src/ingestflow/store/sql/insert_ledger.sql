@@ -1,5 +1,4 @@
-INSERT INTO ledger (service, model, unit, units, cost_usd, state, tenant, document_id,
-                    correlation_id, attempt, job_id, owner)
+INSERT INTO ledger (service, model, unit, units, cost_usd, state, tenant, attempt, owner)
 VALUES (%(service)s, %(model)s, %(unit)s, %(units)s, %(cost_usd)s, 'reserved', %(tenant)s,
-        %(document_id)s, %(correlation_id)s, %(attempt)s, %(job_id)s, %(owner)s)
+        %(attempt)s, %(owner)s)
 RETURNING id

@@ -1,4 +1,5 @@
--- Queue depth and age of the oldest runnable job, for one tenant or (NULL) all of them.
+-- Queue depth and age of the oldest runnable job, for one tenant or (NULL) all of them:
+-- only queued jobs are read (the jobs_runnable index), never the done ones.
 SELECT count(*) FILTER (WHERE j.state = 'ready' AND j.next_attempt_at <= now()) AS runnable,
        count(*) FILTER (WHERE j.state = 'ready' AND j.next_attempt_at > now()) AS waiting,
        count(*) FILTER (WHERE j.state = 'running') AS running,
@@ -6,5 +7,6 @@ SELECT count(*) FILTER (WHERE j.state = 'ready' AND j.next_attempt_at <= now()) 
                 FILTER (WHERE j.state = 'ready' AND j.next_attempt_at <= now())), 0)::float8
            AS oldest_runnable_seconds
 FROM jobs j
-JOIN documents d ON d.id = j.document_id
-WHERE %(tenant)s::text IS NULL OR d.tenant = %(tenant)s
+WHERE j.state IN ('ready', 'running')
+  AND (%(tenant)s::text IS NULL
+       OR EXISTS (SELECT 1 FROM documents d WHERE d.id = j.document_id AND d.tenant = %(tenant)s))

@@ -13,7 +13,7 @@ CROSS JOIN LATERAL (
     WHERE c2.text_sha256 = c.text_sha256 AND c2.id <> c.id
     LIMIT 1
 ) prior
-WHERE c.document_id = %(document_id)s
+WHERE c.document_id = ANY(%(ids)s)
   AND NOT EXISTS (
       SELECT 1 FROM embeddings e2 WHERE e2.chunk_id = c.id AND e2.space_id = %(space_id)s)
 ON CONFLICT DO NOTHING

@@ -1,1 +1,1 @@
-UPDATE documents SET is_current = true, updated_at = now() WHERE id = %(document_id)s
+UPDATE documents SET is_current = true, updated_at = now() WHERE id = ANY(%(ids)s)

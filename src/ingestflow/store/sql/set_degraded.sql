@@ -1,1 +1,3 @@
-UPDATE documents SET degraded = %(degraded)s WHERE id = %(document_id)s
+UPDATE documents d SET degraded = x.degraded
+FROM unnest(%(ids)s::uuid[], %(flags)s::boolean[]) AS x(id, degraded)
+WHERE d.id = x.id

@@ -1,0 +1,200 @@
+"""Many small documents: what batching buys (issue 9).
+
+    .venv/bin/python bench/small_docs.py [--docs 1000 10000] [--runs 3]
+                                         [--real [--real-docs 200 10000] [--warm]]
+
+For N one-paragraph Markdown documents on a fresh database of the embedded server:
+- MOCK in-process (submit + an in-process worker until done): wall, docs/s, database
+  transactions per document (pg_stat_database), embedding requests vs the minimum; cold
+  (the tokenizer, parsers and embedder load during the run) and warm (loaded first, as
+  in a running worker or API server);
+- MOCK through the CLI (`ingestflow ingest FOLDER` in a subprocess);
+- with --real: REAL mode against the fake OpenAI answering each request in 200 ms (RPM and
+  TPM at a low tier's 3,000 and 1,000,000; spend limits lifted): `ingestflow ingest FOLDER
+  --no-wait`, then 1 and then 4 `ingestflow worker` processes (--warm: started and warm
+  before the submit) until every document is complete: wall from the submit to the last
+  document complete, docs/s, transactions per document, embedding requests vs the minimum
+  ceil(chunks / 2048), and the wall's parts: the submit, the workers' start-up, the time
+  after the submit; inputs per request and failed documents (`--docs` with no number
+  skips the MOCK runs);
+(The Batch API and the model switch have their own benchmark, bench/backfill.py.)
+Figures are printed; nothing is asserted (targets live in the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from pydantic import SecretStr
+
+from ingestflow.config import Settings
+from ingestflow.operations.documents import submit_paths
+from ingestflow.runtime import open_runtime
+from ingestflow.testing.fake_openai import FakeOpenAI
+from support import count_requests, fresh_database, small_docs
+
+KEY = "sk-bench-small-docs"
+REQUEST_SECONDS = 0.2  # how long the fake takes to answer each embeddings request
+
+
+def commits(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+def in_process(settings: Settings, folder: Path, *, warm: bool = False) -> dict[str, float]:
+    """``warm``: the process has loaded the tokenizer, parsers and embedder first, as a
+    worker or API server has (otherwise their loading is part of the wall)."""
+    async def main() -> dict[str, float]:
+        async with open_runtime(settings, pool_size=8) as rt:
+            if warm:
+                rt.warm_up()
+            counting = count_requests(rt)
+            url = rt.db.url
+            before = commits(url)
+            started = time.perf_counter()
+            submitted = await submit_paths(rt, [folder], "bench")
+            worker = rt.drain([s.registration.document_id for s in submitted if s.registration])
+            await worker.run()
+            wall = time.perf_counter() - started
+            after = commits(url)
+            with psycopg.connect(url) as conn:
+                done, chunks = conn.execute("SELECT count(*) FILTER (WHERE stage = 'complete'),"
+                                            " (SELECT count(*) FROM chunks) FROM documents").fetchone()
+            inputs = counting.inner.spec.max_inputs_per_request or chunks
+            return {"wall": wall, "docs": done, "chunks": chunks, "requests": counting.calls,
+                    "minimum": math.ceil(chunks / min(inputs, settings.embedding_batch_size)),
+                    "transactions": after - before}
+
+    return asyncio.run(main())
+
+
+def through_cli(settings: Settings, folder: Path) -> float:
+    env = {**os.environ, "DATABASE_URL": settings.database_url.get_secret_value(),
+           "INGESTFLOW_HOME": str(settings.ingestflow_home), "LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ingestflow", "ingest", str(folder)], env=env, check=True,
+                   capture_output=True)
+    return time.perf_counter() - started
+
+
+def start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(n):
+        with open(logs / f"worker{i}.log", "wb") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+    for i, proc in enumerate(procs):  # started: migrated, tokenizer and parsers loaded
+        while "worker_started" not in (logs / f"worker{i}.log").read_text():
+            if proc.poll() is not None:
+                raise RuntimeError((logs / f"worker{i}.log").read_text()[-2000:])
+            time.sleep(0.05)
+    return procs
+
+
+def with_workers(settings: Settings, folder: Path, workers: int, logs: Path, warm: bool) -> dict[str, float]:
+    """REAL mode: `ingest --no-wait`, then worker processes (``warm``: started before the
+    submit) until every document is complete."""
+    url = settings.database_url.get_secret_value()
+    n = sum(1 for _ in folder.iterdir())
+    with FakeOpenAI(api_key=KEY, slow_seconds=REQUEST_SECONDS) as fake:  # a realistic tier's RPM and TPM
+        fake.faults.set_rate(1.0, ["slow"])
+        env = {**os.environ, "DATABASE_URL": url, "INGESTFLOW_HOME": str(settings.ingestflow_home),
+               "SERVICE_MODE": "REAL", "OPENAI_API_KEY": KEY, "OPENAI_API_URL": fake.url,
+               "DAILY_COST_LIMIT_OPENAI": "none", "HOURLY_RATE_LIMIT_OPENAI": "none", "LOG_LEVEL": "INFO"}
+        procs = start_workers(workers, env, logs) if warm else []
+        try:
+            before = commits(url)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ingestflow", "ingest", "--no-wait", str(folder)],
+                           env={**env, "LOG_LEVEL": "WARNING"}, check=True, capture_output=True)
+            submit = time.perf_counter() - started
+            procs = procs or start_workers(workers, env, logs)
+            startup = 0.0 if warm else time.perf_counter() - started - submit
+            polls = 0
+            with psycopg.connect(url, autocommit=True) as conn:
+                while True:
+                    polls += 1
+                    done, failed = conn.execute("SELECT count(*) FILTER (WHERE stage = 'complete'),"
+                                                " count(*) FILTER (WHERE stage = 'failed') FROM documents").fetchone()
+                    if done + failed >= n:
+                        break
+                    time.sleep(0.05)
+                wall = time.perf_counter() - started
+                chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=60)
+        return {"wall": wall, "submit": submit, "startup": startup, "docs": done, "failed": failed,
+                "chunks": chunks, "requests": fake.stats["requests"], "inputs": fake.stats["inputs"],
+                "minimum": math.ceil(chunks / 2048), "transactions": commits(url) - before - polls}
+
+
+def report(label: str, runs: list[dict[str, float]]) -> None:
+    wall = statistics.median(r["wall"] for r in runs)
+    r = runs[0]
+    print(f"{label:<34} {wall:7.2f} s  {r['docs'] / wall:8.0f} docs/s  "
+          f"transactions/doc {r['transactions'] / max(1, r['docs']):.3f}  "
+          f"requests {r['requests']} (minimum {r['minimum']})  [runs {_walls(x['wall'] for x in runs)}]")
+
+
+def _walls(walls: object) -> str:
+    return ", ".join(f"{w:.2f}" for w in walls)  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--real", action="store_true", help="also REAL mode with 1 and 4 worker processes")
+    parser.add_argument("--real-docs", type=int, nargs="+", default=[200, 10000])
+    parser.add_argument("--warm", action="store_true", help="REAL: start the workers before the submit")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = Settings(ingestflow_home=work / "home", log_level="WARNING")
+        for n in args.docs:
+            folder = work / f"docs{n}"
+            small_docs(folder, n)
+            for warm in (False, True):
+                runs = []
+                for _ in range(args.runs):
+                    settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})
+                    runs.append(in_process(settings, folder, warm=warm))
+                report(f"MOCK in-process{', warm' if warm else ''}, {n} docs", runs)
+            walls = []
+            for _ in range(args.runs):
+                settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})
+                walls.append(through_cli(settings, folder))
+            print(f"{f'MOCK through the CLI, {n} docs':<34} {statistics.median(walls):7.2f} s  "
+                  f"{n / statistics.median(walls):8.0f} docs/s  [runs {_walls(walls)}]")
+        for n in args.real_docs if args.real else []:
+            folder = work / f"docs{n}"
+            small_docs(folder, n)
+            for workers in (1, 4):
+                runs = []
+                for _ in range(args.runs):
+                    settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})
+                    runs.append(with_workers(settings, folder, workers, work, args.warm))
+                report(f"REAL, {n} docs, {workers} worker(s)", runs)
+                phases = {k: statistics.median(x[k] for x in runs) for k in ("submit", "startup")}
+                print(f"{'':<34} of which submit {phases['submit']:.2f} s, worker start-up {phases['startup']:.2f} s,"
+                      f" after the submit {statistics.median(x['wall'] - x['submit'] for x in runs):.2f} s  "
+                      f"inputs/request {runs[0]['inputs'] / max(1, runs[0]['requests']):.0f}  "
+                      f"failed {sum(x['failed'] for x in runs)}  [requests {', '.join(str(x['requests']) for x in runs)}]")
+
+
+if __name__ == "__main__":
+    main()

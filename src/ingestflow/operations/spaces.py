@@ -1,0 +1,141 @@
+"""Embedding spaces per tenant: which one search uses, and changing the model.
+
+Changing the embedding model is a backfill, never a silent empty index. A tenant's
+searches use its *active* space; after OPENAI_EMBEDDING_MODEL (or the provider) changes,
+the configured space starts empty, so search keeps answering from the active one and
+says what to run. ``start_reembed`` queues every current document for the configured
+space (synchronously or through the Batch API, within the budget, in the background);
+once the new space covers every current document, the tenant's active space switches in
+one transaction. The old space's vectors stay until ``drop_space`` is asked for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ingestflow.operations.errors import Refused
+from ingestflow.runtime import Runtime
+from ingestflow.store import batches, jobs, vectors
+from ingestflow.store.vectors import Coverage, Space
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What re-embedding the missing chunks would cost, synchronously and by batch."""
+
+    chunks: int
+    tokens: int
+    sync_usd: Decimal
+    batch_usd: Decimal | None  # None: the configured model has no Batch API
+
+
+@dataclass(frozen=True)
+class SpaceReport:
+    active: Space | None  # what search uses (None: nothing embedded yet)
+    configured: Space  # what the workers embed with
+    coverage: Coverage  # of the configured space, over the tenant's current documents
+    estimate: Estimate
+    reembed_jobs: dict[str, int]  # by job state
+    batches: list[dict[str, Any]]  # open ones, and those closed in the last day
+    others: list[tuple[Space, int]] = field(default_factory=list)  # other spaces holding vectors
+
+    @property
+    def switching(self) -> bool:
+        """A model change is under way: search answers from another space than the configured one."""
+        return self.active is not None and self.active.id != self.configured.id
+
+    def note(self) -> str | None:
+        """What a search of this tenant should tell the user, if anything."""
+        c = self.coverage
+        if self.switching:
+            assert self.active is not None
+            return (f"searched {self.active.name}: the configured model {self.configured.name} covers "
+                    f"{c.covered} of {c.current} current documents; run `ingestflow reembed` to embed the rest "
+                    "(search switches once it covers every one)")
+        if not c.complete and c.current:
+            return (f"{self.configured.name} covers {c.covered} of {c.current} current documents "
+                    "(the rest are being embedded or repaired)")
+        return None
+
+
+def check_batch_api(rt: Runtime, batch_api: bool) -> None:
+    """Refused when the Batch API is asked for but the configured embedder has none."""
+    if batch_api and not rt.services.batch_available:
+        raise Refused("conflict", "batch_api_unavailable",
+                      "The Batch API needs EMBEDDINGS_PROVIDER=openai in real or hybrid mode.")
+
+
+async def summary(rt: Runtime, tenant: str) -> dict[str, Any]:
+    """For status pages: the active and configured spaces; during a model change, the
+    progress too (outside one, nothing that reads the whole corpus)."""
+    configured = await _configured(rt)
+    async with rt.db.pool.connection() as conn:
+        active = await vectors.active_space(conn, tenant)
+        out: dict[str, Any] = {"active": active.name if active else None, "configured": configured.name,
+                               "switching": active is not None and active.id != configured.id}
+        if out["switching"]:
+            coverage = await vectors.coverage(conn, tenant, configured.id)
+            out.update(covered=coverage.covered, current=coverage.current,
+                       reembed_jobs=await jobs.reembed_jobs(conn, tenant),
+                       open_batches=sum(b["state"] == "open" for b in await batches.overview(conn, tenant)))
+    return out
+
+
+async def report(rt: Runtime, tenant: str) -> SpaceReport:
+    configured = await _configured(rt)
+    async with rt.db.pool.connection() as conn:
+        active = await vectors.active_space(conn, tenant)
+        coverage = await vectors.coverage(conn, tenant, configured.id)
+        reembed_jobs = await jobs.reembed_jobs(conn, tenant)
+        open_batches = await batches.overview(conn, tenant)
+        others = [(s, n) for s, n in await vectors.tenant_spaces(conn, tenant) if s.id != configured.id]
+    return SpaceReport(active, configured, coverage, _estimate(rt, coverage), reembed_jobs, open_batches, others)
+
+
+async def start_reembed(rt: Runtime, tenant: str, *, batch_api: bool) -> list[uuid.UUID]:
+    """Queue every current document lacking vectors in the configured space; returns their
+    ids. With nothing to embed, the switch happens at once."""
+    check_batch_api(rt, batch_api)
+    configured = await _configured(rt)
+    async with rt.db.pool.connection() as conn, conn.transaction():
+        queued = await jobs.enqueue_reembed(conn, tenant, configured.id, batch_api=batch_api)
+    if not queued:
+        async with rt.db.pool.connection() as conn, conn.transaction():
+            await vectors.switch_if_complete(conn, tenant, configured.id)
+    return queued
+
+
+async def drop_space(rt: Runtime, tenant: str, space_id: int) -> int:
+    """Delete the tenant's vectors in a space it no longer searches; returns how many."""
+    configured = await _configured(rt)
+    async with rt.db.pool.connection() as conn, conn.transaction():
+        active = await vectors.active_space(conn, tenant)
+        if space_id in (configured.id, active.id if active else None):
+            raise Refused("conflict", "space_in_use", "That space is searched or embedded into; "
+                          "only an old model's space can be dropped, after the switch.")
+        return await vectors.drop_tenant_space(conn, tenant, space_id)
+
+
+async def _configured(rt: Runtime) -> Space:
+    """The configured embedder's space, known without building the embedder (``status``
+    loads neither numpy nor the OpenAI SDK)."""
+    spec = rt.services.embedder_spec
+    provider, model, dimensions = spec.provider, spec.name, spec.dimensions
+    async with rt.db.pool.connection() as conn:
+        space_id = await vectors.ensure_space(conn, provider, model, dimensions)
+    return Space(space_id, provider, model, dimensions)
+
+
+def _estimate(rt: Runtime, coverage: Coverage) -> Estimate:
+    from ingestflow.catalogue import openai_model
+    from ingestflow.services.costs import embedding_cost, priced
+
+    if rt.services.embedder_spec.provider != "openai":
+        return Estimate(coverage.missing_chunks, coverage.missing_tokens, Decimal(0), None)
+    spec = priced(openai_model(rt.settings.openai_embedding_model, rt.settings.openai_embedding_dimensions),
+                  rt.settings)
+    return Estimate(coverage.missing_chunks, coverage.missing_tokens, embedding_cost(spec, coverage.missing_tokens),
+                    embedding_cost(spec, coverage.missing_tokens, batch=True))

@@ -1,0 +1,1 @@
+DELETE FROM embedding_batches WHERE id = %(id)s AND provider_batch_id IS NULL

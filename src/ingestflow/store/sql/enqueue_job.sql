@@ -1,6 +1,0 @@
--- One job row per document; enqueueing again (retry, repair) makes it runnable now.
-INSERT INTO jobs (document_id) VALUES (%(document_id)s)
-ON CONFLICT (document_id) DO UPDATE
-SET state = 'ready', owner = NULL, lease_until = NULL, attempts = 0,
-    next_attempt_at = now(), deferred_reason = NULL, deferred_since = NULL, last_error = NULL,
-    updated_at = now()

@@ -1,1 +1,0 @@
-SELECT data FROM blobs WHERE sha256 = %(sha256)s

@@ -1,1 +1,0 @@
-SELECT * FROM documents WHERE id = %(document_id)s

@@ -1,0 +1,1 @@
+SELECT created_at FROM ledger WHERE id = %(id)s

@@ -1,0 +1,1 @@
+UPDATE embedding_batches SET status = %(status)s, polled_at = now() WHERE id = %(id)s AND state = 'open'

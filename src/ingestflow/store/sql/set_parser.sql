@@ -1,1 +1,0 @@
-UPDATE documents SET parser = %(parser)s WHERE id = %(document_id)s
