@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -37,7 +36,7 @@ from ingestflow.operations.search import search
 from ingestflow.runtime import open_runtime
 from ingestflow.services.costs import embedding_cost
 from ingestflow.testing.fake_openai import FakeOpenAI
-from support import fresh_database
+from support import fresh_database, temporary_home
 
 KEY = "sk-bench-backfill"
 SMALL, LARGE = "text-embedding-3-small", "text-embedding-3-large"
@@ -141,7 +140,7 @@ def main() -> None:
     parser.add_argument("--switch-chunks", type=int, default=10_000)
     parser.add_argument("--batch-chunks", type=int, default=50_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(api_key=KEY, rpm=None, tpm=None,
+    with temporary_home() as tmp, FakeOpenAI(api_key=KEY, rpm=None, tpm=None,
                                                           batch_polls_until_done=2) as fake:
         work = Path(tmp)
         base = Settings(ingestflow_home=work / "home", log_level="WARNING")

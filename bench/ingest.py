@@ -65,10 +65,14 @@ async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[fl
 
 
 def stage_seconds(url: str) -> dict[str, float]:
+    """Seconds per stage. A worker runs each stage for a whole batch and writes the batch's
+    events in one transaction (one ``created_at``), each with the seconds since the stage
+    began: the stage took the largest of them, once per batch."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT stage, sum((detail->>'seconds')::float) FROM events"
-            " WHERE kind = 'stage_done' GROUP BY stage").fetchall()
+            "SELECT stage, sum(seconds) FROM ("
+            "  SELECT stage, max((detail->>'seconds')::float) AS seconds FROM events"
+            "  WHERE kind = 'stage_done' GROUP BY stage, created_at) batches GROUP BY stage").fetchall()
     return dict(rows)
 
 

@@ -34,7 +34,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from ingestflow.store import documents, jobs
 from ingestflow.store.sql import query
 
 sys.path.insert(0, str(Path(__file__).parent))
-from support import TOPICS, fresh_database  # noqa: E402
+from support import TOPICS, fresh_database, temporary_home  # noqa: E402
 
 TENANT = "bench"
 REGISTER_BATCH = 1000
@@ -206,8 +205,7 @@ def explain_all(url: str, owner: str, batch: list[tuple[int, uuid.UUID]], queued
     explain(url, "chunks_without_vectors (none present)", "chunks_without_vectors", vec, b, full=full,
             setup=unvectored)
     explain(url, "reuse_vectors", "reuse_vectors", vec, b, full=full, setup=unvectored)
-    for name in ("delete_other_spaces", "delete_space_vectors"):
-        explain(url, name, name, vec, b, full=full)
+    explain(url, "delete_space_vectors", "delete_space_vectors", vec, b, full=full)
     print(" periodic (every worker)")
     explain(url, "sweep_reservations", "sweep_reservations", {"jobless_after_seconds": 3600.0}, 1000, full=full)
     explain(url, "schedule_repairs (HYBRID, rolled back)", "schedule_repairs", {}, 1000, full=full)
@@ -301,7 +299,7 @@ def main() -> None:
     parser.add_argument("--no-drain", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print every full text plan too")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_home() as tmp:
         base = Settings(ingestflow_home=Path(tmp) / "home", log_level="WARNING",
                         hnsw_min_vectors=10 * (args.done * args.sections + args.queued))
         settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})

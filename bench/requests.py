@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ingestflow.config import ServiceMode, Settings
 from ingestflow.operations.documents import submit_paths
 from ingestflow.runtime import open_runtime
 from ingestflow.testing.fake_openai import FakeOpenAI
-from support import fresh_database, make_pdf, small_docs
+from support import fresh_database, make_pdf, small_docs, temporary_home
 
 KEY = "sk-bench-requests"
 
@@ -55,7 +54,7 @@ async def run(s: Settings, folder: Path, fake: FakeOpenAI) -> tuple[int, int, in
 
 def main() -> None:
     spec = openai_model("text-embedding-3-small")
-    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(api_key=KEY, rpm=None, tpm=None) as fake:
+    with temporary_home() as tmp, FakeOpenAI(api_key=KEY, rpm=None, tpm=None) as fake:
         work = Path(tmp)
         base = Settings(ingestflow_home=work / "home", log_level="WARNING", service_mode=ServiceMode.REAL,
                         openai_api_key=SecretStr(KEY), openai_api_url=fake.url, daily_cost_limit_openai=None,

@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from ingestflow.config import Settings
 from ingestflow.operations.documents import submit_paths
 from ingestflow.runtime import open_runtime
 from ingestflow.testing.fake_openai import FakeOpenAI
-from support import count_requests, fresh_database, small_docs
+from support import count_requests, fresh_database, small_docs, temporary_home
 
 KEY = "sk-bench-small-docs"
 REQUEST_SECONDS = 0.2  # how long the fake takes to answer each embeddings request
@@ -162,7 +161,7 @@ def main() -> None:
     parser.add_argument("--real-docs", type=int, nargs="+", default=[200, 10000])
     parser.add_argument("--warm", action="store_true", help="REAL: start the workers before the submit")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_home() as tmp:
         work = Path(tmp)
         base = Settings(ingestflow_home=work / "home", log_level="WARNING")
         for n in args.docs:

@@ -4,17 +4,31 @@ and an embedder wrapper that counts requests. Run the benchmarks as scripts
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
-from ingestflow.store.database import database_url
+from ingestflow.store.database import database_url, stop_embedded_servers
 
 TOPICS = ("invoice", "claim", "letter", "policy", "ticket", "memo", "faq", "receipt")
 PDF_PAGES = 232
+
+
+@contextmanager
+def temporary_home() -> Iterator[Path]:
+    """A temporary folder for a benchmark's home; the embedded server started under it
+    stops before the folder is removed (else the removal races the server's writes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            stop_embedded_servers()
 
 
 def fresh_database(settings: Settings) -> str:

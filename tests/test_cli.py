@@ -52,22 +52,23 @@ def test_fake_providers_command_serves_both(settings: Settings) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "ingestflow", "fake-providers", "--openai-port", "18081",
                              "--llamaparse-port", "18082"], env=settings_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30
+
+    def get_json(url: str) -> object:
+        """Each server answers once it is up; the two start independently."""
         while True:
             try:
-                request = urllib.request.Request("http://127.0.0.1:18081/v1/models",
-                                                 headers={"Authorization": "Bearer sk-fake"})
-                models = json.load(urllib.request.urlopen(request, timeout=2))
-                break
+                request = urllib.request.Request(url, headers={"Authorization": "Bearer sk-fake"})
+                return json.load(urllib.request.urlopen(request, timeout=2))
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        assert any(m["id"] == "text-embedding-3-small" for m in models["data"])
-        request = urllib.request.Request("http://127.0.0.1:18082/api/v1/parsing/supported_file_extensions",
-                                         headers={"Authorization": "Bearer sk-fake"})
-        assert ".pdf" in json.load(urllib.request.urlopen(request, timeout=2))
+
+    try:
+        models = get_json("http://127.0.0.1:18081/v1/models")
+        assert any(m["id"] == "text-embedding-3-small" for m in models["data"])  # type: ignore[index]
+        assert ".pdf" in get_json("http://127.0.0.1:18082/api/v1/parsing/supported_file_extensions")  # type: ignore[operator]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)

@@ -114,6 +114,13 @@ def embedded_url(settings: Settings) -> str:
     return url
 
 
+def stop_embedded_servers() -> None:
+    """Stop the embedded servers this process started (before their folder is removed, as
+    a benchmark's temporary home is); a later ``embedded_url`` starts them again."""
+    while _embedded_servers:
+        _embedded_servers.popitem()[1].cleanup()
+
+
 def database_url(settings: Settings) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()

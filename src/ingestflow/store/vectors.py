@@ -97,7 +97,8 @@ class Pending:
 
 async def chunks_without_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID],
                                  space_id: int) -> list[Pending]:
-    cur = await conn.execute(query("chunks_without_vectors"), {"ids": list(documents), "space_id": space_id})
+    ids = list(dict.fromkeys(documents))  # each document's chunks once, in first-seen order
+    cur = await conn.execute(query("chunks_without_vectors"), {"ids": ids, "space_id": space_id})
     return [Pending(*row) for row in await cur.fetchall()]
 
 

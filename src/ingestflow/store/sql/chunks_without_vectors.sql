@@ -1,7 +1,10 @@
 -- Chunks of these documents that have no vector in the space yet, in document order.
+-- Reads only the batch's rows: one index probe per document, one per chunk. OFFSET 0
+-- keeps NOT EXISTS a per-chunk probe; as an anti-join the planner hashed every vector of
+-- the space once the table held ~100,000 (65-95 ms per 2,048 documents against 27 ms).
 SELECT c.id, c.document_id, c.text, c.token_count
-FROM chunks c
-WHERE c.document_id = ANY(%(ids)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM embeddings e WHERE e.chunk_id = c.id AND e.space_id = %(space_id)s)
-ORDER BY array_position(%(ids)s, c.document_id), c.ordinal
+FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS batch(document_id, position)
+JOIN chunks c ON c.document_id = batch.document_id
+WHERE NOT EXISTS (
+      SELECT 1 FROM embeddings e WHERE e.chunk_id = c.id AND e.space_id = %(space_id)s OFFSET 0)
+ORDER BY batch.position, c.ordinal
