@@ -18,22 +18,19 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
-import openai
 from openai.types import CreateEmbeddingResponse
 
-from ingestflow.errors import IngestError, PermanentError, TransientError
-from ingestflow.redaction import scrub
-from ingestflow.services import failures
+from ingestflow.errors import PermanentError, TransientError
 from ingestflow.services.openai_embedder import (
-    PROVIDER,
     OpenAIModelClient,
-    describe,
-    error_body,
+    classify,
+    provider_text,
+    sdk_call,
     usage_tokens,
     validate_vectors,
 )
@@ -53,7 +50,6 @@ FINISHED = frozenset({"completed", "expired", "cancelled", "failed"})  # nothing
 # Error-file codes of lines that never ran: the same as a line missing from both files.
 NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
 
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,19 +123,19 @@ class OpenAIBatchClient(OpenAIModelClient):
         the batch cannot be created after the upload, the file is left to expire (30 days
         for purpose ``batch``); a retry uploads a new one."""
         content = self._input_file(requests)
-        upload = await _call(self._client.files.create(
+        upload = await sdk_call(self._client.files.create(
             file=("embeddings.jsonl", content, "application/jsonl"), purpose="batch"))
-        batch = await _call(self._client.batches.create(
+        batch = await sdk_call(self._client.batches.create(
             input_file_id=upload.id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW, metadata=metadata))
         status = _status_of(batch)
         return SubmittedBatch(status.batch_id, upload.id, status.status)
 
     async def status(self, batch_id: str) -> BatchStatus:
-        return _status_of(await _call(self._client.batches.retrieve(batch_id)))
+        return _status_of(await sdk_call(self._client.batches.retrieve(batch_id)))
 
     async def cancel(self, batch_id: str) -> BatchStatus:
         """Lines already done stay in the output file; the batch goes cancelling, then cancelled."""
-        return _status_of(await _call(self._client.batches.cancel(batch_id)))
+        return _status_of(await sdk_call(self._client.batches.cancel(batch_id)))
 
     async def results(self, status: BatchStatus, expected: Mapping[str, int]) -> BatchResults:
         """Every line of the output and error files, by ``custom_id``. ``expected`` maps each
@@ -150,7 +146,7 @@ class OpenAIBatchClient(OpenAIModelClient):
         for file_id in (status.output_file_id, status.error_file_id):
             if not file_id:
                 continue
-            content = await _call(self._client.files.content(file_id))
+            content = await sdk_call(self._client.files.content(file_id))
             for line in _jsonl(content.content):
                 custom_id = line.get("custom_id")
                 if not isinstance(custom_id, str) or custom_id not in expected:
@@ -201,12 +197,12 @@ class OpenAIBatchClient(OpenAIModelClient):
             code = str(error.get("code") or "batch_error")
             if code in NOT_RUN:
                 return None
-            return LineFailure(code, _text(error.get("message")))
+            return LineFailure(code, provider_text(error.get("message")))
         if response.get("status_code") != 200:
             status = response.get("status_code")
             if not isinstance(status, int):
                 return LineFailure("invalid_response", "a line with neither a response nor an error")
-            kind = _classify(status, _error_body_of(body), {})
+            kind = classify(status, _error_body_of(body), {})
             return LineFailure(kind.code, kind.message, permanent=isinstance(kind, PermanentError))
         if not isinstance(body, dict):
             return LineFailure("invalid_response", "a 200 line without a JSON body")
@@ -222,34 +218,11 @@ class OpenAIBatchClient(OpenAIModelClient):
         return LineResult(vectors, usage)
 
 
-async def _call(request: Awaitable[T]) -> T:
-    """One SDK call, its failures classified; never a raw SDK exception, never the key."""
-    try:
-        return await request
-    except openai.APIStatusError as exc:
-        raise _classify(exc.status_code, error_body(exc), exc.response.headers, exc.message) from None
-    except openai.APITimeoutError:
-        raise failures.timed_out(PROVIDER) from None
-    except openai.APIConnectionError as exc:
-        raise failures.unreachable(PROVIDER, describe(exc)) from None
-    except (openai.APIResponseValidationError, ValueError, TypeError) as exc:  # unreadable body
-        raise TransientError("invalid_response", f"OpenAI sent an unreadable body: {type(exc).__name__}") from None
-
-
-def _classify(status: int, error: Mapping[str, Any], headers: Mapping[str, str],
-              fallback: str | None = None) -> IngestError:
-    """An HTTP error answer, of a call or of one line, through the one failures table.
-    A 404 is the batch's or the file's, not the model's."""
-    quota = status == 429 and "insufficient_quota" in (error.get("code"), error.get("type"))
-    return failures.from_status(PROVIDER, status, _text(error.get("message") or fallback), headers,
-                                quota_exhausted=quota)
-
-
 def _status_of(batch: object) -> BatchStatus:
     status = getattr(batch, "status", None)
     batch_id = getattr(batch, "id", None)
     if status not in STATES or not isinstance(batch_id, str):
-        raise TransientError("invalid_response", f"OpenAI sent a batch without a known status: {_text(repr(status))[:40]}")
+        raise TransientError("invalid_response", f"OpenAI sent a batch without a known status: {provider_text(repr(status))[:40]}")
     counts = getattr(batch, "request_counts", None)
     errors = getattr(getattr(batch, "errors", None), "data", None) or []
     return BatchStatus(
@@ -263,7 +236,7 @@ def _status_of(batch: object) -> BatchStatus:
 def _batch_error(error: object) -> str:
     line = getattr(error, "line", None)
     where = f" (line {line})" if line is not None else ""
-    return _text(f"{getattr(error, 'code', None) or 'error'}{where}: {getattr(error, 'message', None)}")
+    return provider_text(f"{getattr(error, 'code', None) or 'error'}{where}: {getattr(error, 'message', None)}")
 
 
 def _jsonl(content: bytes) -> Iterator[Mapping[str, Any]]:
@@ -283,7 +256,3 @@ def _jsonl(content: bytes) -> Iterator[Mapping[str, Any]]:
 def _error_body_of(body: object) -> Mapping[str, Any]:
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}
-
-
-def _text(value: object) -> str:
-    return scrub(str(value or "no message"))[:500]

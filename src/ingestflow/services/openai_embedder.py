@@ -14,7 +14,8 @@ numpy is exact (the wire format is little-endian float32) and skips a million-fl
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -33,6 +34,8 @@ RATE_LIMIT_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens",
                       "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 CONNECT_TIMEOUT = 5.0
 PROVIDER = "OpenAI"
+
+T = TypeVar("T")
 
 
 class OpenAIModelClient:
@@ -75,18 +78,13 @@ class OpenAIEmbedder(OpenAIModelClient):
         empty = [i for i, t in enumerate(texts) if not t]
         if empty:
             raise PermanentError("empty_input", f"input {empty[0]} is empty; the embeddings API rejects empty strings")
-        try:
+
+        async def create() -> tuple[Any, Any]:
             raw = await self._client.embeddings.with_raw_response.create(
                 model=self.model, input=list(texts), encoding_format="base64", **self._dimensions_param)
-            response = raw.parse()
-        except openai.APIStatusError as exc:
-            raise self._classify_status(exc) from None
-        except openai.APITimeoutError:
-            raise failures.timed_out(PROVIDER) from None
-        except openai.APIConnectionError as exc:
-            raise failures.unreachable(PROVIDER, describe(exc)) from None
-        except (openai.APIResponseValidationError, ValueError, TypeError) as exc:  # unreadable body
-            raise TransientError("invalid_response", f"OpenAI sent an unreadable body: {type(exc).__name__}") from None
+            return raw, raw.parse()  # an unreadable body is classified like a failed call
+
+        raw, response = await sdk_call(create(), not_found="model_not_found")
         usage = usage_tokens(response.usage)
         if usage is None:  # the same tokenizer counts exactly what the provider bills
             usage = sum(count_tokens(t) for t in texts)
@@ -104,18 +102,41 @@ class OpenAIEmbedder(OpenAIModelClient):
         try:
             await self._client.models.retrieve(self.model, timeout=10)
         except openai.APIStatusError as exc:
-            return False, str(self._classify_status(exc))
+            return False, str(classify_status(exc, not_found="model_not_found"))
         except Exception as exc:  # noqa: BLE001 - any failure means "unhealthy"
             return False, describe(exc)
         return True, f"{self.model} reachable"
 
-    @staticmethod
-    def _classify_status(exc: openai.APIStatusError) -> IngestError:
-        error = error_body(exc)
-        message = scrub(str(error.get("message") or exc.message))[:500]
-        quota = exc.status_code == 429 and "insufficient_quota" in (error.get("code"), error.get("type"))
-        return failures.from_status(PROVIDER, exc.status_code, message, exc.response.headers,
-                                    quota_exhausted=quota, not_found="model_not_found")
+async def sdk_call(request: Awaitable[T], *, not_found: str = "not_found") -> T:
+    """One SDK call, its failures classified: never a raw SDK exception, never the key.
+    ``not_found``: what a 404 means for this call (the model, or a batch or file)."""
+    try:
+        return await request
+    except openai.APIStatusError as exc:
+        raise classify_status(exc, not_found=not_found) from None
+    except openai.APITimeoutError:
+        raise failures.timed_out(PROVIDER) from None
+    except openai.APIConnectionError as exc:
+        raise failures.unreachable(PROVIDER, describe(exc)) from None
+    except (openai.APIResponseValidationError, ValueError, TypeError) as exc:  # unreadable body
+        raise TransientError("invalid_response", f"OpenAI sent an unreadable body: {type(exc).__name__}") from None
+
+
+def classify_status(exc: openai.APIStatusError, *, not_found: str = "not_found") -> IngestError:
+    return classify(exc.status_code, error_body(exc), exc.response.headers, exc.message, not_found=not_found)
+
+
+def classify(status: int, error: Mapping[str, Any], headers: Mapping[str, str], fallback: str | None = None,
+             *, not_found: str = "not_found") -> IngestError:
+    """An HTTP error answer, of a call or of one batch line, through the one failures table."""
+    message = provider_text(error.get("message") or fallback)
+    quota = status == 429 and "insufficient_quota" in (error.get("code"), error.get("type"))
+    return failures.from_status(PROVIDER, status, message, headers, quota_exhausted=quota, not_found=not_found)
+
+
+def provider_text(value: object) -> str:
+    """A provider's message as it may be shown: scrubbed of secrets, at most 500 characters."""
+    return scrub(str(value or "no message"))[:500]
 
 
 def sdk_client(api_key: str, base_url: str | None, timeout: float,
