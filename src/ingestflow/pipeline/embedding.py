@@ -28,6 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from psycopg import AsyncConnection
@@ -35,7 +36,7 @@ from psycopg import AsyncConnection
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger
 from ingestflow.pipeline.batch import Item, Transactions
-from ingestflow.services.budget import PaidCall, Reservation
+from ingestflow.services.budget import PaidCall, Reservation, split
 from ingestflow.services.guard import CallContext
 from ingestflow.services.packing import pack
 from ingestflow.services.router import BatchEmbedding, Services, SpaceModel
@@ -135,15 +136,9 @@ class Embedding:
         """Vectors in the space for every chunk of these documents that lacks one. A failed
         request fails the documents it served; a deferred one (budget, breaker) defers the
         rest too, since the next request would hear the same."""
-        todo: list[vectors.Pending] = []
         async with self.tx.fenced(owner, items) as (conn, live):
-            ids = [i.id for i in live]
-            before = _count_by_document(await vectors.chunks_without_vectors(conn, ids, fill.space_id))
-            await vectors.reuse_vectors(conn, ids, fill.space_id)
-            todo.extend(await vectors.chunks_without_vectors(conn, ids, fill.space_id))
-            after = _count_by_document(todo)
-            for item in live:
-                item.count(reused=before[item.id] - after[item.id])
+            await _reuse(conn, live, fill.space_id)
+            todo = await vectors.chunks_without_vectors(conn, [i.id for i in live], fill.space_id)
         await self.send(owner, todo, {i.id: i for i in items}, fill)
 
     async def send(self, owner: str, rows: list[vectors.Pending], by_id: dict[uuid.UUID, Item], fill: Fill) -> None:
@@ -230,13 +225,8 @@ class Embedding:
         running leave the batch deferred (``awaiting_batch``, with the batch and its age),
         to be claimed again in ``poll_seconds``."""
         async with self.tx.fenced(owner, items) as (conn, live):
-            ids = [i.id for i in live]
-            before = _count_by_document(await vectors.chunks_without_vectors(conn, ids, fill.space_id))
-            await vectors.reuse_vectors(conn, ids, fill.space_id)
-            after = _count_by_document(await vectors.chunks_without_vectors(conn, ids, fill.space_id))
-            for item in live:
-                item.count(reused=before[item.id] - after[item.id])
-            open_batches = await batches.waiting(conn, ids, fill.space_id)
+            await _reuse(conn, live, fill.space_id)
+            open_batches = await batches.waiting(conn, [i.id for i in live], fill.space_id)
         for open_batch in open_batches:
             await self._poll(open_batch, fill, batch)
         by_id = {i.id: i for i in items}
@@ -408,15 +398,11 @@ def batch_model(batch: BatchEmbedding) -> str:
 
 
 def _bill(billed: dict[uuid.UUID, int], line: list[BatchChunk], usage: int | None) -> None:
-    """A line's billed tokens, split over its documents by their tokens (the provider
-    reports usage per line; None: count the line at its known token counts)."""
-    total = sum(c.tokens for c in line)
-    reported = total if usage is None else usage
-    given = 0
-    for n, chunk in enumerate(line):
-        share = reported - given if n == len(line) - 1 else (reported * chunk.tokens // total if total else 0)
-        billed[chunk.document_id] += share
-        given += share
+    """A line's billed tokens, split over its documents by their tokens as any request's
+    cost is (the provider reports usage per line; None: the line's known token counts)."""
+    reported = sum(c.tokens for c in line) if usage is None else usage
+    for document, units, _ in split([(c.document_id, c.tokens) for c in line], reported, Decimal(0)):
+        billed[document] += units
 
 
 def _files(rows: list[vectors.Pending], batch: BatchEmbedding) -> list[list[vectors.Pending]]:
@@ -440,6 +426,13 @@ def _awaiting(open_batch: OpenBatch, poll_seconds: float) -> DeferredError:
     shown = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min"
     return DeferredError(AWAITING_BATCH, f"waiting for OpenAI batch {open_batch.provider_batch_id or open_batch.id}"
                          f" ({open_batch.status}, {shown} old)", retry_after=poll_seconds)
+
+
+async def _reuse(conn: AsyncConnection, live: list[Item], space_id: int) -> None:
+    """Vectors of identical text the tenant already has, copied (and counted) first."""
+    reused = await vectors.reuse_vectors(conn, [i.id for i in live], space_id)
+    for item in live:
+        item.count(reused=reused.get(item.id, 0))
 
 
 def _count_by_document(rows: Sequence[vectors.Pending]) -> defaultdict[uuid.UUID, int]:

@@ -79,10 +79,11 @@ async def build_indexes(url: str, *, min_vectors: int) -> list[int]:
     return built
 
 
-async def reuse_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> int:
-    """Copy vectors of identical chunk text within each document's tenant (see the .sql)."""
+async def reuse_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> dict[uuid.UUID, int]:
+    """Copy vectors of identical chunk text within each document's tenant (see the .sql);
+    returns how many each document got."""
     cur = await conn.execute(query("reuse_vectors"), {"ids": list(documents), "space_id": space_id})
-    return cur.rowcount
+    return dict(await cur.fetchall())
 
 
 @dataclass(frozen=True)
