@@ -47,19 +47,6 @@ class SpaceReport:
         """A model change is under way: search answers from another space than the configured one."""
         return self.active is not None and self.active.id != self.configured.id
 
-    def note(self) -> str | None:
-        """What a search of this tenant should tell the user, if anything."""
-        c = self.coverage
-        if self.switching:
-            assert self.active is not None
-            return (f"searched {self.active.name}: the configured model {self.configured.name} covers "
-                    f"{c.covered} of {c.current} current documents; run `ingestflow reembed` to embed the rest "
-                    "(search switches once it covers every one)")
-        if not c.complete and c.current:
-            return (f"{self.configured.name} covers {c.covered} of {c.current} current documents "
-                    "(the rest are being embedded or repaired)")
-        return None
-
 
 def check_batch_api(rt: Runtime, batch_api: bool) -> None:
     """Refused when the Batch API is asked for but the configured embedder has none."""
@@ -80,7 +67,7 @@ async def summary(rt: Runtime, tenant: str) -> dict[str, Any]:
             coverage = await vectors.coverage(conn, tenant, configured.id)
             out.update(covered=coverage.covered, current=coverage.current,
                        reembed_jobs=await jobs.reembed_jobs(conn, tenant),
-                       open_batches=sum(b["state"] == "open" for b in await batches.overview(conn, tenant)))
+                       open_batches=await batches.open_count(conn, tenant))
     return out
 
 

@@ -81,13 +81,6 @@ class Batch:
                 item.leave(LeaseLost(f"job {item.job.id} lost its lease"))
 
 
-def by_tenant(items: Sequence[Item]) -> dict[str, list[Item]]:
-    groups: dict[str, list[Item]] = {}
-    for item in items:
-        groups.setdefault(item.tenant, []).append(item)
-    return groups
-
-
 class Transactions:
     """The fenced transactions of one worker's batches."""
 

@@ -116,6 +116,10 @@ async def overview(conn: AsyncConnection, tenant: str, *, limit: int = 20) -> li
     return await (await cur.execute(query("batch_overview"), {"tenant": tenant, "limit": limit})).fetchall()
 
 
+async def open_count(conn: AsyncConnection, tenant: str) -> int:
+    return (await (await conn.execute(query("open_batch_count"), {"tenant": tenant})).fetchone())[0]
+
+
 async def discard(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
     """A batch whose upload failed: nothing was sent, so nothing waits for it."""
     await conn.execute(query("discard_batch"), {"id": batch_id})

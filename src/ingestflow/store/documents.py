@@ -101,11 +101,6 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
     return out
 
 
-async def lock_source(conn: AsyncConnection, tenant: str, source_name: str) -> None:
-    """Serialize work on one source (version numbers, the version swap) until commit."""
-    await lock_sources(conn, [(tenant, source_name)])
-
-
 async def lock_sources(conn: AsyncConnection, sources: Sequence[tuple[str, str]]) -> None:
     """The locks of several sources, always in one order (no deadlock between batches)."""
     await conn.execute(query("lock_sources"), {"tenants": [t for t, _ in sources],

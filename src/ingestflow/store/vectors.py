@@ -138,11 +138,6 @@ class Coverage:
         return self.covered == self.current
 
 
-async def space(conn: AsyncConnection, space_id: int) -> Space:
-    row = await (await conn.execute(query("space_by_id"), {"space_id": space_id})).fetchone()
-    return Space(*row)
-
-
 async def active_space(conn: AsyncConnection, tenant: str) -> Space | None:
     """The space the tenant's searches use; None before its first document completes."""
     row = await (await conn.execute(query("active_space"), {"tenant": tenant})).fetchone()
@@ -163,9 +158,10 @@ async def switch_if_complete(conn: AsyncConnection, tenant: str, space_id: int) 
     """Make the space the tenant's active one if it covers every current document. Under
     the tenant's switch lock, so the check and the switch are one step. True if switched."""
     await conn.execute(query("lock_active_space"), {"tenant": tenant})
-    if not (await coverage(conn, tenant, space_id)).complete:
+    params = {"tenant": tenant, "space_id": space_id}
+    if (await (await conn.execute(query("space_incomplete"), params)).fetchone())[0]:
         return False
-    cur = await conn.execute(query("set_active_space"), {"tenant": tenant, "space_id": space_id})
+    cur = await conn.execute(query("set_active_space"), params)
     return await cur.fetchone() is not None
 
 

@@ -1,1 +1,0 @@
-SELECT id, provider, model, dimensions FROM embedding_spaces WHERE id = %(space_id)s
