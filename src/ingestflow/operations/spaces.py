@@ -117,12 +117,10 @@ async def _configured(rt: Runtime) -> Space:
 
 
 def _estimate(rt: Runtime, coverage: Coverage) -> Estimate:
-    from ingestflow.catalogue import openai_model
-    from ingestflow.services.costs import embedding_cost, priced
+    from ingestflow.services.costs import embedding_cost
 
-    if rt.services.embedder_spec.provider != "openai":
+    spec = rt.services.embedder_spec
+    if spec.provider != "openai":
         return Estimate(coverage.missing_chunks, coverage.missing_tokens, Decimal(0), None)
-    spec = priced(openai_model(rt.settings.openai_embedding_model, rt.settings.openai_embedding_dimensions),
-                  rt.settings)
     return Estimate(coverage.missing_chunks, coverage.missing_tokens, embedding_cost(spec, coverage.missing_tokens),
                     embedding_cost(spec, coverage.missing_tokens, batch=True))

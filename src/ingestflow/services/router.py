@@ -157,12 +157,12 @@ def real_embedder(settings: Settings) -> Embedder:
 
 
 def embedder_spec(settings: Settings) -> EmbeddingModel:
-    """The catalogue entry of the embedder ``build_services`` configures."""
+    """The catalogue entry of the embedder ``build_services`` configures, with its price."""
     if settings.embeddings_service_mode is ServiceMode.MOCK:
         return replace(embedding_model(MOCK_MODEL), dimensions=settings.mock_embedding_dimensions)
     if settings.embeddings_provider == "local":
         return embedding_model(LOCAL_MODEL)
-    return openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions)
+    return priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions), settings)
 
 
 def batch_available(settings: Settings) -> bool:
@@ -179,10 +179,9 @@ def batch_embedding(settings: Settings) -> BatchEmbedding | None:
         api_key=settings.openai_api_key.get_secret_value(), model=settings.openai_embedding_model,
         dimensions=settings.openai_embedding_dimensions, base_url=settings.openai_api_url,
         timeout=settings.openai_timeout_seconds)
-    spec = priced(client.spec, settings)
-    retry = RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
-                        cap_seconds=settings.call_retry_cap_seconds)
-    return BatchEmbedding(client, ServiceGuard("openai_batch", retry), lambda n: embedding_cost(spec, n, batch=True),
+    spec = embedder_spec(settings)
+    return BatchEmbedding(client, ServiceGuard("openai_batch", call_retry(settings)),
+                          lambda n: embedding_cost(spec, n, batch=True),
                           settings.embedding_batch_poll_seconds)
 
 
@@ -205,14 +204,19 @@ def parse_callbacks(settings: Settings, parser: LlamaParseParser) -> ParseCallba
                           settings.llamaparse_poll_seconds, settings.llamaparse_timeout_seconds)
 
 
+def call_retry(settings: Settings) -> RetryPolicy:
+    """How a failed provider call is retried (the guard's one retry layer)."""
+    return RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
+                       cap_seconds=settings.call_retry_cap_seconds)
+
+
 def build_budget(settings: Settings, db: Database) -> Budget:
     return Budget(db, limits=service_limits(settings), daily_total_usd=daily_total_limit(settings),
                   enforce=settings.cost_tracking_enabled, alert_ratio=settings.cost_alert_ratio)
 
 
 def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
-    retry = RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
-                        cap_seconds=settings.call_retry_cap_seconds)
+    retry = call_retry(settings)
     budget = build_budget(settings, db)
 
     def paid_guard(service: str, pricing: Pricing, limits: RateLimits) -> ServiceGuard:
@@ -225,6 +229,10 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
                                    cooldown_seconds=settings.breaker_cooldown_seconds),
         )
 
+    def openai_guard(spec: EmbeddingModel) -> ServiceGuard:
+        return paid_guard("openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
+                          RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai))
+
     free = ServiceGuard("local", retry)
     embed_mode, parse_mode = settings.embeddings_service_mode, settings.parser_service_mode
 
@@ -233,12 +241,7 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
     else:
         make_embedder, embed_guard = partial(real_embedder, settings), free
         if settings.embeddings_provider == "openai":
-            spec = priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions),
-                          settings)
-            embed_guard = paid_guard(
-                "openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
-                RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai),
-            )
+            embed_guard = openai_guard(embedder_spec(settings))
 
     def space_model(provider: str, model: str, dimensions: int) -> SpaceModel | None:
         """Another model than the configured one: the tenant's old space during a switch."""
@@ -264,9 +267,8 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         openai_embedder = OpenAIEmbedder(
             api_key=settings.openai_api_key.get_secret_value(), model=model, dimensions=dimensions,
             base_url=settings.openai_api_url, timeout=settings.openai_timeout_seconds)
-        guard = paid_guard("openai", Pricing(spec.name, "tokens", lambda n: embedding_cost(spec, n)),
-                           RateLimits(settings.rate_limit_rpm_openai, settings.rate_limit_tpm_openai))
-        return SpaceModel(openai_embedder, guard)
+        # OPENAI_PRICE_PER_MTOK prices the configured model; an old one keeps the catalogue's.
+        return SpaceModel(openai_embedder, openai_guard(spec))
 
     callbacks = None
     if parse_mode is ServiceMode.MOCK or settings.parser_provider == "local":
