@@ -184,8 +184,8 @@ def explain_all(url: str, owner: str, batch: list[tuple[int, uuid.UUID]], queued
     explain(url, "finish_jobs", "finish_jobs", {"job_ids": job_ids, "owner": owner, "state": "done",
                                                "last_error": None}, b, full=full)
     explain(url, "release_jobs", "release_jobs", {"job_ids": job_ids, "owner": owner}, b, full=full)
-    explain(url, "reschedule_job (one job)", "reschedule_job", {"job_id": job_ids[0], "owner": owner,
-            "delay_seconds": 5.0, "reason": "bench", "deferred": True}, 20, full=full)
+    explain(url, "reschedule_jobs", "reschedule_jobs", {"job_ids": job_ids, "owner": owner,
+            "delays": [5.0] * n, "reasons": ["bench"] * n, "deferred": [True] * n}, b, full=full)
     print(" documents")
     explain(url, "get_documents", "get_documents", {"ids": ids}, b, full=full)
     explain(url, "advance_documents (queued -> parsing)", "advance_documents",

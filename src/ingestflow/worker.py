@@ -30,7 +30,7 @@ from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.store import documents, jobs, statistics, vectors
 from ingestflow.store.database import Database
-from ingestflow.store.documents import StageConflict
+from ingestflow.store.documents import Event, StageConflict
 from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
 from ingestflow.store.outage import DatabaseUnavailable, backoff, until_reachable
 
@@ -308,15 +308,23 @@ class Worker:
             log.warning("jobs_left_to_lease_expiry", jobs=len(job_ids))
 
     async def _on_errors(self, items: list[Item]) -> None:
-        """Fail, retry or defer each document by its own error, in one transaction."""
+        """Fail, retry or defer each document by its own error, in one transaction. Retries,
+        deferrals and events are written together: a batch waiting on the Batch API defers
+        thousands of documents at once."""
+        later: list[jobs.Reschedule] = []
+        events: list[Event] = []
         async with self.db.pool.connection() as conn, conn.transaction():
             fences = await jobs.fence_many(conn, [i.job.id for i in items], self.owner, self.lease_seconds)
             current = await documents.get(conn, [i.id for i in items])
             for item in items:
                 if item.job.id in fences and item.id in current:
-                    await self._on_error(conn, item, fences[item.job.id], current[item.id]["stage"])
+                    await self._on_error(conn, item, fences[item.job.id], current[item.id]["stage"], later, events)
+            await jobs.reschedule(conn, later, self.owner)
+            await documents.add_events(conn, events)
 
-    async def _on_error(self, conn: AsyncConnection, item: Item, fence: Fence, stage: str) -> None:
+    async def _on_error(self, conn: AsyncConnection, item: Item, fence: Fence, stage: str,
+                        later: list[jobs.Reschedule], events: list[Event]) -> None:
+        """One document's error: failed here; retried or deferred by adding to ``later``."""
         job, exc = item.job, item.outcome
         if isinstance(exc, StageConflict):
             # Moved under us: a terminal stage ends the job; anything else resumes from where
@@ -337,8 +345,7 @@ class Worker:
         if isinstance(exc, DeferredError):
             # Come back no later than the deferral's maximum age, to end it then.
             delay = min(exc.retry_after or self.poll_interval, self.max_defer_seconds - waited + 0.1)
-            await jobs.reschedule(conn, job, self.owner, delay_seconds=delay, reason=f"{exc.code}: {message}",
-                                  deferred=True)
+            later.append(jobs.Reschedule(job.id, delay, f"{exc.code}: {message}", deferred=True))
             kind = "deferred"
         elif isinstance(exc, PermanentError) or job.attempts >= self.max_attempts:
             if not isinstance(exc, PermanentError):
@@ -350,11 +357,10 @@ class Worker:
             kind = "failed" if job.task == "ingest" else "reembed_failed"
         else:
             delay = self.backoff.delay(job.attempts, exc.retry_after)
-            await jobs.reschedule(conn, job, self.owner, delay_seconds=delay, reason=f"{exc.code}: {message}",
-                                  deferred=False)
+            later.append(jobs.Reschedule(job.id, delay, f"{exc.code}: {message}", deferred=False))
             kind = "retry_scheduled"
-        await documents.add_event(conn, item.id, item.correlation_id, kind, stage,
-                                  {"code": exc.code, "message": message, "attempt": job.attempts})
+        events.append((item.id, item.correlation_id, kind, stage,
+                       {"code": exc.code, "message": message, "attempt": job.attempts}))
         # Waiting (on a batch, a callback, the budget) is the normal course of things for
         # many documents at once: not a warning each.
         report = log.info if kind == "deferred" else log.warning

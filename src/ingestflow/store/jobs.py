@@ -83,20 +83,21 @@ async def finish(conn: AsyncConnection, job_ids: Sequence[int], owner: str, *, f
                                               "state": "failed" if failed else "done", "last_error": error})
 
 
-async def reschedule(
-    conn: AsyncConnection,
-    job: ClaimedJob,
-    owner: str,
-    *,
-    delay_seconds: float,
-    reason: str,
-    deferred: bool,
-) -> None:
-    await conn.execute(
-        query("reschedule_job"),
-        {"job_id": job.id, "owner": owner, "delay_seconds": delay_seconds,
-         "reason": reason, "deferred": deferred},
-    )
+@dataclass(frozen=True)
+class Reschedule:
+    """A job going back to the queue: when, why, and whether as a deferral."""
+
+    job_id: int
+    delay_seconds: float
+    reason: str
+    deferred: bool
+
+
+async def reschedule(conn: AsyncConnection, rows: Sequence[Reschedule], owner: str) -> None:
+    if rows:
+        await conn.execute(query("reschedule_jobs"), {
+            "job_ids": [r.job_id for r in rows], "delays": [r.delay_seconds for r in rows],
+            "reasons": [r.reason for r in rows], "deferred": [r.deferred for r in rows], "owner": owner})
 
 
 async def release(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> None:

@@ -1,0 +1,13 @@
+-- Back to the queue for later, each job with its own delay and reason; a deferral gives
+-- back the attempt it was charged and starts (or continues) the deferral streak that
+-- MAX_DEFER_SECONDS bounds.
+UPDATE jobs j
+SET state = 'ready', owner = NULL, lease_until = NULL,
+    next_attempt_at = now() + make_interval(secs => r.delay_seconds),
+    attempts = CASE WHEN r.deferred THEN j.attempts - 1 ELSE j.attempts END,
+    deferred_reason = CASE WHEN r.deferred THEN r.reason ELSE NULL END,
+    deferred_since = CASE WHEN r.deferred THEN coalesce(j.deferred_since, now()) ELSE NULL END,
+    last_error = r.reason, updated_at = now()
+FROM unnest(%(job_ids)s::bigint[], %(delays)s::float8[], %(reasons)s::text[], %(deferred)s::bool[])
+     AS r(job_id, delay_seconds, reason, deferred)
+WHERE j.id = r.job_id AND j.owner = %(owner)s
