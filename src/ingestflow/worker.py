@@ -267,16 +267,15 @@ class Worker:
         pipeline writes nothing more for that job."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            held = [i.job.id for i in batch.items if i.active]
+            held = [i for i in batch.items if i.active]
             try:
-                async with self.db.pool.connection() as conn, conn.transaction():
-                    live = await jobs.fence_many(conn, held, self.owner, self.lease_seconds)
+                async with self.pipeline.tx.fenced(self.owner, held):
+                    pass  # the fence is the whole transaction: items whose lease is lost leave
             except DatabaseUnavailable as exc:  # the leases may still hold when it is back
                 log.warning("lease_renewal_failed", jobs=len(held), error=type(exc).__name__)
                 continue
-            if lost := set(held) - set(live):
-                log.warning("leases_lost", jobs=sorted(lost))
-                batch.lose(lost)
+            if lost := sorted(i.job.id for i in held if isinstance(i.outcome, LeaseLost)):
+                log.warning("leases_lost", jobs=lost)
 
     async def _settle(self, items: list[Item]) -> None:
         """Each document's outcome: done (complete already finished its job), released

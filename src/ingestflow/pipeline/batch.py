@@ -74,12 +74,6 @@ class Batch:
     def at(self, *stages: str, task: str = "ingest") -> list[Item]:
         return [i for i in self.items if i.active and i.stage in stages and i.job.task == task]
 
-    def lose(self, job_ids: set[int]) -> None:
-        """Set by the lease renewer: these jobs belong to another worker now."""
-        for item in self.items:
-            if item.job.id in job_ids:
-                item.leave(LeaseLost(f"job {item.job.id} lost its lease"))
-
 
 class Transactions:
     """The fenced transactions of one worker's batches."""

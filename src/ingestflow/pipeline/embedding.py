@@ -241,8 +241,7 @@ class Embedding:
         pending = [p for p in pending if p.document_id not in waiting_on]
         again = [p for p in pending if (h := history.get(p.chunk_id)) and (h.failed or h.not_run >= MAX_NOT_RUN)]
         if again:  # lines a batch failed (or never ran, twice): synchronously, errors as usual
-            await self.send(owner, again, by_id, Fill(fill.space_id, SpaceModel(self.services.embedder,
-                                                                                self.services.embed_guard)))
+            await self.send(owner, again, by_id, fill)
         sent_again = {p.chunk_id for p in again}
         fresh: dict[str, list[vectors.Pending]] = defaultdict(list)
         for p in pending:

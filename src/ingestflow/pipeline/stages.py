@@ -267,11 +267,7 @@ class Pipeline:
                 if item.tenant in old and old[item.tenant].space_id != space[item.id].space_id:
                     needs[old[item.tenant].space_id].append(item)
             for space_id, group in needs.items():
-                missing = {p.document_id for p in await vectors.chunks_without_vectors(conn, [i.id for i in group],
-                                                                                        space_id)}
-                for item in group:
-                    if item.id in missing:
-                        item.leave(TransientError("incomplete_embedding", "some chunks still lack a vector"))
+                await _require_vectors(conn, group, space_id)
             live = [i for i in live if i.active]
             if fallback is not None:  # repaired by the real model: its fallback vectors go
                 repaired = [i.id for i in live if i.document["degraded"] and i.id not in reasons
@@ -308,11 +304,7 @@ class Pipeline:
         finished: list[Item] = []
 
         async def write(conn: AsyncConnection, live: list[Item]) -> None:
-            missing = {p.document_id for p in await vectors.chunks_without_vectors(conn, [i.id for i in live],
-                                                                                    configured.space_id)}
-            for item in live:
-                if item.document["is_current"] and item.id in missing:
-                    item.leave(TransientError("incomplete_embedding", "some chunks still lack a vector"))
+            await _require_vectors(conn, [i for i in live if i.document["is_current"]], configured.space_id)
             finished[:] = [i for i in live if i.active]
             await jobs.finish(conn, [i.job.id for i in finished], owner, failed=False)
             embedder = configured.model.embedder
@@ -393,6 +385,14 @@ async def _each(items: list[Item], work: Callable[[Item], Awaitable[None]], conc
 
 def _context(owner: str, item: Item, units: int) -> CallContext:
     return CallContext(item.tenant, owner, ((item.id, units),))
+
+
+async def _require_vectors(conn: AsyncConnection, items: list[Item], space_id: int) -> None:
+    """A document with a chunk still lacking a vector in the space leaves, to be retried."""
+    missing = {p.document_id for p in await vectors.chunks_without_vectors(conn, [i.id for i in items], space_id)}
+    for item in items:
+        if item.id in missing:
+            item.leave(TransientError("incomplete_embedding", "some chunks still lack a vector"))
 
 
 def _event(item: Item, kind: str, stage: str, started: float, **detail: Any) -> Event:

@@ -4,7 +4,7 @@ Autovacuum analyzes a table at most once a minute, after 10% of it changed. A wo
 storing thousands of documents a second outruns that: the planner still believes the
 embeddings table holds a handful of rows, and a batch's vector-reuse query loops over
 the whole table for every chunk (measured: 0.02 s with fresh statistics, 11 s without,
-at 10,000 documents). So after each batch a worker checks, and when a hot table has
+at 10,000 documents). So before each batch a worker checks (one read of pg_stat), and when a hot table has
 changed by half since its last analyze, one worker analyzes the columns the queries use.
 """
 
