@@ -138,6 +138,15 @@ async def delete(rt: Runtime, tenant: str, document: uuid.UUID) -> None:
                 await rt.files.delete(conn, sha256)
 
 
+async def stage(rt: Runtime, tenant: str, document: uuid.UUID) -> str:
+    """Where a document is now (what an upload answers)."""
+    async with rt.db.pool.connection() as conn:
+        doc = await documents.detail(conn, tenant, document)
+    if doc is None:
+        raise not_found()
+    return doc["stage"]
+
+
 async def describe(rt: Runtime, tenant: str, document: uuid.UUID) -> dict[str, Any]:
     """One document: stage, job, progress, cost by service and recent events."""
     async with rt.db.pool.connection() as conn:

@@ -155,13 +155,11 @@ async def by_day(conn: AsyncConnection, tenant: str | None, *, limit: int) -> li
     return await cur.fetchall()  # type: ignore[return-value]
 
 
-async def by_document(
-    conn: AsyncConnection, tenant: str | None, *, limit: int, document_id: uuid.UUID | None = None
-) -> list[DocumentSpend]:
-    """Spend per (document version, service), most expensive first, at most ``limit`` rows;
-    ``document_id``: only that document's."""
+async def by_document(conn: AsyncConnection, tenant: str | None, *, limit: int) -> list[DocumentSpend]:
+    """Spend per (document version, service), most expensive first, at most ``limit`` rows
+    (one document's: ``document_cost``)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query("costs_by_document"), {"tenant": tenant, "document_id": document_id, "limit": limit})
+    await cur.execute(query("costs_by_document"), {"tenant": tenant, "limit": limit})
     return await cur.fetchall()  # type: ignore[return-value]
 
 

@@ -64,9 +64,8 @@ async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: T
                                    batch_api=batch)
     if reg.duplicate:
         response.status_code = 200
-    doc = await documents.describe(rt, tenant, reg.document_id)
     return schemas.UploadResponse(id=reg.document_id, version=reg.version, duplicate=reg.duplicate,
-                                  stage=doc["stage"])
+                                  stage=await documents.stage(rt, tenant, reg.document_id))
 
 
 @router.get("", response_model=schemas.DocumentPage, responses=_BAD_CURSOR, summary="List documents")

@@ -6,7 +6,6 @@ FROM ledger_shares s
 JOIN ledger l ON l.id = s.ledger_id
 JOIN documents d ON d.id = s.document_id
 WHERE l.state <> 'released' AND (%(tenant)s::text IS NULL OR l.tenant = %(tenant)s)
-  AND (%(document_id)s::uuid IS NULL OR d.id = %(document_id)s::uuid)
 GROUP BY d.id, d.source_name, d.version, l.service
 ORDER BY cost_usd DESC
 LIMIT %(limit)s
