@@ -193,11 +193,7 @@ async def write_vectors(
     conn: AsyncConnection, chunk_ids: Sequence[uuid.UUID], space_id: int, vectors: np.ndarray
 ) -> None:
     """Binary COPY: several times faster than INSERT for 6 KB rows."""
-    await _vector_types(conn)
-    async with conn.cursor().copy(query("copy_vectors")) as copy:
-        copy.set_types(["uuid", "int4", "vector"])
-        for cid, vec in zip(chunk_ids, vectors, strict=True):
-            await copy.write_row((cid, space_id, vec))
+    await _copy_vectors(conn, "copy_vectors", chunk_ids, space_id, vectors)
 
 
 async def add_vectors(
@@ -205,14 +201,19 @@ async def add_vectors(
 ) -> set[uuid.UUID]:
     """Like ``write_vectors`` for writers without a lease on the chunks (a batch's results):
     chunks gone or already holding a vector are skipped. Returns the chunks written."""
-    await _vector_types(conn)
     await conn.execute(query("stage_vectors"))
-    async with conn.cursor().copy(query("copy_staged_vectors")) as copy:
+    await _copy_vectors(conn, "copy_staged_vectors", chunk_ids, space_id, vectors)
+    cur = await conn.execute(query("insert_staged_vectors"))
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def _copy_vectors(conn: AsyncConnection, statement: str, chunk_ids: Sequence[uuid.UUID], space_id: int,
+                        vectors: np.ndarray) -> None:
+    await _vector_types(conn)
+    async with conn.cursor().copy(query(statement)) as copy:
         copy.set_types(["uuid", "int4", "vector"])
         for cid, vec in zip(chunk_ids, vectors, strict=True):
             await copy.write_row((cid, space_id, vec))
-    cur = await conn.execute(query("insert_staged_vectors"))
-    return {row[0] for row in await cur.fetchall()}
 
 
 async def search(
