@@ -184,7 +184,7 @@ def explain_all(url: str, owner: str, batch: list[tuple[int, uuid.UUID]], queued
     explain(url, "finish_jobs", "finish_jobs", {"job_ids": job_ids, "owner": owner, "state": "done",
                                                "last_error": None}, b, full=full)
     explain(url, "release_jobs", "release_jobs", {"job_ids": job_ids, "owner": owner}, b, full=full)
-    explain(url, "reschedule_jobs", "reschedule_jobs", {"job_ids": job_ids, "owner": owner,
+    explain(url, "reschedule_jobs", "reschedule_jobs", {"job_ids": job_ids, "owners": [owner] * n,
             "delays": [5.0] * n, "reasons": ["bench"] * n, "deferred": [True] * n}, b, full=full)
     print(" documents")
     explain(url, "get_documents", "get_documents", {"ids": ids}, b, full=full)

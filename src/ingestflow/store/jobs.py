@@ -97,7 +97,8 @@ async def reschedule(conn: AsyncConnection, rows: Sequence[Reschedule], owner: s
     if rows:
         await conn.execute(query("reschedule_jobs"), {
             "job_ids": [r.job_id for r in rows], "delays": [r.delay_seconds for r in rows],
-            "reasons": [r.reason for r in rows], "deferred": [r.deferred for r in rows], "owner": owner})
+            "reasons": [r.reason for r in rows], "deferred": [r.deferred for r in rows],
+            "owners": [owner] * len(rows)})
 
 
 async def release(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> None:
