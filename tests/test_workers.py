@@ -147,8 +147,12 @@ def test_worker_builds_the_hnsw_index_when_the_space_is_big_enough(settings: Set
     worker = start_worker(settings, tmp_path / "w.log", HNSW_MIN_VECTORS="3", INDEX_CHECK_SECONDS="0.2")
     try:
         wait_for(lambda: all_complete(settings), 60, "ingest")
-        wait_for(lambda: sql(settings, "SELECT count(*) FROM pg_indexes"
-                                       " WHERE indexname = 'embeddings_hnsw_space_1'")[0][0] == 1, 30, "the index")
+        # CREATE INDEX CONCURRENTLY lists the index before it is built: wait for it to be
+        # valid, and for the worker to say so, before stopping it.
+        wait_for(lambda: sql(settings, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                                       " WHERE c.relname = 'embeddings_hnsw_space_1' AND i.indisvalid")[0][0] == 1,
+                 30, "the index")
+        wait_for(lambda: "hnsw_index_built" in (tmp_path / "w.log").read_text(), 30, "the worker to log the build")
     finally:
         assert stop(worker) == 0
     assert "hnsw_index_built" in (tmp_path / "w.log").read_text()
