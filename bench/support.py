@@ -14,7 +14,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
-from ingestflow.store.database import database_url, stop_embedded_servers
+from ingestflow.store import embedded
+from ingestflow.store.database import database_url
 
 TOPICS = ("invoice", "claim", "letter", "policy", "ticket", "memo", "faq", "receipt")
 PDF_PAGES = 232
@@ -28,7 +29,7 @@ def temporary_home() -> Iterator[Path]:
         try:
             yield Path(tmp)
         finally:
-            stop_embedded_servers()
+            embedded.stop_all()
 
 
 def fresh_database(settings: Settings) -> str:

@@ -5,31 +5,42 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ingestflow import logging as ilog
 from ingestflow.config import Settings
-from ingestflow.services.router import Services, build_services
 from ingestflow.store import jobs
 from ingestflow.store.database import Database
 from ingestflow.store.files import FileStore, LocalFileStore, PostgresFileStore
 
-if TYPE_CHECKING:  # imported where used: commands that only read skip the pipeline
+if TYPE_CHECKING:  # imported where used: commands that only read skip the services and pipeline
     from ingestflow.pipeline.chunking import ChunkingConfig
     from ingestflow.pipeline.stages import Pipeline
+    from ingestflow.services.router import Services
     from ingestflow.worker import Worker
 
 
 STARTUP_WAIT_SECONDS = 300.0  # a restart or failover is over well within this
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    db: Database
-    services: Services
-    files: FileStore
+    def __init__(self, settings: Settings, db: Database, files: FileStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.files = files
+
+    @cached_property
+    def services(self) -> Services:
+        """Built at first use: a command that needs none (a re-ingest of unchanged files,
+        costs, keys) never imports the providers and their guards."""
+        from ingestflow.services.router import build_services
+
+        return build_services(self.settings, self.db, owner=jobs.new_owner())
+
+    async def aclose(self) -> None:
+        if "services" in self.__dict__:  # built
+            await self.services.aclose()
 
     def chunking(self) -> ChunkingConfig:
         """CHUNK_MAX_TOKENS, capped by what the embedder reads in one input (the overlap
@@ -118,9 +129,9 @@ async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: 
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
     db = await Database.open(settings, max_size=pool_size,
                              wait_seconds=STARTUP_WAIT_SECONDS if long_running else 0.0)
-    services = build_services(settings, db, owner=jobs.new_owner())
+    rt = Runtime(settings, db, file_store(settings))
     try:
-        yield Runtime(settings, db, services, file_store(settings))
+        yield rt
     finally:
-        await services.aclose()
+        await rt.aclose()
         await db.close()

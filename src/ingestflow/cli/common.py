@@ -8,6 +8,7 @@ operations layer refused (1, or 2 for a missing path), never a traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from ingestflow.config import ConfigError, Settings, load_settings
 from ingestflow.operations.errors import Refused
-from ingestflow.store.database import EmbeddedServerUnusable, database_url
+from ingestflow.store import embedded
 
 if TYPE_CHECKING:
     from ingestflow.runtime import Runtime
@@ -39,10 +40,23 @@ def settings_or_exit() -> Settings:
         fail(str(exc), 2)
 
 
+def start_database() -> None:
+    """Start the embedded server in the background, if the settings use it. A command calls
+    this before it imports the code it runs, so the server's start overlaps those imports.
+
+    The garbage collector pauses until ``run``: the imports make objects that live as long
+    as the process, so collecting while they load frees nothing and costs ~0.05 s.
+    """
+    gc.disable()
+    embedded.start(settings_or_exit())
+
+
 def database_url_or_exit(settings: Settings) -> str:
+    from ingestflow.store.database import database_url
+
     try:
         return database_url(settings)
-    except EmbeddedServerUnusable as exc:
+    except embedded.EmbeddedServerUnusable as exc:
         fail(str(exc), 2)  # the reason and the way out (DATABASE_URL) say more than a traceback
 
 
@@ -53,6 +67,10 @@ def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: b
     ``long_running``: see runtime.open_runtime."""
     from ingestflow.runtime import open_runtime
 
+    # Collection resumes (see start_database). What the imports made lives until exit:
+    # frozen, no collection walks it again, including the last one at exit (~0.1 s).
+    gc.enable()
+    gc.freeze()
     settings = settings_or_exit()
     if quiet and "LOG_LEVEL" not in os.environ:
         settings = settings.model_copy(update={"log_level": "WARNING"})
@@ -63,7 +81,7 @@ def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: b
 
     try:
         return asyncio.run(main())
-    except EmbeddedServerUnusable as exc:
+    except embedded.EmbeddedServerUnusable as exc:
         fail(str(exc), 2)
     except Refused as exc:
         fail(str(exc), 1)

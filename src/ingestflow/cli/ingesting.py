@@ -7,20 +7,12 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
-
 from ingestflow.cli import render
 from ingestflow.cli.common import console, fail, run
 from ingestflow.lifecycle import RANK, Stage
 from ingestflow.operations import documents
-from ingestflow.pipeline.embedding import AWAITING_BATCH
 from ingestflow.runtime import Runtime
+from ingestflow.store.batches import AWAITING_BATCH
 
 PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMBEDDED, "embed"),
                    (Stage.COMPLETE, "store"))
@@ -58,6 +50,7 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
 
 
 async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     worker = rt.drain(ids, concurrency)
     with Progress(

@@ -32,9 +32,11 @@ def create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant the key 
 @app.command("list")
 def list_(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None) -> None:
     """Keys by prefix, tenant and state (never the keys themselves)."""
+    from ingestflow.cli.common import console, run, start_database
+
+    start_database()
     from rich.table import Table
 
-    from ingestflow.cli.common import console, run
     from ingestflow.operations import keys
 
     table = Table(title="API keys")
@@ -49,7 +51,9 @@ def list_(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this
 @app.command()
 def revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix as `keys list` shows it.")]) -> None:
     """Revoke a key at once; requests with it answer 401 from then on."""
-    from ingestflow.cli.common import console, run
+    from ingestflow.cli.common import console, run, start_database
+
+    start_database()
     from ingestflow.operations import keys
 
     revoked = run(lambda rt: keys.revoke(rt.db, prefix), pool_size=1)

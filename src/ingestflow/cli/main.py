@@ -3,7 +3,9 @@ the same operations (ingestflow.operations), so the two faces cannot disagree.
 
 This module imports nothing but Typer: every command imports what it uses when it runs,
 so ``--help`` starts at once and ``status`` never loads the OpenAI SDK, FastAPI or the
-tokenizer. Help is plain text (no Rich markup) for the same reason.
+tokenizer. Help is plain text (no Rich markup) for the same reason. A command that uses the
+database calls ``start_database()`` before those imports: the embedded server starts in the
+background while they load.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def ingest(
             fail("--api-key (or INGESTFLOW_API_KEY) is required with --server", 2)
         raise typer.Exit(ingest_remote(server, api_key, paths, wait=not no_wait, prefix=prefix,
                                        source_name=source_name, batch=batch))
+    from ingestflow.cli.common import start_database
+
+    start_database()
     from ingestflow.cli.ingesting import ingest_here
 
     raise typer.Exit(ingest_here(paths, tenant=tenant, wait=not no_wait, concurrency=concurrency,
@@ -70,8 +75,10 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the current versions of all complete documents."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
     from ingestflow.cli import render
-    from ingestflow.cli.common import run
     from ingestflow.operations.search import search as run_search
 
     result = run(lambda rt: run_search(rt, tenant, text, k=k))
@@ -88,8 +95,10 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Documents by stage, or one document's details and recent events."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
     from ingestflow.cli import render
-    from ingestflow.cli.common import run
     from ingestflow.operations import documents
     from ingestflow.runtime import Runtime
 
@@ -122,8 +131,10 @@ def reembed(
     """After changing the embedding model: embed every current document with the configured
     model. Shows what it would cost first; --yes starts it. Search keeps answering from the
     old model's space until the new one covers every current document, then switches."""
+    from ingestflow.cli.common import console, run, start_database
+
+    start_database()
     from ingestflow.cli import render
-    from ingestflow.cli.common import console, run
     from ingestflow.operations import spaces
     from ingestflow.runtime import Runtime
 
@@ -153,7 +164,9 @@ def retry(
     tenant: TenantOpt = "default",
 ) -> None:
     """Queue a failed document again from its first stage."""
-    from ingestflow.cli.common import console, run
+    from ingestflow.cli.common import console, run, start_database
+
+    start_database()
     from ingestflow.operations import documents
     from ingestflow.runtime import Runtime
 
@@ -174,7 +187,9 @@ def worker(
     import asyncio
     import signal
 
-    from ingestflow.cli.common import run
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
     from ingestflow.runtime import Runtime
 
     async def body(rt: Runtime) -> None:
@@ -206,8 +221,10 @@ def costs(
     as_json: JsonOpt = False,
 ) -> None:
     """Spend today, this hour, by service, by day and by document, against the limits."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
     from ingestflow.cli import render
-    from ingestflow.cli.common import run
     from ingestflow.operations import costs as spend
     from ingestflow.runtime import Runtime
 
@@ -228,8 +245,10 @@ def doctor() -> None:
 
     Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration.
     """
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
     from ingestflow.cli import render
-    from ingestflow.cli.common import run
     from ingestflow.operations import health
 
     report = run(health.doctor)

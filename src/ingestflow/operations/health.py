@@ -16,7 +16,7 @@ from ingestflow.catalogue import EmbeddingModel
 from ingestflow.config import ServiceMode
 from ingestflow.operations import costs
 from ingestflow.runtime import Runtime
-from ingestflow.store import breakers, database
+from ingestflow.store import breakers, database, embedded
 from ingestflow.store.outage import DatabaseUnavailable
 
 CACHE_SECONDS = 15.0
@@ -104,13 +104,12 @@ async def doctor(rt: Runtime) -> Doctor:
     async with rt.db.pool.connection() as conn:
         server, pgvector = await database.server_info(conn)
         states = await breakers.states(conn)
-    check_result = database.embedded_check
     return Doctor(
         settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
         services=await check(rt), embedding_model=rt.services.embedder.spec,
         server_version=server, pgvector_version=pgvector,
         database="DATABASE_URL" if s.database_url else f"embedded under {s.home}",
-        self_check=None if s.database_url or check_result is None
-        else ("ok" if check_result[0] else "FAILED") + f" ({check_result[1]})",
+        self_check=None if s.database_url or embedded.check is None
+        else ("ok" if embedded.check[0] else "FAILED") + f" ({embedded.check[1]})",
         breakers=states, spend=await costs.spend(rt, None),
     )

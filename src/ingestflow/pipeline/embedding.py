@@ -41,7 +41,7 @@ from ingestflow.services.guard import CallContext
 from ingestflow.services.packing import pack
 from ingestflow.services.router import BatchEmbedding, Services, SpaceModel
 from ingestflow.store import batches, documents, vectors
-from ingestflow.store.batches import BatchChunk, OpenBatch
+from ingestflow.store.batches import AWAITING_BATCH, BatchChunk, OpenBatch
 from ingestflow.store.documents import Event
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 log = get_logger("ingestflow.embedding")
 
-AWAITING_BATCH = "awaiting_batch"
 MAX_NOT_RUN = 2  # batches that may end before running a chunk; then it goes synchronously
 # A batch row still without the provider's id after this long lost its submitter mid-upload.
 SUBMIT_GRACE_SECONDS = 600.0

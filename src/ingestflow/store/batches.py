@@ -19,6 +19,8 @@ from psycopg.rows import dict_row
 
 from ingestflow.store.sql import query
 
+AWAITING_BATCH = "awaiting_batch"  # the deferred reason of a document whose chunks are in one
+
 
 @dataclass(frozen=True)
 class BatchChunk:

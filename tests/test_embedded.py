@@ -1,0 +1,126 @@
+"""The embedded server as the CLI uses it with DATABASE_URL unset: started in the background
+while a command loads, shared, stopped when the last process exits, and a clear error
+when it cannot start. Real servers under temporary homes, real processes."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from ingestflow.cli import common
+from ingestflow.config import Settings
+from ingestflow.store import embedded
+from support import ROOT
+
+
+def postgres_running(datadir: Path) -> list[int]:
+    """Pids of postgres processes serving ``datadir``."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(datadir) in (proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def embedded_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SERVICE_MODE")}
+    return {**env, "INGESTFLOW_HOME": str(home), "COLUMNS": "250", "PYTHONPATH": str(ROOT / "src")}
+
+
+def cli(home: Path, *args: str, cwd: Path, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+    flags = ["-X", "importtime"] if importtime else []
+    return subprocess.run([sys.executable, *flags, "-m", "ingestflow", *args], cwd=cwd, env=embedded_env(home),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "note.md").write_text("# Tides\n\nThe tide tables are printed weekly.\n")
+    first = cli(home, "ingest", "note.md", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 new" in first.stdout and "complete: 1" in first.stdout
+    assert not postgres_running(home / "pgdata")  # stopped by the last process to leave
+    again = cli(home, "ingest", "note.md", cwd=tmp_path, importtime=True)
+    assert again.returncode == 0 and "0 new, 1 unchanged" in again.stdout, again.stdout + again.stderr
+    # nothing to embed or parse: the providers and their guards are never imported
+    assert "ingestflow.services.router" not in again.stderr and "rich.progress" not in again.stderr
+    found = cli(home, "search", "tide tables", cwd=tmp_path)
+    assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
+    assert not postgres_running(home / "pgdata")
+    assert not (home / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_process_that_exits_while_the_server_starts_stops_it(tmp_path: Path) -> None:
+    """The start thread is not a daemon: the interpreter lets it finish, then the atexit
+    hook stops the server, so an early exit (an error, Ctrl-C) leaves no server behind."""
+    home = tmp_path / "home"
+    code = ("import sys; from ingestflow.config import Settings; from ingestflow.store import embedded; "
+            f"embedded.start(Settings(ingestflow_home={str(home)!r})); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-c", code], env=embedded_env(home), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert (home / "pgdata" / "PG_VERSION").exists()  # it did start
+    assert not postgres_running(home / "pgdata")
+    assert not (home / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_home_where_the_server_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "home.txt"
+    not_a_folder.write_text("a file, not a folder")
+    out = cli(not_a_folder, "status", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "could not start" in out.stdout and "INGESTFLOW_HOME" in out.stdout, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+
+    home = tmp_path / "home"
+    assert cli(home, "db", "migrate", cwd=tmp_path).returncode == 0
+    with (home / "pgdata" / "postgresql.conf").open("a") as conf:
+        conf.write("\nshared_buffers = plenty\n")
+    out = cli(home, "status", cwd=tmp_path)
+    assert out.returncode == 2 and "pg_ctl exited with status 1" in out.stdout, out.stdout + out.stderr
+    assert "shared_buffers" in out.stdout  # the server log's own words
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_failed_start_is_tried_again(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("in the way")
+    settings = Settings(ingestflow_home=home)
+    embedded.start(settings)
+    with pytest.raises(embedded.EmbeddedServerUnusable, match="could not start"):
+        embedded.url(settings)
+    home.unlink()
+    try:
+        url = embedded.url(settings)  # the failure was not kept: this call starts it
+        assert embedded.check is not None and embedded.check[0]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        embedded.stop_all()
+    assert not postgres_running(home / "pgdata")
+
+
+def test_collection_pauses_while_a_command_loads_and_resumes_for_its_work(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.database_url is not None
+    monkeypatch.setenv("DATABASE_URL", settings.database_url.get_secret_value())
+    monkeypatch.setenv("INGESTFLOW_HOME", str(settings.ingestflow_home))
+    try:
+        common.start_database()
+        assert not gc.isenabled()
+
+        async def body(rt: object) -> bool:
+            return gc.isenabled()
+
+        assert common.run(body) is True
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
