@@ -110,3 +110,18 @@ def test_json_output_and_long_names(settings: Settings, tmp_path: Path) -> None:
     assert found["provider"] == "mock" and found["degraded"] is False
     detail = json.loads(run_cli(settings, "status", found["hits"][0]["document_id"], "--json").stdout)
     assert detail["stage"] == "complete" and detail["chunks"] == 1
+
+
+def test_names_beyond_the_terminals_encoding_print_without_a_crash(settings: Settings, tmp_path: Path) -> None:
+    """An ASCII or Latin-1 terminal (or pipe) cannot show "日本": tables show "?", JSON
+    escapes it, and nothing fails mid-output."""
+    (tmp_path / "日本の寿司.md").write_text("# 寿司\n\nSushi rice is seasoned with vinegar.\n")
+    assert run_cli(settings, "ingest", "日本の寿司.md", cwd=tmp_path).returncode == 0
+    for encoding in ("ascii", "latin-1"):
+        table = run_cli(settings, "status", PYTHONIOENCODING=encoding)
+        assert table.returncode == 0 and "??.md" in table.stdout, table.stdout + table.stderr
+        hits = run_cli(settings, "search", "seasoned sushi rice", "-k", "1", PYTHONIOENCODING=encoding)
+        assert hits.returncode == 0 and "vinegar" in hits.stdout, hits.stdout + hits.stderr
+        found = run_cli(settings, "search", "seasoned sushi rice", "-k", "1", "--json", PYTHONIOENCODING=encoding)
+        assert json.loads(found.stdout)["hits"][0]["source_name"] == "日本の寿司.md"
+        assert "Traceback" not in table.stderr + hits.stderr + found.stderr

@@ -10,6 +10,8 @@ background while they load.
 
 from __future__ import annotations
 
+import io
+import sys
 from typing import Annotated
 
 import typer
@@ -24,6 +26,15 @@ app.add_typer(keys_app, name="keys")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+@app.callback()
+def every_command() -> None:
+    """A terminal or pipe whose encoding cannot show a document's name (ASCII, Latin-1,
+    a Windows code page) gets "?" for those characters instead of a crash mid-table."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
 
 
 @app.command()

@@ -34,7 +34,8 @@ def tail(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on stdout: dataclasses, uuids, dates and Decimals as JSON values."""
+    """One JSON document on stdout: dataclasses, uuids, dates and Decimals as JSON values;
+    characters beyond ASCII as \\u escapes, which any terminal or pipe encoding can carry."""
     def default(obj: Any) -> Any:
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             return dataclasses.asdict(obj)
@@ -42,7 +43,7 @@ def print_json(value: Any) -> None:
             return obj.isoformat()
         return str(obj)
 
-    print(json.dumps(value, default=default, ensure_ascii=False, indent=2))
+    print(json.dumps(value, default=default, indent=2))
 
 
 def _table(title: str, columns: Iterable[str], *, right: Sequence[str] = ()) -> Table:
