@@ -10,11 +10,14 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from ingestflow.cli import common
 from ingestflow.config import Settings
@@ -162,3 +165,29 @@ def test_collection_pauses_while_a_command_loads_and_resumes_for_its_work(
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_the_self_check_survives_a_migration_creating_the_extension_meanwhile(pg_server: str) -> None:
+    """Processes starting on a new home at once: one migrates (creates the extension) while
+    another self-checks. CREATE EXTENSION IF NOT EXISTS then fails on the catalog's unique
+    index in the self-check; it must try again, not stop the command."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = make_conninfo(pg_server, dbname=name)
+    try:
+        with psycopg.connect(url) as migrator, ThreadPoolExecutor(1) as pool:
+            migrator.execute("CREATE EXTENSION vector")  # not committed yet
+            checking = pool.submit(embedded.self_check, url)
+            with psycopg.connect(url, autocommit=True) as watcher:
+                deadline = time.monotonic() + 30
+                while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                                          " AND wait_event_type = 'Lock'", (name,)).fetchone()[0]:
+                    assert time.monotonic() < deadline and not checking.done(), "the self-check never waited"
+                    time.sleep(0.02)
+            migrator.commit()  # the self-check's insert of the same extension now fails
+            ok, detail = checking.result(timeout=30)
+        assert ok, detail
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
