@@ -46,7 +46,7 @@ def cli(home: Path, *args: str, cwd: Path, importtime: bool = False, **env: str)
 
 
 def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "données"  # letters of any script: the data stays in the home
     (tmp_path / "note.md").write_text("# Tides\n\nThe tide tables are printed weekly.\n")
     first = cli(home, "ingest", "note.md", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -60,6 +60,7 @@ def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_
     assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
     assert not postgres_running(home / "pgdata")
     assert not (home / "pgdata" / "postmaster.pid").exists()
+    assert not (home / "pgdata").is_symlink()
 
 
 def test_a_home_whose_path_a_shell_would_split_works(tmp_path: Path) -> None:

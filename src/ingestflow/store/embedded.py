@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shlex
+import re
 import subprocess
 import threading
 import time
@@ -33,6 +33,7 @@ from ingestflow.store.sql import query
 if TYPE_CHECKING:
     import psycopg
 
+_SHELL_UNSAFE = re.compile(r"[^\w@%+=:,./-]")  # what a shell splits or expands (letters of any script are fine)
 SERVERS_FOLDER = Path("~/.ingestflow/servers")  # data folders whose home path a shell would split
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
 
@@ -155,7 +156,7 @@ def _forget_dead_processes(datadir: Path) -> None:
 
 
 def _shell_safe(path: Path) -> bool:
-    return shlex.quote(str(path)) == str(path)
+    return _SHELL_UNSAFE.search(str(path)) is None
 
 
 def _no_start(datadir: Path, exc: Exception) -> str:
