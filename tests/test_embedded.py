@@ -7,9 +7,12 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,6 +99,29 @@ def test_a_killed_process_does_not_keep_the_server_running(tmp_path: Path) -> No
     assert postgres_running(home / "pgdata")  # left behind by the kill
     out = cli(home, "status", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert not postgres_running(home / "pgdata")
+
+
+def test_sigterm_ends_the_api_server_and_the_embedded_server_with_it(tmp_path: Path) -> None:
+    """uvicorn re-raises the SIGTERM it caught after shutting down; with the default action
+    the process died without its exit hooks and left the embedded server running."""
+    home = tmp_path / "home"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "ingestflow", "serve", "--port", str(port)], cwd=tmp_path,
+                              env=embedded_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while True:
+        assert server.poll() is None and time.monotonic() < deadline, "the API server did not start"
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    assert postgres_running(home / "pgdata")
+    server.terminate()
+    assert server.wait(timeout=60) == 128 + signal.SIGTERM
     assert not postgres_running(home / "pgdata")
 
 

@@ -11,8 +11,9 @@ background while they load.
 from __future__ import annotations
 
 import io
+import signal
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -31,10 +32,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts in
 @app.callback()
 def every_command() -> None:
     """A terminal or pipe whose encoding cannot show a document's name (ASCII, Latin-1,
-    a Windows code page) gets "?" for those characters instead of a crash mid-table."""
+    a Windows code page) gets "?" for those characters instead of a crash mid-table.
+
+    SIGTERM ends a command as an exit does, running the exit hooks (the embedded server's
+    stop, when this process is its last user); its default action skips them. ``serve``
+    relies on this too: uvicorn re-raises the SIGTERM it caught once it has shut down."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -196,7 +206,6 @@ def worker(
 ) -> None:
     """Claim and run jobs until stopped (SIGTERM/SIGINT release the current jobs cleanly)."""
     import asyncio
-    import signal
 
     from ingestflow.cli.common import run, start_database
 
