@@ -1,11 +1,11 @@
 """``ingestflow`` commands. Each opens the same runtime as the API and the workers and calls
 the same operations (ingestflow.operations), so the two faces cannot disagree.
 
-This module imports nothing but Typer: every command imports what it uses when it runs,
-so ``--help`` starts at once and ``status`` never loads the OpenAI SDK, FastAPI or the
-tokenizer. Help is plain text (no Rich markup) for the same reason. A command that uses the
-database calls ``start_database()`` before those imports: the embedded server starts in the
-background while they load.
+This module imports nothing but Typer and the standard library: every command imports
+what it uses when it runs, so ``--help`` starts at once and ``status`` never loads the
+OpenAI SDK, FastAPI or the tokenizer. Help is plain text (no Rich markup) for the same
+reason. A command that uses the database calls ``start_database()`` before those imports:
+the embedded server starts in the background while they load.
 """
 
 from __future__ import annotations
