@@ -307,6 +307,16 @@ def test_errors_have_one_shape(settings: Settings, client: TestClient) -> None:
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
 
 
+def test_a_blank_query_finds_nothing(settings: Settings, client: TestClient, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.md").write_bytes(MARKDOWN)
+    ingest(settings, [tmp_path / "d"], tenant="acme")
+    key = make_key(settings, "acme")
+    found = client.post("/v1/search", headers=auth(key), json={"query": " \n\u001c "})
+    assert found.status_code == 200 and found.json()["hits"] == [], found.text
+    assert "the query is blank: no passages" in found.json()["notes"]
+
+
 def test_metrics_read_the_database(settings: Settings, client: TestClient, tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.md").write_bytes(MARKDOWN)

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ingestflow.config import Settings
-from support import SAMPLES, run_cli, settings_env
+from support import SAMPLES, run_cli, settings_env, sql
 
 
 def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: Path) -> None:
@@ -125,3 +125,20 @@ def test_names_beyond_the_terminals_encoding_print_without_a_crash(settings: Set
         found = run_cli(settings, "search", "seasoned sushi rice", "-k", "1", "--json", PYTHONIOENCODING=encoding)
         assert json.loads(found.stdout)["hits"][0]["source_name"] == "日本の寿司.md"
         assert "Traceback" not in table.stderr + hits.stderr + found.stderr
+
+
+def test_tenants_and_queries_follow_the_rules_the_api_follows(settings: Settings, tmp_path: Path) -> None:
+    """A tenant no API key could name or an overlong query is refused by the CLI too; a blank
+    query finds nothing, by either face."""
+    (tmp_path / "note.md").write_text("# Note\n\nThe ferry leaves at noon.\n")
+    bad = run_cli(settings, "ingest", "note.md", "--tenant", "acme corp", cwd=tmp_path)
+    assert bad.returncode == 2 and "Tenant names are 1-100 letters" in bad.stderr, bad.stdout + bad.stderr
+    assert sql(settings, "SELECT count(*) FROM documents")[0][0] == 0
+    assert run_cli(settings, "costs", "--tenant", "../etc").returncode == 2
+    assert run_cli(settings, "keys", "create", "--tenant", "").returncode == 2
+    assert run_cli(settings, "ingest", "note.md", cwd=tmp_path).returncode == 0
+    empty = json.loads(run_cli(settings, "search", " \t ", "--json").stdout)
+    assert empty["hits"] == [] and "the query is blank: no passages" in empty["notes"]
+    long = run_cli(settings, "search", "w" * 8001)
+    assert long.returncode == 1 and "query_too_long" in long.stdout, long.stdout + long.stderr
+    assert "Traceback" not in bad.stderr + long.stderr

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingestflow.operations.search import MAX_QUERY_CHARS
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="Machine-readable error code.")
@@ -121,7 +123,7 @@ class SearchFilters(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=8000)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=5, ge=1, le=100)
     filters: SearchFilters | None = None
 

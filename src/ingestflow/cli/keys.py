@@ -10,27 +10,27 @@ from typing import Annotated
 
 import typer
 
+from ingestflow.cli.options import TenantFilterOpt, tenant_name
+
 app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True, rich_markup_mode=None)
 
 
-@app.command()
-def create(tenant: Annotated[str, typer.Option("--tenant", help="Tenant the key acts for.")]) -> None:
-    """Create a key and print it (once: it is stored only as a hash)."""
-    from ingestflow.cli.common import console, fail, run
-    from ingestflow.operations import keys
-    from ingestflow.operations.errors import Refused
+KeyTenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the key acts for.", callback=tenant_name)]
 
-    try:
-        keys.check_tenant(tenant)
-    except Refused as exc:
-        fail(exc.message, 2)
+
+@app.command()
+def create(tenant: KeyTenantOpt) -> None:
+    """Create a key and print it (once: it is stored only as a hash)."""
+    from ingestflow.cli.common import console, run
+    from ingestflow.operations import keys
+
     key = run(lambda rt: keys.create(rt.db, tenant), pool_size=1)
     console.print(f"API key for tenant {tenant} (shown only now):", markup=False, highlight=False)
     print(key)
 
 
 @app.command("list")
-def list_(tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None) -> None:
+def list_(tenant: TenantFilterOpt = None) -> None:
     """Keys by prefix, tenant and state (never the keys themselves)."""
     from ingestflow.cli.common import console, run, start_database
 

@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from ingestflow.cli.keys import app as keys_app
+from ingestflow.cli.options import JsonOpt, TenantFilterOpt, TenantOpt
 
 app = typer.Typer(help="Documents to searchable pgvector embeddings.", no_args_is_help=True,
                   rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -25,8 +26,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_ma
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
-TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
 @app.callback()
@@ -237,7 +236,7 @@ def serve(
 
 @app.command()
 def costs(
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    tenant: TenantFilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Spend today, this hour, by service, by day and by document, against the limits."""

@@ -8,28 +8,20 @@ is shown once, at creation; ``prefix`` identifies a key in listings without reve
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from typing import Any
 
 from ingestflow.operations.errors import Refused
+from ingestflow.operations.naming import check_tenant
 from ingestflow.store import keys
 from ingestflow.store.database import Database
 
 TOKEN_PREFIX = "ifk_"
 PREFIX_CHARS = 12  # "ifk_" + 8 random characters: enough to tell keys apart
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def check_tenant(tenant: str) -> str:
-    """Tenant names go into lock keys and labels: letters, digits, '.', '_' and '-' only."""
-    if not _TENANT.match(tenant):
-        raise Refused("invalid", "invalid_tenant", "Tenant names are 1-100 letters, digits, '.', '_' or '-'.")
-    return tenant
 
 
 async def create(db: Database, tenant: str) -> str:

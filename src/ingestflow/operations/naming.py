@@ -1,4 +1,5 @@
-"""Source names: the one rule a user has to predict, decided here for every face.
+"""Names: of sources (the one rule a user has to predict) and of tenants, decided here for
+every face.
 
 A file inside a folder you name is
 called by its path relative to that folder (``ingest docs`` gives ``a.pdf`` and
@@ -17,8 +18,17 @@ from pathlib import Path
 from ingestflow.operations.errors import Refused
 
 MAX_SOURCE_NAME_CHARS = 1024
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # C0 and C1 controls (NUL included) and lone surrogates (bytes that were not UTF-8).
 _BAD_NAME_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_tenant(tenant: str) -> str:
+    """Tenant names go into lock keys and labels: letters, digits, '.', '_' and '-' only.
+    An API key's tenant passed this at the key's creation; the CLI's --tenant, at parsing."""
+    if not _TENANT.match(tenant):
+        raise Refused("invalid", "invalid_tenant", "Tenant names are 1-100 letters, digits, '.', '_' or '-'.")
+    return tenant
 
 
 def check_source_name(name: str) -> str:

@@ -19,6 +19,8 @@ from ingestflow.services.router import SpaceModel
 from ingestflow.store import vectors
 from ingestflow.tokens import count_tokens
 
+MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -51,11 +53,16 @@ class Filters:
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages closest to ``query`` among the tenant's current documents, in the
     tenant's active space (the configured model's, unless a model change is under way).
-    Refused when the query cannot be embedded: ``invalid`` for a query the model refuses,
-    ``unavailable`` while the model cannot answer."""
+    A blank query matches nothing (its vector would be noise, close to arbitrary passages).
+    Refused when the query cannot be embedded: ``invalid`` for one longer than
+    MAX_QUERY_CHARS or one the model refuses, ``unavailable`` while the model cannot answer."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise Refused("invalid", "query_too_long", f"The query is longer than {MAX_QUERY_CHARS} characters; shorten it.")
     services = rt.services
     model, notes = await _space_model(rt, tenant)
     embedder, guard = model.embedder, model.guard
+    if not query.strip():
+        return SearchResult([], embedder.provider, embedder.model, notes=[*notes, "the query is blank: no passages"])
     degraded = False
     try:
         # Only a metered call needs the count (loading the tokenizer costs a second).
