@@ -99,14 +99,19 @@ def _read(path: Path, source: str) -> NewFile | Refused:
 
 
 async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
-    """A document by source name (its newest version), id, or id prefix."""
-    if not ref.strip():
+    """A document by source name (its newest version), id, or an id prefix that names only
+    one document (else Refused: acting on whichever matched first could retry the wrong one)."""
+    ref = ref.strip()
+    if not ref:
         raise not_found()
     async with rt.db.pool.connection() as conn:
-        doc = await documents.find(conn, tenant, ref.strip())
-    if doc is None:
+        found = await documents.find(conn, tenant, ref)
+    if not found:
         raise not_found()
-    return doc
+    if found[0]["source_name"] != ref and len(found) > 1:
+        raise Refused("invalid", "ambiguous_reference",
+                      f"{ref!r} starts the id of more than one document; give more of the id.")
+    return found[0]
 
 
 async def retry(rt: Runtime, tenant: str, document: uuid.UUID, *, limits: TenantLimits | None = None) -> None:

@@ -264,10 +264,10 @@ async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> lis
     return await (await cur.execute(query(name), params)).fetchall()
 
 
-async def find(conn: AsyncConnection, tenant: str, ref: str) -> dict[str, Any] | None:
-    """A document by source name (its newest version), id or id prefix."""
-    rows = await _rows(conn, "find_document", {"tenant": tenant, "ref": ref})
-    return rows[0] if rows else None
+async def find(conn: AsyncConnection, tenant: str, ref: str) -> list[dict[str, Any]]:
+    """Documents named by ``ref``, best first: the source name's newest version, else those
+    whose id starts with ``ref`` (at most two: enough to tell a unique prefix)."""
+    return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref})
 
 
 async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 -- A tenant's document by id, id prefix (no wildcards: starts_with), or source name (its
--- newest version).
+-- newest version first); two rows, so that a prefix naming two documents can be told apart.
 SELECT d.*, j.state AS job_state, j.attempts, j.next_attempt_at, j.deferred_reason, j.last_error,
        (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks,
        (SELECT coalesce(sum(c.token_count), 0) FROM chunks c WHERE c.document_id = d.id) AS tokens
@@ -8,4 +8,4 @@ LEFT JOIN jobs j ON j.document_id = d.id
 WHERE d.tenant = %(tenant)s
   AND (starts_with(d.id::text, lower(%(ref)s)) OR d.source_name = %(ref)s)
 ORDER BY d.source_name = %(ref)s DESC, d.version DESC
-LIMIT 1
+LIMIT 2
