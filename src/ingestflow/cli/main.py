@@ -27,7 +27,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 
-
 @app.callback()
 def every_command() -> None:
     """A terminal or pipe whose encoding cannot show a document's name (ASCII, Latin-1,

@@ -66,8 +66,8 @@ def url(settings: Settings) -> str:
         server, check = starting.result()
     except BaseException:
         with _lock:
-            if _servers.get(str(settings.home / "pgdata")) is starting:
-                del _servers[str(settings.home / "pgdata")]
+            if _servers.get(key := str(_datadir(settings))) is starting:
+                del _servers[key]
         raise
     if not check[0]:
         raise EmbeddedServerUnusable(check[1])
@@ -85,8 +85,12 @@ def stop_all() -> None:
             future.result()[0].cleanup()
 
 
+def _datadir(settings: Settings) -> Path:
+    return settings.home / "pgdata"
+
+
 def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
-    datadir = settings.home / "pgdata"
+    datadir = _datadir(settings)
     with _lock:
         if str(datadir) in _servers:
             return _servers[str(datadir)]
