@@ -164,3 +164,11 @@ def test_an_id_prefix_of_two_documents_is_refused_not_guessed(settings: Settings
     one = str(document_id("default", pair[1], 1))[:8]
     assert pair[1] in run_cli(settings, "status", one).stdout
     assert pair[0] in run_cli(settings, "status", pair[0]).stdout  # a source name is never ambiguous
+
+
+def test_version_prints_the_installed_version(settings: Settings) -> None:
+    from importlib.metadata import version
+
+    done = run_cli(settings, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ingestflow {version('ingestflow')}"

@@ -27,8 +27,19 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"ingestflow {version('ingestflow')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def every_command() -> None:
+def every_command(
+    _version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                           help="Print the version and exit.")] = False,
+) -> None:
     """A terminal or pipe whose encoding cannot show a document's name (ASCII, Latin-1,
     a Windows code page) gets "?" for those characters instead of a crash mid-table.
 
