@@ -29,9 +29,9 @@ app.add_typer(keys_app, name="keys")
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from importlib.metadata import version
+        from ingestflow import __version__
 
-        typer.echo(f"ingestflow {version('ingestflow')}")
+        typer.echo(f"ingestflow {__version__}")
         raise typer.Exit()
 
 
