@@ -94,13 +94,21 @@ def submit(settings: Settings, paths: Iterable[str | Path], *, tenant: str = "de
     return asyncio.run(main())
 
 
-def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default") -> list[Any]:
+def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", mode: str | None = None,
+           **filters: Any) -> list[Any]:
+    return find(settings, text, k=k, tenant=tenant, mode=mode, **filters).hits
+
+
+def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", mode: str | None = None,
+         **filters: Any) -> Any:
+    """The whole SearchResult of one search through the operations layer."""
+    from ingestflow.operations.search import Filters
     from ingestflow.operations.search import search as run_search
     from ingestflow.runtime import open_runtime
 
-    async def main() -> list[Any]:
+    async def main() -> Any:
         async with open_runtime(settings) as rt:
-            return (await run_search(rt, tenant, text, k=k)).hits
+            return await run_search(rt, tenant, text, k=k, mode=mode, filters=Filters(**filters))
 
     return asyncio.run(main())
 

@@ -45,7 +45,7 @@ def embed(texts: list[str], dimensions: int = 1536) -> np.ndarray:
 def test_implements_the_embedder_protocol() -> None:
     embedder = HashingEmbedder()
     assert isinstance(embedder, Embedder)
-    assert (embedder.provider, embedder.model, embedder.dimensions) == ("mock", "mock-hashing-v1", 1536)
+    assert (embedder.provider, embedder.model, embedder.dimensions) == ("mock", "mock-hashing-v2", 1536)
     assert asyncio.run(embedder.health())[0] is True
 
 
@@ -54,7 +54,7 @@ def test_embed_returns_a_full_result() -> None:
     result = asyncio.run(HashingEmbedder(64).embed(texts))
     assert isinstance(result, EmbeddingResult)
     assert result.vectors.shape == (5, 64) and result.vectors.dtype == np.float32
-    assert (result.provider, result.model, result.dimensions) == ("mock", "mock-hashing-v1", 64)
+    assert (result.provider, result.model, result.dimensions) == ("mock", "mock-hashing-v2", 64)
     assert result.usage_tokens == 0 and result.requests == 0  # free: nothing billed
     assert result.requests == 0
     assert np.array_equal(result.vectors, HashingEmbedder(64).embed_texts(texts))

@@ -163,9 +163,9 @@ def test_search_never_mixes_embedding_spaces(settings: Settings, tmp_path: Path)
 
     result = asyncio.run(main())
     assert result.hits and "waggle" in result.hits[0].text
-    assert "searched mock/mock-hashing-v1 (1536d)" in result.notes[0] and "covers 0 of 1" in result.notes[0]
+    assert "searched mock/mock-hashing-v2 (1536d)" in result.notes[0] and "covers 0 of 1" in result.notes[0]
     spaces = sql(settings, "SELECT provider, model, dimensions FROM embedding_spaces ORDER BY id")
-    assert spaces == [("mock", "mock-hashing-v1", 1536), ("mock", "mock-hashing-v1", 256)]
+    assert spaces == [("mock", "mock-hashing-v2", 1536), ("mock", "mock-hashing-v2", 256)]
     assert sql(settings, "SELECT DISTINCT space_id FROM embeddings") == [(1,)]  # nothing written to the other
 
 

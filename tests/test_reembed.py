@@ -77,7 +77,7 @@ def test_a_model_change_in_mock_mode(settings: Settings, tmp_path: Path) -> None
     before = report(new)
     assert before.switching and before.estimate.chunks == chunks and before.estimate.sync_usd == 0
     drain(new, reembed(new))
-    assert vectors_by_model(new) == {("mock-hashing-v1", 1536): chunks, ("mock-hashing-v1", 384): chunks}
+    assert vectors_by_model(new) == {("mock-hashing-v2", 1536): chunks, ("mock-hashing-v2", 384): chunks}
     after = search(new, "glaciers")
     assert after.hits and after.notes == []
     assert not report(new).switching
@@ -89,7 +89,7 @@ def test_a_model_change_in_mock_mode(settings: Settings, tmp_path: Path) -> None
     with pytest.raises(Refused, match="only an old model's space"):
         call(new, drop_space, "default", new_id)
     assert call(new, drop_space, "default", old_id) == chunks
-    assert vectors_by_model(new) == {("mock-hashing-v1", 384): chunks}
+    assert vectors_by_model(new) == {("mock-hashing-v2", 384): chunks}
 
 
 def test_new_documents_reach_both_spaces_during_a_change(settings: Settings, tmp_path: Path) -> None:
@@ -221,7 +221,7 @@ def test_reembed_through_the_cli(settings: Settings, tmp_path: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert "queued 2 documents" in started.stdout
     status = run_cli(settings, "status", **env)
-    assert "search uses mock/mock-hashing-v1 (384d)" in status.stdout
+    assert "search uses mock/mock-hashing-v2 (384d)" in status.stdout
     batch = run_cli(settings, "reembed", "--yes", "--batch", **env)
     assert batch.returncode == 1 and "Batch API needs" in batch.stdout + batch.stderr
     assert Decimal(0) == sql(settings, "SELECT coalesce(sum(cost_usd), 0) FROM ledger")[0][0]
@@ -254,5 +254,5 @@ def test_spaces_and_reembed_through_the_api(settings: Settings, tmp_path: Path) 
     with TestClient(create_app(new)) as client:
         view = client.get("/v1/spaces", headers=auth(acme)).json()
         assert not view["switching"] and view["active"]["dimensions"] == 384
-        assert view["others"] == [{"id": view["others"][0]["id"], "provider": "mock", "model": "mock-hashing-v1",
+        assert view["others"] == [{"id": view["others"][0]["id"], "provider": "mock", "model": "mock-hashing-v2",
                                    "dimensions": 1536}]

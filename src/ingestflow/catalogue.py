@@ -1,4 +1,5 @@
-"""What each paid service and embedding model is: sizes, limits, tokenizer and prices.
+"""What each paid service and embedding model is: sizes, limits, tokenizer and prices;
+and the search modes, which the CLI, the API and the settings all offer.
 
 One entry per model. The chunker caps chunks by the chosen model, the request packer and
 the fake OpenAI server enforce the same per-request limits, the cost table and the config
@@ -12,6 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
+
+# hybrid: nearest vectors and keyword matches, fused; vector or keyword: one list alone.
+SearchMode = Literal["hybrid", "vector", "keyword"]
 
 CL100K = "cl100k_base"  # every OpenAI embedding model's tokenizer
 WORDPIECE = "bert-wordpiece"  # sentence-transformers' BERT models
@@ -52,7 +57,7 @@ def _openai(name: str, dimensions: int, usd_per_mtok: str, *, shortenable: bool)
 
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"  # the sentence-transformers model packaged for offline use
-MOCK_MODEL = "mock-hashing-v1"
+MOCK_MODEL = "mock-hashing-v2"  # v1 hashed with signs: its vectors are another space
 EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     _openai("text-embedding-3-small", 1536, "0.02", shortenable=True),
     _openai("text-embedding-3-large", 3072, "0.13", shortenable=True),

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingestflow.catalogue import MAX_CHUNK_TOKENS, openai_model
+from ingestflow.catalogue import MAX_CHUNK_TOKENS, SearchMode, openai_model
 
 
 class ServiceMode(StrEnum):
@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     chunk_max_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder
     chunk_overlap_tokens: int = Field(default=64, ge=0)
     mock_embedding_dimensions: int = Field(default=1536, gt=0)
+
+    # Search. The text search configuration of keyword search (Postgres' `english` stems
+    # English words; `simple` only lowercases, for mixed languages). A change rebuilds
+    # every chunk's search vector (workers do it in the background).
+    search_language: str = Field(default="english", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    search_mode: SearchMode = "hybrid"  # when a search names none
+    # Chunks taken from each ranked list (vector, keyword) before reciprocal rank fusion,
+    # and the fusion's k: a chunk scores sum(1 / (k + rank)). Chosen on bench/retrieval.py.
+    search_candidates: int = Field(default=50, ge=1, le=1000)
+    search_rrf_k: int = Field(default=60, ge=1)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)

@@ -62,6 +62,7 @@ class Runtime:
             self.services,
             self.files,
             chunking=self.chunking(),
+            search_language=s.search_language,
             lease_seconds=s.lease_seconds,
             batch_size=s.embedding_batch_size,
         )

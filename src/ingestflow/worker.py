@@ -28,7 +28,7 @@ from ingestflow.pipeline.stages import Pipeline
 from ingestflow.services.base import Embedder
 from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import documents, jobs, statistics, vectors
+from ingestflow.store import chunks, documents, jobs, statistics, vectors
 from ingestflow.store.database import Database
 from ingestflow.store.documents import Event, StageConflict
 from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
@@ -102,7 +102,7 @@ class Worker:
                                                               self.schedule_repairs)))
         if self.index_min_vectors is not None:
             background.append(asyncio.create_task(self._every(self.index_interval, "index_build",
-                                                              self._build_indexes)))
+                                                              self._maintain_indexes)))
         if self.budget is not None:
             background.append(asyncio.create_task(self._every(self.lease_seconds, "reservation_sweep",
                                                               self.budget.sweep)))
@@ -188,12 +188,22 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - retried at the next turn
                 log.warning(f"{name}_failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
-    async def _build_indexes(self) -> None:
-        """Build each space's HNSW index once it is big enough (see store/vectors.py)."""
+    async def _maintain_indexes(self) -> None:
+        """Build each space's HNSW index once it is big enough (see store/vectors.py), and
+        rebuild the search vectors of chunks written in another SEARCH_LANGUAGE."""
         assert self.index_min_vectors is not None
         built = await vectors.build_indexes(self.db.url, min_vectors=self.index_min_vectors)
         if built:
             log.info("hnsw_index_built", spaces=built)
+        config, rebuilt = self.pipeline.search_language, 0
+        while True:
+            async with self.db.pool.connection() as conn, conn.transaction():
+                done = await chunks.rebuild_search_vectors(conn, config)
+            if not done:
+                break
+            rebuilt += done
+        if rebuilt:
+            log.info("search_vectors_rebuilt", chunks=rebuilt, config=config)
 
     async def schedule_repairs(self) -> int:
         """HYBRID: once the real embedder is healthy again, queue degraded documents."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingestflow.catalogue import SearchMode
 from ingestflow.operations.search import MAX_QUERY_CHARS
 
 
@@ -125,6 +126,10 @@ class SearchRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=5, ge=1, le=100)
+    mode: SearchMode | None = Field(
+        default=None, description="hybrid: nearest vectors and keyword matches fused by reciprocal rank "
+        "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
+        "keyword: full-text matches of any of the query's words only (no embedding call).")
     filters: SearchFilters | None = None
 
 
@@ -135,15 +140,17 @@ class SearchHit(BaseModel):
     version: int
     ordinal: int
     text: str
-    pages: list[int]
+    pages: list[int] = Field(description="The pages the passage's text was read from (empty without pages).")
     heading_path: list[str]
+    snippet: str = Field(description="The passage's best fragments, the query's words marked **like this**.")
 
 
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
-    provider: str
+    provider: str = Field(description="Who embedded the query (\"postgres\" when keywords alone answered).")
     model: str
-    degraded: bool = Field(description="Answered from the fallback model's index.")
+    mode: SearchMode
+    degraded: bool = Field(description="Answered from the fallback model's index, or from keywords alone.")
     notes: list[str]
 
 

@@ -81,7 +81,7 @@ def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: b
 
     try:
         return asyncio.run(main())
-    except embedded.EmbeddedServerUnusable as exc:
+    except (embedded.EmbeddedServerUnusable, ConfigError) as exc:
         fail(str(exc), 2)
     except Refused as exc:
         fail(str(exc), 1)

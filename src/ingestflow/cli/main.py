@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from ingestflow.cli.keys import app as keys_app
-from ingestflow.cli.options import JsonOpt, TenantFilterOpt, TenantOpt
+from ingestflow.cli.options import JsonOpt, ModeOpt, TenantFilterOpt, TenantOpt
 
 app = typer.Typer(help="Documents to searchable pgvector embeddings.", no_args_is_help=True,
                   rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -101,17 +101,18 @@ def ingest(
 def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many passages.")] = 5,
+    mode: ModeOpt = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the current versions of all complete documents."""
+    """Search the current versions of all complete documents (by meaning and by keyword)."""
     from ingestflow.cli.common import run, start_database
 
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations.search import search as run_search
 
-    result = run(lambda rt: run_search(rt, tenant, text, k=k))
+    result = run(lambda rt: run_search(rt, tenant, text, k=k, mode=mode))
     if as_json:
         render.print_json(result)
     else:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ingestflow.catalogue import SearchMode
+
 
 def tenant_name(value: str | None) -> str | None:
     """The tenant-name rule (operations/naming.py) applies to --tenant as to an API key's
@@ -21,4 +23,6 @@ def tenant_name(value: str | None) -> str | None:
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.", callback=tenant_name)]
 TenantFilterOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant.", callback=tenant_name)]
+ModeOpt = Annotated[SearchMode | None, typer.Option(
+    "--mode", help="hybrid: vectors and keywords fused; vector or keyword alone. [default: SEARCH_MODE, hybrid]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]

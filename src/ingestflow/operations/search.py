@@ -1,30 +1,51 @@
-"""Query-time search: embed the query with the configured model, search its space only.
+"""Query-time search: keyword matches, nearest vectors, or both fused (hybrid, the default).
 
-In HYBRID mode, when the real model cannot embed the query (unhealthy, out of budget),
-the query is embedded by the fallback and searched in the fallback's own space, and the
-answer says so: vectors of different models are never compared.
+Vectors: the query is embedded with the model of the tenant's active space and compared
+in that space only. In HYBRID service mode, when the real model cannot embed the query
+(unhealthy, out of budget), the fallback embeds it and its own space is searched, and the
+answer says so: vectors of different models are never compared. When no model can embed
+it, a hybrid search still answers from keywords (degraded, with a note).
+
+Keywords: Postgres full-text search over each chunk's text, headings and document name,
+in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of the query.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from ingestflow.catalogue import SearchMode
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
+from ingestflow.services.base import Embedder
 from ingestflow.services.guard import CallContext
 from ingestflow.services.router import SpaceModel
-from ingestflow.store import vectors
+from ingestflow.store import chunks, vectors
 from ingestflow.tokens import count_tokens
 
+if TYPE_CHECKING:
+    import numpy as np
+
 MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
+MODES: tuple[str, ...] = get_args(SearchMode)
+# ts_rank_cd's normalisation: 0 ranks by matched words and their proximity, whatever the
+# chunk's length (chunks are bounded by CHUNK_MAX_TOKENS anyway); chosen on bench/retrieval.py.
+RANK_NORMALIZATION = 0
+SNIPPET_WORDS = 60  # two fragments of ts_headline's MaxWords=30 (search.sql); the first words without a match
+_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
 class Hit:
-    score: float
+    """A passage and where it comes from: ``pages`` are the pages its text was read from
+    (empty for formats without pages), ``snippet`` its best fragments with the query's
+    words marked ``**like this**``."""
+
+    score: float  # the mode's own: cosine similarity, ts_rank_cd, or the fused RRF score
     document_id: str
     source_name: str
     version: int
@@ -32,14 +53,16 @@ class Hit:
     text: str
     pages: list[int]
     heading_path: list[str]
+    snippet: str
 
 
 @dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
-    provider: str
+    provider: str  # who embedded the query; "postgres" for keywords only
     model: str
-    degraded: bool = False  # answered from the fallback's space
+    mode: str
+    degraded: bool = False  # answered from the fallback's space, or from keywords alone
     notes: list[str] = field(default_factory=list)
 
 
@@ -50,42 +73,91 @@ class Filters:
     mime: str | None = None
 
 
-async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, filters: Filters = Filters()) -> SearchResult:
-    """The ``k`` passages closest to ``query`` among the tenant's current documents, in the
-    tenant's active space (the configured model's, unless a model change is under way).
-    A blank query matches nothing (its vector would be noise, close to arbitrary passages).
-    Refused when the query cannot be embedded: ``invalid`` for one longer than
-    MAX_QUERY_CHARS or one the model refuses, ``unavailable`` while the model cannot answer."""
+async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
+                 filters: Filters = Filters()) -> SearchResult:
+    """The ``k`` passages that best answer ``query`` among the tenant's current documents.
+    ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
+    (blank, punctuation) matches nothing. Refused ``invalid`` for an unknown mode, a query
+    longer than MAX_QUERY_CHARS or one the model refuses; ``unavailable`` when a vector
+    search cannot embed the query now."""
+    mode = mode or rt.settings.search_mode
+    if mode not in MODES:
+        raise Refused("invalid", "unknown_mode", f"Unknown search mode {mode!r}; use one of: {', '.join(MODES)}.")
     if len(query) > MAX_QUERY_CHARS:
         raise Refused("invalid", "query_too_long", f"The query is longer than {MAX_QUERY_CHARS} characters; shorten it.")
-    services = rt.services
-    model, notes = await _space_model(rt, tenant)
-    embedder, guard = model.embedder, model.guard
+    query = query.replace("\x00", " ")  # Postgres text holds no NUL
+    config = rt.settings.search_language
+    notes: list[str] = []
+    model = None
+    if mode != "keyword":
+        model, notes = await _space_model(rt, tenant)
+    empty = None
     if not query.strip():
-        return SearchResult([], embedder.provider, embedder.model, notes=[*notes, "the query is blank: no passages"])
-    degraded = False
+        empty = "the query is blank: no passages"
+    elif not _WORD.search(query):
+        empty = "the query has no words, only punctuation or symbols: no passages"
+    if empty is None and mode != "vector":
+        async with rt.db.pool.connection() as conn:
+            if not await chunks.has_search_terms(conn, config, query):
+                empty = ("the query holds only common words (such as 'the', 'of'), which keyword search "
+                         "ignores: no passages (mode vector searches them by meaning)")
+    if empty is not None:  # answered before any paid call
+        provider, model_name = _answered_by(model.embedder if model else None, config)
+        return SearchResult([], provider, model_name, mode, notes=[*notes, empty])
+    embedder: Embedder | None = None
+    vector, degraded = None, False
+    if model is not None:
+        embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
+    plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
+                              candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
+                              normalization=RANK_NORMALIZATION)
+    async with rt.db.pool.connection() as conn:
+        space_id = None
+        if embedder is not None:
+            space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
+        rows = await vectors.search(
+            conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
+            query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
+        )
+        if plan.keyword and await chunks.search_config_stale(conn, config):
+            notes.append(f"some passages are still indexed for keywords in another language than "
+                         f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
+                         "search skips them")
+    if mode == "keyword" and not rows:
+        notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
+    return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)
+
+
+def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:
+    if embedder is None:
+        return "postgres", f"full-text ({config})"
+    return embedder.provider, embedder.model
+
+
+async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, notes: list[str], *,
+                       optional: bool) -> tuple[Embedder | None, np.ndarray | None, bool]:
+    """(embedder, query vector, degraded). The fallback embeds when the space's model
+    cannot; with neither, ``optional`` (hybrid) answers without a vector."""
+    embedder, guard = model.embedder, model.guard
     try:
         # Only a metered call needs the count (loading the tokenizer costs a second).
         result = await guard.call(
             lambda: embedder.embed([query]), units=count_tokens(query) if guard.metered else 0,
             context=CallContext(tenant=tenant), actual_units=lambda r: r.usage_tokens,
         )
+        return embedder, result.vectors[0], False
     except PermanentError as exc:
         raise Refused("invalid", exc.code, exc.message) from None
     except (TransientError, DeferredError) as exc:
-        if services.embedder_fallback is None:
-            raise Refused("unavailable", exc.code, "The embedding service cannot answer now; try again later.",
-                          retry_after=exc.retry_after or 5) from None
-        embedder, degraded = services.embedder_fallback, True
-        notes.append(f"real embedder unavailable ({exc.code}); searched the fallback index")
-        result = await embedder.embed([query])
-    async with rt.db.pool.connection() as conn:
-        space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
-        rows = await vectors.search(
-            conn, space_id=space_id, dimensions=embedder.dimensions, query_vector=result.vectors[0],
-            tenant=tenant, k=k, **asdict(filters),
-        )
-    return SearchResult([_hit(r) for r in rows], embedder.provider, embedder.model, degraded, notes)
+        fallback = rt.services.embedder_fallback
+        if fallback is not None:
+            notes.append(f"real embedder unavailable ({exc.code}); searched the fallback index")
+            return fallback, (await fallback.embed([query])).vectors[0], True
+        if optional:
+            notes.append(f"the embedding service cannot answer now ({exc.code}): keyword matches only")
+            return None, None, True
+        raise Refused("unavailable", exc.code, "The embedding service cannot answer now; try again later.",
+                      retry_after=exc.retry_after or 5) from None
 
 
 async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]:
@@ -116,4 +188,5 @@ def _hit(row: dict[str, Any]) -> Hit:
         score=float(row["score"]), document_id=str(row["document_id"]),
         source_name=row["source_name"], version=row["version"], ordinal=row["ordinal"],
         text=row["text"], pages=meta.get("pages", []), heading_path=meta.get("heading_path", []),
+        snippet=" ".join((row["snippet"] or row["text"]).split()[:SNIPPET_WORDS]),
     )

@@ -59,11 +59,12 @@ PARSE_CONCURRENCY = 8  # documents parsed at once (threads, or paid parse calls 
 
 class Pipeline:
     def __init__(self, db: Database, services: Services, files: FileStore, *, chunking: ChunkingConfig,
-                 lease_seconds: float, batch_size: int) -> None:
+                 search_language: str, lease_seconds: float, batch_size: int) -> None:
         self.db = db
         self.services = services
         self.files = files
         self.chunking = chunking
+        self.search_language = search_language
         self.tx = Transactions(db, lease_seconds)
         self.embedding = Embedding(self.tx, services, batch_size=batch_size)
 
@@ -226,7 +227,7 @@ class Pipeline:
                 NewChunk(c.ordinal, c.text, c.token_count,
                          {"pages": list(c.pages), "heading_path": list(c.heading_path),
                           "char_start": c.char_start, "char_end": c.char_end}) for c in chunked[i.id]]
-                for i in live})
+                for i in live}, search_config=self.search_language)
             moved = await advance(conn, live, (Stage.CHUNKING,), Stage.CHUNKED)
             await documents.add_events(conn, [
                 _event(i, "stage_done", Stage.CHUNKED, started, chunks=len(chunked[i.id]),

@@ -1,8 +1,14 @@
 """The MOCK embedder: deterministic, offline, and meaningful enough to demo search.
 
-A signed, hashed bag of lowercased word unigrams and bigrams with sublinear term frequency
+A hashed bag of lowercased word unigrams and bigrams with sublinear term frequency
 (1 + log tf), normalised to unit length. Texts sharing words and phrases get close vectors,
 so a search for a phrase finds the chunk that contains it.
+
+Every weight is positive (v1 gave each feature a random sign): a word the query shares
+with a text can only raise their score, never make it negative through a collision with
+another feature of opposite sign. Without signs, common words would make every text look
+alike, so a short list of English function words is left out, and a trailing plural "s"
+is dropped ("deductibles" counts as "deductible").
 
 Stability: words are hashed with blake2b (not Python's salted ``hash()``) and bigrams are
 derived from the two word hashes with fixed 64-bit integer arithmetic, so every process and
@@ -28,16 +34,28 @@ _WORD = re.compile(r"\w+")
 _ROWS_PER_BLOCK = 1024  # bounds the dense float64 scratch to ~12 MB at 1536 dimensions
 _MEMO_LIMIT = 1_000_000  # words remembered; beyond that they are hashed every time
 _KEY_BITS = 48  # feature hash bits kept next to the row number when counting
+_STOP_WORDS = frozenset("""
+a about after all also an and any are as at be been before but by can could did do does for from had
+has have he her his how i if in into is it its may me more my no not of on or our out over she should
+so than that the their them then there these they this those to too up us was we were what when where
+which while who why will with would you your
+""".split())
+_SKIPPED = 0  # the hash of a stop word: its occurrences are dropped
 
 
 def _word_hash(word: str) -> int:
     """Stable 64-bit hash of a word (blake2b, identical in every process)."""
+    if word in _STOP_WORDS:
+        return _SKIPPED
+    if len(word) > 3 and word[-1] == "s" and word[-2] not in "su":
+        word = word[:-1]  # plural: "claims" -> "claim" (not "class", "status")
     return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8)
                           .digest(), "little")
 
 
 class _WordHashes(dict[str, int]):
-    """Memo word -> hash; ``__missing__`` keeps the hot path a C-level dict lookup."""
+    """Memo word -> hash (``_SKIPPED`` for a stop word); ``__missing__`` keeps the hot path
+    a C-level dict lookup."""
 
     def __missing__(self, word: str) -> int:
         value = _word_hash(word)
@@ -95,7 +113,7 @@ class HashingEmbedder:
         keys, tf = self._term_counts(rows, features)
         vectors = self._hashed_vectors(len(texts), keys, tf)
         norms = np.linalg.norm(vectors, axis=1)
-        blank = norms == 0  # no words (or, absurdly rarely, features that cancel out)
+        blank = norms == 0  # no words but stop words
         vectors[blank] = self._empty
         norms[blank] = 1.0
         return (vectors / norms[:, None]).astype(np.float32)
@@ -111,6 +129,8 @@ class HashingEmbedder:
             lengths.append(len(words))
         unigrams = np.array(hashes, dtype=np.uint64)
         rows = np.repeat(np.arange(len(texts), dtype=np.uint64), lengths)
+        kept = unigrams != _SKIPPED  # bigrams join the words either side of a stop word
+        unigrams, rows = unigrams[kept], rows[kept]
         same_row = rows[:-1] == rows[1:]  # a bigram never spans two texts
         with np.errstate(over="ignore"):
             bigrams = _mix(unigrams[:-1][same_row] * np.uint64(0x9E3779B97F4A7C15)
@@ -124,17 +144,15 @@ class HashingEmbedder:
         return np.unique(keys, return_counts=True)
 
     def _hashed_vectors(self, n_rows: int, keys: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        """Dense (n_rows, dimensions) float64 sums of signed sublinear term weights."""
+        """Dense (n_rows, dimensions) float64 sums of sublinear term weights."""
         feature = keys & np.uint64((1 << _KEY_BITS) - 1)
-        index = ((feature >> np.uint64(1)) % np.uint64(self.dimensions)).astype(np.int64)
-        sign = 1.0 - 2.0 * (feature & np.uint64(1)).astype(np.float64)
-        weight = (1.0 + np.log(tf)) * sign
+        index = (feature % np.uint64(self.dimensions)).astype(np.int64)
+        weight = 1.0 + np.log(tf)
         flat = (keys >> np.uint64(_KEY_BITS)).astype(np.int64) * self.dimensions + index
         dense = np.bincount(flat, weights=weight, minlength=n_rows * self.dimensions)
         return dense.reshape(n_rows, self.dimensions)
 
     def _unit_from_hash(self, value: int) -> np.ndarray:
-        feature = value >> (64 - _KEY_BITS)
         vector = np.zeros(self.dimensions, dtype=np.float64)
-        vector[(feature >> 1) % self.dimensions] = -1.0 if feature & 1 else 1.0
+        vector[(value >> (64 - _KEY_BITS)) % self.dimensions] = 1.0
         return vector

@@ -1,4 +1,5 @@
-"""Chunks: written in one binary COPY per batch of documents, keyed ``uuid5(document, ordinal)``."""
+"""Chunks: written in one binary COPY per batch of documents, keyed ``uuid5(document, ordinal)``,
+each with its full-text search vector (see migrations/0006_search.sql)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,47 @@ class NewChunk:
     metadata: dict[str, Any]  # pages, heading_path, char_start, char_end
 
 
-async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[NewChunk]]) -> None:
+async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[NewChunk]], *,
+                  search_config: str) -> None:
     """Each document's chunks become exactly these (a rerun of chunking replaces what an
-    earlier run left): one DELETE and one binary COPY for the whole batch, in the caller's
-    transaction."""
+    earlier run left): one DELETE, one binary COPY and one INSERT for the whole batch, in
+    the caller's transaction. ``search_config`` is the text search configuration of
+    their search vectors."""
     await conn.execute(query("delete_chunks"), {"ids": list(chunks)})
+    await conn.execute(query("stage_chunks"))
     async with conn.cursor().copy(query("copy_chunks")) as copy:
         copy.set_types(["uuid", "uuid", "int4", "text", "text", "int4", "jsonb"])
         for document, rows in chunks.items():
             for c in rows:
                 await copy.write_row((chunk_id(document, c.ordinal), document, c.ordinal, c.text,
                                       sha256_hex(c.text), c.token_count, Jsonb(c.metadata)))
+    await conn.execute(query("insert_staged_chunks"), {"config": search_config})
+
+
+class UnknownSearchConfig(ValueError):
+    """SEARCH_LANGUAGE names no text search configuration of the database."""
+
+
+async def check_search_config(conn: AsyncConnection, config: str) -> None:
+    known, names = await (await conn.execute(query("search_config_known"), {"config": config})).fetchone()
+    if not known:
+        raise UnknownSearchConfig(f"SEARCH_LANGUAGE={config!r} is not a text search configuration of this "
+                                  f"database; use one of: {', '.join(names)}")
+
+
+async def has_search_terms(conn: AsyncConnection, config: str, question: str) -> bool:
+    """Whether ``question`` holds any word keyword search can match (not only stop words)."""
+    return (await (await conn.execute(query("query_has_terms"), {"config": config, "question": question}))
+            .fetchone())[0]
+
+
+async def search_config_stale(conn: AsyncConnection, config: str) -> bool:
+    """Whether some chunk's search vector was built in another configuration."""
+    return (await (await conn.execute(query("search_config_stale"), {"config": config})).fetchone())[0]
+
+
+async def rebuild_search_vectors(conn: AsyncConnection, config: str, *, limit: int = 2000) -> int:
+    """Rebuild up to ``limit`` search vectors of another configuration in this one; returns
+    how many (0 when none is left)."""
+    cur = await conn.execute(query("rebuild_search_vectors"), {"config": config, "limit": limit})
+    return cur.rowcount

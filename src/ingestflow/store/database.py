@@ -12,8 +12,8 @@ from importlib import resources
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ingestflow.config import Settings
-from ingestflow.store import documents, embedded
+from ingestflow.config import ConfigError, Settings
+from ingestflow.store import chunks, documents, embedded
 from ingestflow.store.outage import until_reachable
 from ingestflow.store.sql import query
 
@@ -102,6 +102,12 @@ class Database:
                               what="migrate the schema")
         db = cls(url, max_size=max_size)
         await db.pool.open(wait=True)
+        try:
+            async with db.pool.connection() as conn:
+                await chunks.check_search_config(conn, settings.search_language)
+        except chunks.UnknownSearchConfig as exc:
+            await db.close()
+            raise ConfigError(str(exc)) from None
         return db
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Embedding spaces, bulk vector writes, search, and each space's HNSW index.
+"""Embedding spaces, bulk vector writes, hybrid search, and each space's HNSW index.
 
 A space is (provider, model, dimensions). Vectors are only ever compared inside one
 space: search filters on ``space_id``, and each space gets its own partial HNSW index.
@@ -216,26 +216,42 @@ async def _copy_vectors(conn: AsyncConnection, statement: str, chunk_ids: Sequen
             await copy.write_row((cid, space_id, vec))
 
 
+@dataclass(frozen=True)
+class SearchPlan:
+    """Which ranked lists a search fuses, and how (see search.sql)."""
+
+    dense: bool  # nearest vectors in the space
+    keyword: bool  # full-text matches, in text search configuration ``config``
+    config: str
+    candidates: int  # chunks taken from each list before fusion
+    rrf_k: int
+    normalization: int  # ts_rank_cd's length normalisation flags
+
+
 async def search(
     conn: AsyncConnection,
+    plan: SearchPlan,
     *,
-    space_id: int,
+    space_id: int | None,
     dimensions: int,
-    query_vector: np.ndarray,
+    query_vector: np.ndarray | None,
+    question: str,
     tenant: str,
     k: int,
     source_name: str | None = None,
     document_ids: list[uuid.UUID] | None = None,
     mime: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The tenant's ``k`` best chunks, best first, each with its ``score`` and ``snippet``."""
     await _vector_types(conn)
-    sql = _template("search", dims=dimensions)
+    sql = _template("search", dims=max(dimensions, 1))
     async with conn.transaction():
         await conn.execute(query("search_settings"))
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            sql, {"space_id": space_id, "query": query_vector, "tenant": tenant, "k": k,
-                  "source_name": source_name, "document_ids": document_ids, "mime": mime}
-        )
-        rows = await cur.fetchall()
-    return sorted(rows, key=lambda r: r["score"], reverse=True)
+        await cur.execute(sql, {
+            "dense": plan.dense, "keyword": plan.keyword, "config": plan.config,
+            "candidates": plan.candidates, "rrf_k": plan.rrf_k, "normalization": plan.normalization,
+            "space_id": space_id, "query": query_vector, "question": question, "tenant": tenant, "k": k,
+            "source_name": source_name, "document_ids": document_ids, "mime": mime,
+        })
+        return await cur.fetchall()

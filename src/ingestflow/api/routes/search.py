@@ -1,4 +1,4 @@
-"""Semantic search over the caller's current, complete documents."""
+"""Search over the caller's current, complete documents: hybrid, vector or keyword."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/v1", tags=["search"])
              summary="Search passages")
 async def search(body: schemas.SearchRequest, rt: RuntimeDep, tenant: TenantDep) -> schemas.SearchResponse:
     filters = Filters(**body.filters.model_dump()) if body.filters else Filters()
-    result = await run_search(rt, tenant, body.query, k=body.k, filters=filters)
+    result = await run_search(rt, tenant, body.query, k=body.k, mode=body.mode, filters=filters)
     return schemas.SearchResponse(
         hits=[schemas.SearchHit(**vars(h)) for h in result.hits], provider=result.provider,
-        model=result.model, degraded=result.degraded, notes=result.notes,
+        model=result.model, mode=result.mode, degraded=result.degraded, notes=result.notes,
     )

@@ -1,12 +1,60 @@
--- Cosine search inside one embedding space, with optional filters; the typed cast matches the space's partial HNSW index ({dims} is a validated integer, not user input).
-SELECT c.id AS chunk_id, d.id AS document_id, d.source_name, d.version, c.ordinal,
-       c.text, c.metadata, 1 - (e.embedding::vector({dims}) <=> %(query)s::vector({dims})) AS score
-FROM embeddings e
-JOIN chunks c ON c.id = e.chunk_id
+-- Hybrid search in one statement: the %(candidates)s nearest chunks in one embedding space
+-- (cosine, on the typed cast that matches the space's partial HNSW index; {dims} is a
+-- validated integer, not user input) and the %(candidates)s best keyword matches (any
+-- word of the question, ts_rank_cd), fused by reciprocal rank fusion: a chunk scores
+-- sum(1 / (rrf_k + rank)) over the lists it is in. %(dense)s / %(keyword)s switch a list
+-- off (vector-only or keyword-only search); the planner skips a switched-off list.
+-- The score returned is the mode's own: cosine similarity, ts_rank_cd, or the fused one.
+WITH question AS MATERIALIZED (
+    SELECT any_word_query(%(config)s::text::regconfig, %(question)s) AS tsq
+),
+dense AS (
+    SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
+    FROM (
+        SELECT e.chunk_id, e.embedding::vector({dims}) <=> %(query)s::vector({dims}) AS distance
+        FROM embeddings e
+        JOIN chunks c ON c.id = e.chunk_id
+        JOIN documents d ON d.id = c.document_id
+        WHERE %(dense)s AND e.space_id = %(space_id)s AND d.is_current AND d.tenant = %(tenant)s
+          AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
+          AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
+          AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
+        ORDER BY e.embedding::vector({dims}) <=> %(query)s::vector({dims})
+        LIMIT %(candidates)s
+    ) nearest
+),
+keyword AS (
+    SELECT chunk_id, row_number() OVER (ORDER BY relevance DESC, chunk_id) AS rank, relevance
+    FROM (
+        SELECT c.id AS chunk_id, ts_rank_cd(c.search_vector, q.tsq, %(normalization)s) AS relevance
+        FROM question q
+        JOIN chunks c ON c.search_vector @@ q.tsq
+        JOIN documents d ON d.id = c.document_id
+        WHERE %(keyword)s AND c.search_config = %(config)s::text AND d.is_current AND d.tenant = %(tenant)s
+          AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
+          AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
+          AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
+        ORDER BY relevance DESC, c.id
+        LIMIT %(candidates)s
+    ) matched
+),
+fused AS (
+    SELECT chunk_id, sum(1.0 / (%(rrf_k)s + rank)) AS rrf, max(similarity) AS similarity,
+           max(relevance) AS relevance
+    FROM (SELECT chunk_id, rank, similarity, NULL::real AS relevance FROM dense
+          UNION ALL
+          SELECT chunk_id, rank, NULL, relevance FROM keyword) ranked
+    GROUP BY chunk_id
+    ORDER BY rrf DESC, chunk_id
+    LIMIT %(k)s
+)
+SELECT c.id AS chunk_id, d.id AS document_id, d.source_name, d.version, c.ordinal, c.text, c.metadata,
+       CASE WHEN NOT %(keyword)s THEN f.similarity WHEN NOT %(dense)s THEN f.relevance ELSE f.rrf END AS score,
+       ts_headline(%(config)s::text::regconfig, c.text, q.tsq,
+                   'MaxFragments=2, MinWords=12, MaxWords=30, StartSel=**, StopSel=**, FragmentDelimiter=" … "')
+           AS snippet
+FROM fused f
+JOIN chunks c ON c.id = f.chunk_id
 JOIN documents d ON d.id = c.document_id
-WHERE e.space_id = %(space_id)s AND d.is_current AND d.tenant = %(tenant)s
-  AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
-  AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
-  AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
-ORDER BY e.embedding::vector({dims}) <=> %(query)s::vector({dims})
-LIMIT %(k)s
+CROSS JOIN question q
+ORDER BY f.rrf DESC, c.id

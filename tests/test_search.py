@@ -1,0 +1,187 @@
+"""Search on the real database: keyword, vector and hybrid modes, citations, hostile queries,
+vector spaces kept apart, and the text search configuration (SEARCH_LANGUAGE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import auth, make_key
+from ingestflow.api import create_app
+from ingestflow.config import ConfigError, ServiceMode, Settings
+from ingestflow.operations.errors import Refused
+from ingestflow.operations.search import MAX_QUERY_CHARS, MODES
+from ingestflow.services.mock import HashingEmbedder
+from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import real, write_docs
+from support import SAMPLES, find, ingest, run_cli, search, sql, start_worker
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def names(hits: list) -> set[str]:  # type: ignore[type-arg]
+    return {Path(h.source_name).name for h in hits}
+
+
+def test_every_mode_respects_tenants_filters_versions_and_deletes(settings: Settings, tmp_path: Path) -> None:
+    orchard = write(tmp_path / "acme", "orchard.md", "# Orchard\n\nThe quincunx layout spaces the apple trees.\n")
+    write(tmp_path / "acme", "shears.txt", "Pruning shears need oiling after rain.\n")
+    write(tmp_path / "globex", "vault.md", "# Vault\n\nThe zorbifex protocol opens the vault at dawn.\n")
+    ingest(settings, [tmp_path / "acme"], tenant="acme")
+    ingest(settings, [tmp_path / "globex"], tenant="globex")
+    for mode in MODES:
+        assert "vault.md" not in names(search(settings, "zorbifex protocol vault", tenant="acme", mode=mode))
+        assert names(search(settings, "zorbifex protocol vault", tenant="globex", mode=mode)) == {"vault.md"}
+    assert names(search(settings, "quincunx", tenant="acme", mode="keyword")) == {"orchard.md"}
+    for filters in ({"source_name": "shears.txt"}, {"mime": "text/plain"}):
+        assert search(settings, "quincunx", tenant="acme", mode="keyword", **filters) == []
+    (shears,) = sql(settings, "SELECT id FROM documents WHERE source_name LIKE '%%shears.txt'")[0]
+    assert names(search(settings, "quincunx", tenant="acme", mode="hybrid", document_ids=[shears])) <= {"shears.txt"}
+    assert search(settings, "quincunx", tenant="acme", mode="keyword", document_ids=[shears]) == []
+
+    orchard.write_text("# Orchard\n\nThe hedgerow layout shelters the pear trees.\n")  # version 2
+    ingest(settings, [orchard], tenant="acme")
+    assert search(settings, "quincunx", tenant="acme", mode="keyword") == []  # only current versions
+    (hit,) = search(settings, "hedgerow", tenant="acme", mode="keyword")
+    assert hit.version == 2
+
+    (vault,) = sql(settings, "SELECT id FROM documents WHERE source_name LIKE '%%vault.md'")[0]
+    from ingestflow.operations.documents import delete
+    from ingestflow.runtime import open_runtime
+
+    async def remove() -> None:
+        async with open_runtime(settings) as rt:
+            await delete(rt, "globex", vault)
+
+    asyncio.run(remove())
+    for mode in MODES:
+        assert "vault.md" not in names(search(settings, "zorbifex protocol", tenant="globex", mode=mode))
+
+
+def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: Path) -> None:
+    ingest(settings, [SAMPLES])
+    key = make_key(settings, "default")
+    hostile = ["& | ! ( ) : *", "aurora & | ! ( ) : * ' \\ \" ;", "aurora:* & !solar <-> (x", "' OR 1=1 --",
+               "a\x00urora \x00", "\x00", "aurora " * (MAX_QUERY_CHARS // 7), "\u202e\ufeff aurora ☃ 🚀"]
+    with TestClient(create_app(settings)) as client:
+        for query in hostile:
+            for mode in MODES:
+                r = client.post("/v1/search", json={"query": query, "mode": mode}, headers=auth(key))
+                assert r.status_code == 200, (query[:40], mode, r.text)
+                assert r.json()["mode"] == mode
+        for query in ("the of and", "?!... ---", "to be or not to be"):
+            for mode in ("hybrid", "keyword"):
+                body = client.post("/v1/search", json={"query": query, "mode": mode}, headers=auth(key)).json()
+                assert body["hits"] == [] and body["notes"], (query, body)
+        too_long = client.post("/v1/search", json={"query": "x" * (MAX_QUERY_CHARS + 1)}, headers=auth(key))
+        assert too_long.status_code == 422
+        assert client.post("/v1/search", json={"query": "x", "mode": "fuzzy"}, headers=auth(key)).status_code == 422
+        body = client.post("/v1/search", json={"query": "aurora & | ! ( ) : *"}, headers=auth(key)).json()
+    assert body["mode"] == "hybrid" and "aurora" in body["hits"][0]["text"]  # the words still count
+    assert sql(settings, "SELECT count(*) FROM documents WHERE stage <> 'complete'")[0][0] == 0
+
+
+def test_hits_cite_document_version_pages_headings_and_a_marked_snippet(settings: Settings) -> None:
+    ingest(settings, [SAMPLES])
+    for mode in MODES:
+        top = search(settings, "aurora borealis", mode=mode, k=3)[0]
+        assert top.source_name.endswith("handbook.pdf") and top.version == 1, mode
+        assert "**aurora**" in top.snippet.lower() and "**borealis**" in top.snippet.lower(), (mode, top.snippet)
+        (markdown, pages) = sql(settings, "SELECT markdown, pages FROM document_texts WHERE document_id = %s",
+                                (uuid.UUID(top.document_id),))[0]
+        page_text = {page: markdown[start:end] for page, start, end in pages}
+        # The sentence the snippet marks is on the page the hit names, and on no other.
+        assert [p for p, text in page_text.items() if "aurora borealis" in text] == top.pages == [2]
+    heading = search(settings, "Kitchen Notebook", mode="keyword", k=1)[0]
+    assert heading.heading_path and heading.pages == []  # a .docx has headings, no pages
+    cli = run_cli(settings, "search", "aurora borealis", "--mode", "keyword", "--json")
+    assert cli.returncode == 0, cli.stderr
+    out = json.loads(cli.stdout)
+    assert out["mode"] == "keyword" and out["provider"] == "postgres"
+    assert {"snippet", "pages", "heading_path", "version", "source_name"} <= set(out["hits"][0])
+
+
+def test_fusion_never_compares_vectors_of_two_spaces(settings: Settings, tmp_path: Path) -> None:
+    """A chunk whose vector in ANOTHER space equals the query's vector must not rank as a
+    near neighbour: the dense list reads the searched space only."""
+    write(tmp_path / "docs", "bees.md", "# Bees\n\nHoney bees communicate with a waggle dance.\n")
+    write(tmp_path / "docs", "ledger.md", "# Ledger\n\nQuarterly accounting entries are reconciled monthly.\n")
+    ingest(settings, [tmp_path / "docs"])
+    query_vector = HashingEmbedder().embed_texts(["waggle dance"])[0]
+    (other,) = sql(settings, "INSERT INTO embedding_spaces (provider, model, dimensions)"
+                             " VALUES ('mock', 'decoy', 1536) RETURNING id")[0]
+    sql(settings, "INSERT INTO embeddings (chunk_id, space_id, embedding) SELECT c.id, %s, %s::vector"
+                  " FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source_name LIKE '%%ledger.md'",
+        (other, "[" + ",".join(map(str, query_vector)) + "]"))
+    for mode in ("vector", "hybrid"):
+        hits = search(settings, "waggle dance", mode=mode)
+        assert Path(hits[0].source_name).name == "bees.md", mode
+    ledger = [h for h in search(settings, "waggle dance", mode="vector") if h.source_name.endswith("ledger.md")]
+    assert all(h.score < 0.2 for h in ledger)  # its own space's vector, not the decoy's 1.0
+
+    small = settings.model_copy(update={"mock_embedding_dimensions": 256})  # a model change under way
+    result = find(small, "waggle dance", mode="hybrid")
+    assert "searched mock/mock-hashing-v2 (1536d)" in result.notes[0]
+    assert Path(result.hits[0].source_name).name == "bees.md"
+
+
+def test_keywords_answer_while_the_embedder_is_down(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    s = real(settings, fake, ServiceMode.REAL, call_retry_attempts=1, breaker_failure_threshold=100)
+    write_docs(tmp_path / "docs", 3)  # the third is about honey bees
+    ingest(s, [tmp_path / "docs"])
+    fake.faults.down = True
+    requests = fake.stats["requests"]
+    keyword = find(s, "honey bees", mode="keyword")
+    assert "honey bees" in keyword.hits[0].text and not keyword.degraded
+    assert fake.stats["requests"] == requests  # keyword search never calls the embedder
+    hybrid = find(s, "honey bees")
+    assert hybrid.mode == "hybrid" and hybrid.degraded and hybrid.provider == "postgres"
+    assert "keyword matches only" in hybrid.notes[-1] and "honey bees" in hybrid.hits[0].text
+    with pytest.raises(Refused) as refused:
+        find(s, "honey bees", mode="vector")
+    assert refused.value.kind == "unavailable"
+
+
+def test_a_new_search_language_rebuilds_the_keyword_index(settings: Settings, tmp_path: Path) -> None:
+    write(tmp_path / "docs", "bees.md", "# Bees\n\nHoney bees communicate with a waggle dance.\n")
+    ingest(settings, [tmp_path / "docs"])
+    assert search(settings, "bee", mode="keyword")  # english stems "bees" to "bee"
+    simple = settings.model_copy(update={"search_language": "simple"})
+    stale = find(simple, "bees", mode="keyword")
+    assert stale.hits == [] and "workers are rebuilding" in " ".join(stale.notes)
+    worker = start_worker(settings, tmp_path / "w.log", SEARCH_LANGUAGE="simple", INDEX_CHECK_SECONDS="0.2")
+    try:
+        deadline = time.monotonic() + 60
+        while sql(settings, "SELECT count(*) FROM chunks WHERE search_config <> 'simple'")[0][0]:
+            assert time.monotonic() < deadline and worker.poll() is None, (tmp_path / "w.log").read_text()
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    rebuilt = find(simple, "bees", mode="keyword")
+    assert rebuilt.hits and rebuilt.notes == []
+    assert find(simple, "bee", mode="keyword").hits == []  # "simple" does not stem
+
+
+def test_an_unknown_search_language_is_a_clear_configuration_error(settings: Settings) -> None:
+    from ingestflow.runtime import open_runtime
+
+    async def open_with(language: str) -> None:
+        async with open_runtime(settings.model_copy(update={"search_language": language})):
+            pass
+
+    with pytest.raises(ConfigError, match="SEARCH_LANGUAGE='klingon'.*english"):
+        asyncio.run(open_with("klingon"))
+    cli = run_cli(settings, "search", "bees", SEARCH_LANGUAGE="klingon")
+    assert cli.returncode == 2 and "SEARCH_LANGUAGE" in cli.stdout + cli.stderr
+    assert "Traceback" not in cli.stdout + cli.stderr
