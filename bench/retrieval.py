@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ingestflow.config import Settings
+from ingestflow.config import ServiceMode, Settings
 from ingestflow.operations import search as search_module
 from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.search import MODES, search
@@ -44,6 +44,10 @@ from support import fresh_database, temporary_home
 
 DATA = Path(__file__).parent / "retrieval_data"
 KINDS = ("paraphrase", "exact", "keyword")
+EMBEDDERS: dict[str, dict[str, Any]] = {  # the settings of each embedder available offline
+    "mock": {},
+    "local": {"embeddings_mode": ServiceMode.REAL, "embeddings_provider": "local"},
+}
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,7 @@ def with_settings(rt: Runtime, **update: Any) -> None:
 
 async def quality(base: Settings, embedder: str, variants: bool) -> None:
     qs = questions()
-    settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base)),
-                                       "embeddings_provider": embedder})
+    settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base)), **EMBEDDERS[embedder]})
     async with open_runtime(settings) as rt:
         chunks = await ingest(rt, DATA)
         ideal = await relevant_counts(rt, qs)
@@ -153,6 +156,7 @@ async def quality(base: Settings, embedder: str, variants: bool) -> None:
                 print(f"ts_rank_cd normalization {normalization:>2}, {mode:<8}: {t['all']['nDCG@10']:.3f} "
                       f"({t['exact']['nDCG@10']:.3f})")
         search_module.RANK_NORMALIZATION = default
+        await bm25_comparison(rt, qs, ideal)
         for rrf_k in (10, 30, 60, 100):
             for candidates in (20, 50, 100):
                 with_settings(rt, search_rrf_k=rrf_k, search_candidates=candidates)
@@ -160,6 +164,77 @@ async def quality(base: Settings, embedder: str, variants: bool) -> None:
                 print(f"hybrid rrf_k {rrf_k:>3}, candidates {candidates:>3}: {t['all']['nDCG@10']:.3f} "
                       f"({t['exact']['nDCG@10']:.3f}), paraphrase {t['paraphrase']['nDCG@10']:.3f}")
         with_settings(rt, search_rrf_k=base.search_rrf_k, search_candidates=base.search_candidates)
+
+
+async def bm25_comparison(rt: Runtime, qs: list[Question], ideal: dict[str, int]) -> None:
+    """Okapi BM25 (k1 1.2, b 0.75) from the corpus' term statistics in Postgres (each
+    chunk's search vector: term frequencies, lengths, document frequencies), against
+    ts_rank_cd, alone and fused with the same vector list. Computed here, beside the
+    product, to decide which ranking search.sql should use."""
+    async with rt.db.pool.connection() as conn:
+        rows = await (await conn.execute(
+            "SELECT c.id, d.source_name, c.text, t.lexeme, coalesce(array_length(t.positions, 1), 1)"
+            " FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(c.search_vector) AS t")).fetchall()
+    tf: dict[Any, dict[str, int]] = {}
+    meta: dict[Any, tuple[str, str]] = {}
+    for chunk, name, text, lexeme, count in rows:
+        tf.setdefault(chunk, {})[lexeme] = count
+        meta[chunk] = (name, text)
+    length = {c: sum(t.values()) for c, t in tf.items()}
+    average = sum(length.values()) / len(length)
+    df: dict[str, int] = {}
+    for terms in tf.values():
+        for lexeme in terms:
+            df[lexeme] = df.get(lexeme, 0) + 1
+    n = len(tf)
+
+    @dataclass
+    class Hit:
+        source_name: str
+        text: str
+
+    def bm25(words: list[str]) -> list[Any]:
+        scores = {}
+        for chunk, terms in tf.items():
+            score = 0.0
+            for w in words:
+                if w in terms:
+                    idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
+                    f = terms[w]
+                    score += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * length[chunk] / average))
+            if score > 0:
+                scores[chunk] = score
+        return sorted(scores, key=lambda c: -scores[c])
+
+    ranked_kw, ranked_hy = {}, {}
+    for q in qs:
+        if q.answer is None:
+            continue
+        async with rt.db.pool.connection() as conn:
+            words = (await (await conn.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))",
+                                               (rt.settings.search_language, q.question))).fetchone())[0]
+        keyword = bm25(words)[:rt.settings.search_candidates]
+        dense = [(h.source_name, h.text) for h in
+                 (await search(rt, "default", q.question, k=rt.settings.search_candidates, mode="vector")).hits]
+        ranks: dict[tuple[str, str], float] = {}
+        for i, key in enumerate(dense):
+            ranks[key] = ranks.get(key, 0) + 1 / (rt.settings.search_rrf_k + i + 1)
+        for i, chunk in enumerate(keyword):
+            ranks[meta[chunk]] = ranks.get(meta[chunk], 0) + 1 / (rt.settings.search_rrf_k + i + 1)
+        fused = sorted(ranks, key=lambda key: -ranks[key])[:10]
+        ranked_kw[q.id] = [answers(q, Hit(*meta[c])) for c in keyword[:10]]
+        ranked_hy[q.id] = [answers(q, Hit(*key)) for key in fused]
+    for label, ranked in (("BM25 keyword", ranked_kw), ("BM25 hybrid", ranked_hy)):
+        for kind in ("all", "exact"):
+            ids = [q.id for q in qs if q.answer and (kind == "all" or q.kind == kind)]
+            m = metrics([ranked[i] for i in ids], [ideal[i] for i in ids])
+            print(f"{label:<13} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} nDCG@10 {m['nDCG@10']:.3f}")
+    for mode in ("keyword", "hybrid"):
+        t = await evaluate(rt, qs, ideal, mode)
+        for kind in ("all", "exact"):
+            m = t[kind]
+            print(f"ts_rank_cd {mode:<8} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} "
+                  f"nDCG@10 {m['nDCG@10']:.3f}")
 
 
 # -- latency ---------------------------------------------------------------------------

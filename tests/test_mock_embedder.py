@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -150,3 +151,18 @@ def test_large_batches_are_processed_in_blocks() -> None:
     texts = [f"text number {i} about topic {i % 7}" for i in range(2500)]
     vectors = embed(texts, 64)
     assert np.array_equal(vectors[2400:], embed(texts[2400:], 64))
+
+
+def test_a_shared_word_never_makes_a_score_negative() -> None:
+    """v1 hashed with signs: a word shared with a text could collide with another feature of
+    the opposite sign and push the score below zero. Every weight is now positive."""
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(5000)]
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(20, 400))) for _ in range(300)]
+    vectors = embed(texts, 256)  # few dimensions: many collisions
+    for i, text in enumerate(texts):
+        words = text.split()
+        queries = [rng.choice(words), " ".join(rng.choices(words, k=3)), f"{rng.choice(words)} unrelated words"]
+        scores = embed(queries, 256) @ vectors.T
+        assert (scores >= 0).all()
+        assert (scores[:, i] > 0).all()  # the text holding the word scores above zero

@@ -195,3 +195,28 @@ def test_a_claim_is_bounded_by_jobs_and_by_bytes(settings: Settings, tmp_path: P
     assert len(by_bytes) == 3 and sum(sizes[n] for n in by_bytes) <= 3 * sizes["big3.md"]  # the bytes limit
     assert len(oversized) == 1  # bigger than the limit alone: still taken, alone
     assert sorted(by_count + by_bytes + oversized + rest) == sorted(sizes)
+
+
+def test_statistics_refresh_skips_a_table_being_indexed(settings: Settings) -> None:
+    """An index build CONCURRENTLY holds a lock ANALYZE needs for minutes: the refresh must
+    skip that table, not wait holding its transaction (the build then dies as a deadlock)."""
+    import asyncio
+
+    import psycopg
+
+    from ingestflow.store import statistics
+
+    url = settings.database_url.get_secret_value()
+    sql(settings, "INSERT INTO documents (id, tenant, source_name, version, mime, size_bytes, sha256, correlation_id)"
+                  " SELECT gen_random_uuid(), 't', 'n' || i, 1, 'text/plain', 1, 'x', gen_random_uuid()"
+                  " FROM generate_series(1, 2000) i")
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE embeddings IN SHARE UPDATE EXCLUSIVE MODE")  # what CIC holds
+
+        async def refresh() -> list[str]:
+            async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = '20s'")
+                return await statistics.refresh(conn)
+
+        assert "documents" in asyncio.run(asyncio.wait_for(refresh(), 15))
+        holder.rollback()
