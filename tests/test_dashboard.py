@@ -4,28 +4,16 @@ its live poll matches the database, and it never shows another tenant's data or 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from api_support import live_server, make_key
+from api_support import CHROMIUM, chromium, live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.config import Settings
 from support import SAMPLES, force_stage, ingest, sql
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
-
-
-def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000", *extra, url,
-    ]
-    return subprocess.run(args, capture_output=True, text=True, timeout=120)  # type: ignore[arg-type]
 
 
 def cell(dom: str, stage: str) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from ingestflow.api import errors
+from ingestflow.api import docs, errors
 from ingestflow.api.deps import ApiLimits, get_tenant
 from ingestflow.api.logfilter import install_access_log_filter
 from ingestflow.api.routes import costs, dashboard, documents, ops, search, spaces, webhooks
@@ -47,12 +47,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="ingestflow", version="1", lifespan=lifespan, responses=_COMMON_RESPONSES,
+        docs_url=None, redoc_url=None,  # docs.install serves /docs without a CDN
         description="Documents to searchable pgvector embeddings. Authenticate with "
                     "`Authorization: Bearer <key>` (or `X-API-Key`); keys come from `ingestflow keys create`.",
     )
     app.state.limits = ApiLimits.from_settings(settings)
     app.state.health = HealthCache()
     errors.install(app)
+    docs.install(app)
     authenticated = {"dependencies": [Depends(get_tenant)], "responses": _AUTH_RESPONSES}
     app.include_router(documents.router, **authenticated)
     app.include_router(search.router, **authenticated)

@@ -29,6 +29,8 @@ async def page() -> HTMLResponse:
 @router.get("/v1/dashboard", response_model=schemas.Dashboard, summary="Everything the dashboard shows",
             responses={401: {"model": schemas.ErrorResponse, "description": "Missing or invalid API key"}})
 async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> schemas.Dashboard:
+    """The tenant's documents by stage, queue, spend against the limits, service health,
+    breakers, recent errors (scrubbed) and embedding spaces, in one response."""
     overview = await documents.overview(rt, tenant, recent=0)
     spend = await costs.spend(rt, tenant)
     errors = await documents.recent_errors(rt, tenant, RECENT_ERRORS)

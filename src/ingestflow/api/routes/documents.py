@@ -88,6 +88,8 @@ async def list_documents(rt: RuntimeDep, tenant: TenantDep, stage: StageParam = 
 @router.get("/{document_id}", response_model=schemas.DocumentDetail, responses=_NOT_FOUND,
             summary="One document: stage, progress, cost, error, recent events")
 async def get_document(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep) -> schemas.DocumentDetail:
+    """404 for an unknown id or another tenant's; the error is set only for a failed document,
+    and the events are the latest 20."""
     doc = await documents.describe(rt, tenant, document_id)
     costs = [schemas.DocumentCost(service=c["service"], cost_usd=float(c["cost_usd"]),
                                   units=int(c["units"]), calls=int(c["calls"])) for c in doc["costs"]]
@@ -111,6 +113,7 @@ async def get_document(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep
             summary="A document's chunks, in order")
 async def list_chunks(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
                       limit: LimitParam = 100, cursor: CursorParam = None) -> schemas.ChunkPage:
+    """Ordered by position in the document, cursor-paginated; each says whether it has a vector yet."""
     after = -1
     if cursor is not None:
         (raw,) = pagination.decode(cursor, 1)
@@ -131,6 +134,8 @@ async def list_chunks(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
              summary="Queue a failed document again")
 async def retry(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
                 limits: LimitsDep) -> schemas.RetryResponse:
+    """Only a failed document can be retried (409 otherwise); from its first stage, within the
+    tenant's limit on active jobs (429)."""
     await documents.retry(rt, tenant, document_id, limits=limits.tenant)
     return schemas.RetryResponse(id=document_id, stage=Stage.QUEUED)
 

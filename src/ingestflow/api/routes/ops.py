@@ -28,6 +28,7 @@ async def healthz() -> schemas.Health:
 @router.get("/readyz", response_model=schemas.Ready, responses={503: {"model": schemas.Ready}},
             summary="Readiness: database reachable; configured services")
 async def readyz(rt: RuntimeDep, response: Response) -> schemas.Ready:
+    """503 while the database does not answer within 2 s; lists the configured services."""
     database = await health.database_ready(rt, DB_CHECK_TIMEOUT_SECONDS)
     if not database:
         response.status_code = 503

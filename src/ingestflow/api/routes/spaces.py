@@ -16,6 +16,8 @@ router = APIRouter(prefix="/v1", tags=["spaces"])
 
 @router.get("/spaces", response_model=schemas.SpacesResponse, summary="Embedding spaces and re-embedding progress")
 async def get_spaces(rt: RuntimeDep, tenant: TenantDep) -> schemas.SpacesResponse:
+    """The space search uses and the configured one, how much of the current documents the
+    configured one covers, what re-embedding the rest would cost, and open batches."""
     report = await spaces.report(rt, tenant)
     c, e = report.coverage, report.estimate
     return schemas.SpacesResponse(

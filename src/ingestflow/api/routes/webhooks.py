@@ -53,6 +53,7 @@ async def llamaparse(
     request: Request, rt: RuntimeDep,
     job: Annotated[str | None, Query(description="The parse job the callback belongs to.")] = None,
 ) -> schemas.WebhookResponse:
+    """Applies a parse job's result once. Every failed check answers the same 401, whichever it was."""
     master = rt.settings.llamaparse_webhook_secret
     if master is None or not master.get_secret_value():
         raise _rejected("LLAMAPARSE_WEBHOOK_SECRET is not configured")
