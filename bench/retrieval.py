@@ -73,9 +73,12 @@ def answers(q: Question, hit: Any) -> bool:
 
 
 async def ingest(rt: Runtime, folder: Path) -> int:
+    """Ingest, then ANALYZE, as a worker does after a load (keyword search reads the word
+    shares it counts)."""
     submitted = await submit_paths(rt, [folder], "default")
     await rt.drain([s.registration.document_id for s in submitted if s.registration]).run()
     async with rt.db.pool.connection() as conn:
+        await conn.execute("ANALYZE chunks")
         return (await (await conn.execute("SELECT count(*) FROM chunks")).fetchone())[0]
 
 
@@ -157,13 +160,18 @@ async def quality(base: Settings, embedder: str, variants: bool) -> None:
                       f"({t['exact']['nDCG@10']:.3f})")
         search_module.RANK_NORMALIZATION = default
         await bm25_comparison(rt, qs, ideal)
-        for rrf_k in (10, 30, 60, 100):
-            for candidates in (20, 50, 100):
-                with_settings(rt, search_rrf_k=rrf_k, search_candidates=candidates)
-                t = await evaluate(rt, qs, ideal, "hybrid")
-                print(f"hybrid rrf_k {rrf_k:>3}, candidates {candidates:>3}: {t['all']['nDCG@10']:.3f} "
-                      f"({t['exact']['nDCG@10']:.3f}), paraphrase {t['paraphrase']['nDCG@10']:.3f}")
-        with_settings(rt, search_rrf_k=base.search_rrf_k, search_candidates=base.search_candidates)
+        for share in (1.0, 0.2, 0.1, 0.05, 0.02):
+            for candidates in (10, 20, 50):
+                for weight in (0.25, 0.5, 1.0):
+                    for rrf_k in (10, 60):
+                        with_settings(rt, search_keyword_max_share=share, search_candidates=candidates,
+                                      search_keyword_weight=weight, search_rrf_k=rrf_k)
+                        t = await evaluate(rt, qs, ideal, "hybrid")
+                        print(f"hybrid max_share {share:<4} candidates {candidates:>3} keyword weight {weight:<4} "
+                              f"rrf_k {rrf_k:>3}: {t['all']['nDCG@10']:.3f} ({t['exact']['nDCG@10']:.3f}), "
+                              f"paraphrase {t['paraphrase']['nDCG@10']:.3f}")
+        with_settings(rt, **{f: getattr(base, f) for f in ("search_keyword_max_share", "search_candidates",
+                                                            "search_keyword_weight", "search_rrf_k")})
 
 
 async def bm25_comparison(rt: Runtime, qs: list[Question], ideal: dict[str, int]) -> None:
@@ -264,14 +272,19 @@ def percentile(values: list[float], p: float) -> float:
 
 async def latency(base: Settings, chunks: int, work: Path, rounds: int) -> None:
     qs = [q.question for q in questions()]
-    settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})
+    url = fresh_database(base)
+    # The index is built once, after the load (the worker would build it during the load).
+    settings = base.model_copy(update={"database_url": SecretStr(url), "hnsw_min_vectors": 10**9})
     latency_corpus(work / "latency", chunks)
     async with open_runtime(settings) as rt:
         started = time.perf_counter()
         made = await ingest(rt, work / "latency")
         ingest_s = time.perf_counter() - started
+        async with rt.db.pool.connection() as conn:
+            # Room for the graph in memory: 64 MB (the default) makes a 100k build take 15 min.
+            await conn.execute(f"ALTER DATABASE {conn.info.dbname} SET maintenance_work_mem = '2GB'")
         started = time.perf_counter()
-        await vectors.build_indexes(rt.db.url, min_vectors=1)
+        await vectors.build_indexes(url, min_vectors=1)
         index_s = time.perf_counter() - started
         async with rt.db.pool.connection() as conn:
             await conn.execute("ANALYZE")

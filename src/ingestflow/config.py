@@ -122,8 +122,11 @@ class Settings(BaseSettings):
     search_mode: SearchMode = "hybrid"  # when a search names none
     # Chunks taken from each ranked list (vector, keyword) before reciprocal rank fusion,
     # and the fusion's k: a chunk scores sum(1 / (k + rank)). Chosen on bench/retrieval.py.
-    search_candidates: int = Field(default=50, ge=1, le=1000)
+    search_candidates: int = Field(default=20, ge=1, le=1000)
     search_rrf_k: int = Field(default=60, ge=1)
+    search_keyword_weight: float = Field(default=1.0, ge=0, le=10)  # a keyword rank against a vector rank
+    # Keyword search leaves out words found in more than this share of all chunks (1: none).
+    search_keyword_max_share: float = Field(default=0.05, gt=0, le=1)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)

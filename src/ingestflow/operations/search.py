@@ -110,6 +110,8 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
                               candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
+                              keyword_weight=rt.settings.search_keyword_weight,
+                              max_share=rt.settings.search_keyword_max_share,
                               normalization=RANK_NORMALIZATION)
     async with rt.db.pool.connection() as conn:
         space_id = None

@@ -225,6 +225,8 @@ class SearchPlan:
     config: str
     candidates: int  # chunks taken from each list before fusion
     rrf_k: int
+    keyword_weight: float  # of a keyword rank against a vector rank in the fusion
+    max_share: float  # words in more of all chunks than this are not searched by keyword
     normalization: int  # ts_rank_cd's length normalisation flags
 
 
@@ -250,7 +252,8 @@ async def search(
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(sql, {
             "dense": plan.dense, "keyword": plan.keyword, "config": plan.config,
-            "candidates": plan.candidates, "rrf_k": plan.rrf_k, "normalization": plan.normalization,
+            "candidates": plan.candidates, "rrf_k": plan.rrf_k, "keyword_weight": plan.keyword_weight,
+            "max_share": plan.max_share, "normalization": plan.normalization,
             "space_id": space_id, "query": query_vector, "question": question, "tenant": tenant, "k": k,
             "source_name": source_name, "document_ids": document_ids, "mime": mime,
         })

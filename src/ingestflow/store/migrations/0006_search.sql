@@ -19,10 +19,21 @@ $$;
 -- and stop words): an AND of every word finds nothing for most questions, and ranking
 -- sorts the chunks that hold more of them first. Lexemes are quoted, never parsed, so
 -- tsquery syntax in a question (& | ! ( ) : *) is just text. NULL when no word is left.
-CREATE FUNCTION any_word_query(config regconfig, question text)
-RETURNS tsquery LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+-- Words in more than max_share of all chunks are left out: ts_rank_cd weighs every word
+-- alike, so a word on every page ("plan" in a handbook) would rank chunks by how often
+-- they say it. The shares are those ANALYZE keeps for the column (pg_stats' most common
+-- elements), so they cost nothing to maintain.
+CREATE FUNCTION any_word_query(config regconfig, question text, max_share real DEFAULT 1)
+RETURNS tsquery LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH common AS (
+        SELECT most_common_elems::text::text[] AS lexemes, most_common_elem_freqs AS shares
+        FROM pg_stats
+        WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'search_vector'
+    )
     SELECT string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery
     FROM unnest(tsvector_to_array(to_tsvector(config, question))) AS lexeme
+    LEFT JOIN common ON true
+    WHERE max_share >= 1 OR coalesce(common.shares[array_position(common.lexemes, lexeme)], 0) <= max_share
 $$;
 
 ALTER TABLE chunks ADD COLUMN search_config text;

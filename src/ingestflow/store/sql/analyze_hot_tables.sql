@@ -1,7 +1,8 @@
 -- Fresh statistics for the columns the worker's queries join and filter on (not the
--- vectors themselves: sampling those would read megabytes for nothing). SKIP_LOCKED: a
+-- vectors themselves: sampling those would read megabytes for nothing), and the chunks'
+-- search vectors, whose word shares keyword search reads (any_word_query). SKIP_LOCKED: a
 -- table being indexed CONCURRENTLY (an HNSW build takes minutes) is left for the next
 -- turn; waiting for its lock held this transaction open, the build waited for it in
 -- turn, and Postgres killed the build as a deadlock (measured at 100k chunks).
-ANALYZE (SKIP_LOCKED) documents (id, tenant, stage, is_current, source_name), chunks (id, document_id, text_sha256),
+ANALYZE (SKIP_LOCKED) documents (id, tenant, stage, is_current, source_name), chunks (id, document_id, text_sha256, search_vector),
         embeddings (chunk_id, space_id), jobs (id, document_id, state, next_attempt_at, owner)

@@ -2,11 +2,12 @@
 -- (cosine, on the typed cast that matches the space's partial HNSW index; {dims} is a
 -- validated integer, not user input) and the %(candidates)s best keyword matches (any
 -- word of the question, ts_rank_cd), fused by reciprocal rank fusion: a chunk scores
--- sum(1 / (rrf_k + rank)) over the lists it is in. %(dense)s / %(keyword)s switch a list
+-- sum(weight / (rrf_k + rank)) over the lists it is in (weight 1 for vectors,
+-- %(keyword_weight)s for keywords). %(dense)s / %(keyword)s switch a list
 -- off (vector-only or keyword-only search); the planner skips a switched-off list.
 -- The score returned is the mode's own: cosine similarity, ts_rank_cd, or the fused one.
 WITH question AS MATERIALIZED (
-    SELECT any_word_query(%(config)s::text::regconfig, %(question)s) AS tsq
+    SELECT any_word_query(%(config)s::text::regconfig, %(question)s, %(max_share)s::real) AS tsq
 ),
 dense AS (
     SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
@@ -39,11 +40,11 @@ keyword AS (
     ) matched
 ),
 fused AS (
-    SELECT chunk_id, sum(1.0 / (%(rrf_k)s + rank)) AS rrf, max(similarity) AS similarity,
+    SELECT chunk_id, sum(weight / (%(rrf_k)s + rank)) AS rrf, max(similarity) AS similarity,
            max(relevance) AS relevance
-    FROM (SELECT chunk_id, rank, similarity, NULL::real AS relevance FROM dense
+    FROM (SELECT chunk_id, rank, 1.0 AS weight, similarity, NULL::real AS relevance FROM dense
           UNION ALL
-          SELECT chunk_id, rank, NULL, relevance FROM keyword) ranked
+          SELECT chunk_id, rank, %(keyword_weight)s::numeric, NULL, relevance FROM keyword) ranked
     GROUP BY chunk_id
     ORDER BY rrf DESC, chunk_id
     LIMIT %(k)s
