@@ -68,6 +68,22 @@ def test_every_mode_respects_tenants_filters_versions_and_deletes(settings: Sett
         assert "vault.md" not in names(search(settings, "zorbifex protocol", tenant="globex", mode=mode))
 
 
+def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_path: Path) -> None:
+    """A word in most chunks says nothing about which one answers: left out of the query
+    (by the shares ANALYZE keeps), it cannot rank a chunk up for repeating it."""
+    for i in range(40):
+        write(tmp_path / "docs", f"n{i:02}.md", f"# Note {i}\n\nThe plan covers item {i}.\n")
+    write(tmp_path / "docs", "repeats.md", "# Repeats\n\nPlan, plan, plan: the plan is the plan of plans.\n")
+    write(tmp_path / "docs", "rare.md", "# Rare\n\nThe plan covers zyzzyva care.\n")
+    ingest(settings, [tmp_path / "docs"])
+    sql(settings, "ANALYZE chunks")  # as a worker does after a load
+    hits = search(settings, "plan zyzzyva", mode="keyword", k=10)
+    assert names(hits) == {"rare.md"}
+    assert len(search(settings, "plan", mode="keyword", k=10)) == 10  # only common words: all of them count
+    everything = settings.model_copy(update={"search_keyword_max_share": 1.0})
+    assert "repeats.md" in names(search(everything, "plan zyzzyva", mode="keyword", k=10))
+
+
 def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: Path) -> None:
     ingest(settings, [SAMPLES])
     key = make_key(settings, "default")
@@ -133,6 +149,26 @@ def test_fusion_never_compares_vectors_of_two_spaces(settings: Settings, tmp_pat
     result = find(small, "waggle dance", mode="hybrid")
     assert "searched mock/mock-hashing-v2 (1536d)" in result.notes[0]
     assert Path(result.hits[0].source_name).name == "bees.md"
+
+
+def test_the_search_statement_is_never_prepared(settings: Settings, tmp_path: Path) -> None:
+    """psycopg prepares a statement run five times; the generic plan then scans every vector
+    of every space instead of the space's partial HNSW index (2-4 s at 100k chunks)."""
+    write(tmp_path / "docs", "bees.md", "# Bees\n\nHoney bees communicate with a waggle dance.\n")
+    ingest(settings, [tmp_path / "docs"])
+    from ingestflow.operations.search import search as run_search
+    from ingestflow.runtime import open_runtime
+
+    async def main() -> int:
+        async with open_runtime(settings, pool_size=1) as rt:
+            for _ in range(8):
+                assert (await run_search(rt, "default", "waggle dance")).hits
+            async with rt.db.pool.connection() as conn:
+                cur = await conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                                         ("%Hybrid search in one statement%",))
+                return (await cur.fetchone())[0]
+
+    assert asyncio.run(main()) == 0
 
 
 def test_keywords_answer_while_the_embedder_is_down(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
