@@ -7,9 +7,12 @@
 -- off (vector-only or keyword-only search); the planner skips a switched-off list.
 -- The score returned is the mode's own: cosine similarity, ts_rank_cd, or the fused one.
 WITH question AS MATERIALIZED (
-    -- Every word, when all of them are common (a search for "plan" still finds the plan).
-    SELECT coalesce(any_word_query(%(config)s::text::regconfig, %(question)s, %(max_share)s::real),
-                    any_word_query(%(config)s::text::regconfig, %(question)s)) AS tsq
+    -- Every word when all of them are common (a search for "plan" still finds the plan),
+    -- and for the snippets of a vector search (the word shares cost a read of pg_stats).
+    SELECT CASE WHEN %(keyword)s
+                THEN coalesce(any_word_query(%(config)s::text::regconfig, %(question)s, %(max_share)s::real),
+                              any_word_query(%(config)s::text::regconfig, %(question)s))
+                ELSE any_word_query(%(config)s::text::regconfig, %(question)s) END AS tsq
 ),
 dense AS (
     SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
