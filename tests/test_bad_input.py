@@ -163,5 +163,5 @@ def test_cli_refuses_bad_names_reports_failures_and_exits_1(settings: Settings, 
     assert sorted(sql(settings, "SELECT source_name, stage FROM documents")) == [
         ("[bold]markup.md", "complete"), ("good.md", "complete")]
     missing = run_cli(settings, "ingest", "nowhere")
-    assert missing.returncode == 2 and "no such file or folder" in missing.stdout
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr and not missing.stdout
     assert "Traceback" not in missing.stdout + missing.stderr

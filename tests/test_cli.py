@@ -95,7 +95,7 @@ def test_one_file_is_one_source_however_its_path_is_spelled(settings: Settings, 
         ("a.md", 1), ("manual.md", 1), ("site/a.md", 1)]
     two = run_cli(settings, "ingest", "--no-wait", "--source-name", "x.md", "docs", str(docs / "a.md"),
                   cwd=tmp_path)
-    assert two.returncode == 1 and "--source-name names one file" in two.stdout
+    assert two.returncode == 1 and "--source-name names one file" in two.stderr
 
 
 def test_json_output_and_long_names(settings: Settings, tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_tenants_and_queries_follow_the_rules_the_api_follows(settings: Settings
     empty = json.loads(run_cli(settings, "search", " \t ", "--json").stdout)
     assert empty["hits"] == [] and "the query is blank: no passages" in empty["notes"]
     long = run_cli(settings, "search", "w" * 8001)
-    assert long.returncode == 1 and "query_too_long" in long.stdout, long.stdout + long.stderr
+    assert long.returncode == 1 and "query_too_long" in long.stderr, long.stdout + long.stderr
     assert "Traceback" not in bad.stderr + long.stderr
 
 
@@ -159,7 +159,7 @@ def test_an_id_prefix_of_two_documents_is_refused_not_guessed(settings: Settings
         (tmp_path / name).write_text(f"# {name}\n\nA short note.\n")
     assert run_cli(settings, "ingest", *pair, cwd=tmp_path).returncode == 0
     shared = run_cli(settings, "status", digit)
-    assert shared.returncode == 1 and "ambiguous_reference" in shared.stdout, shared.stdout + shared.stderr
+    assert shared.returncode == 1 and "ambiguous_reference" in shared.stderr, shared.stdout + shared.stderr
     assert run_cli(settings, "retry", digit).returncode == 1
     one = str(document_id("default", pair[1], 1))[:8]
     assert pair[1] in run_cli(settings, "status", one).stdout
@@ -172,3 +172,15 @@ def test_version_prints_the_installed_version(settings: Settings) -> None:
     done = run_cli(settings, "--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"ingestflow {version('ingestflow')}"
+
+
+def test_keys_revoke_takes_the_prefix_as_keys_list_shows_it(settings: Settings) -> None:
+    created = run_cli(settings, "keys", "create", "--tenant", "acme")
+    assert created.returncode == 0, created.stderr
+    listed = run_cli(settings, "keys", "list", COLUMNS="200")
+    (shown,) = [cell.strip() for line in listed.stdout.splitlines() if "acme" in line
+                for cell in line.split("│")[1:2]]
+    assert shown.endswith("…") and created.stdout.strip().splitlines()[-1].startswith(shown[:-1])
+    revoked = run_cli(settings, "keys", "revoke", shown)
+    assert revoked.returncode == 0 and "revoked 1 key(s)" in revoked.stdout, revoked.stdout + revoked.stderr
+    assert sql(settings, "SELECT revoked_at IS NOT NULL FROM api_keys WHERE tenant = 'acme'") == [(True,)]

@@ -144,7 +144,7 @@ def test_a_home_where_the_server_cannot_start_is_a_clear_error(tmp_path: Path) -
     not_a_folder.write_text("a file, not a folder")
     out = cli(not_a_folder, "status", cwd=tmp_path)
     assert out.returncode == 2
-    assert "could not start" in out.stdout and "INGESTFLOW_HOME" in out.stdout, out.stdout + out.stderr
+    assert "could not start" in out.stderr and "INGESTFLOW_HOME" in out.stderr, out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
 
     home = tmp_path / "home"
@@ -152,8 +152,8 @@ def test_a_home_where_the_server_cannot_start_is_a_clear_error(tmp_path: Path) -
     with (home / "pgdata" / "postgresql.conf").open("a") as conf:
         conf.write("\nshared_buffers = plenty\n")
     out = cli(home, "status", cwd=tmp_path)
-    assert out.returncode == 2 and "pg_ctl exited with status 1" in out.stdout, out.stdout + out.stderr
-    assert "shared_buffers" in out.stdout  # the server log's own words
+    assert out.returncode == 2 and "pg_ctl exited with status 1" in out.stderr, out.stdout + out.stderr
+    assert "shared_buffers" in out.stderr  # the server log's own words
     assert "Traceback" not in out.stdout + out.stderr
 
 

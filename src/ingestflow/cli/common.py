@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from ingestflow.runtime import Runtime
 
 console = Console()
+errors = Console(stderr=True)  # errors never mix with what a script reads from stdout
 T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` as plain text (a file name is not Rich markup) and exit."""
-    console.print(message, style="red", markup=False, highlight=False)
+    """Print ``message`` to stderr as plain text (a file name is not Rich markup) and exit."""
+    errors.print(message, style="red", markup=False, highlight=False)
     raise typer.Exit(code)
 
 
