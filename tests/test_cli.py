@@ -184,3 +184,20 @@ def test_keys_revoke_takes_the_prefix_as_keys_list_shows_it(settings: Settings) 
     revoked = run_cli(settings, "keys", "revoke", shown)
     assert revoked.returncode == 0 and "revoked 1 key(s)" in revoked.stdout, revoked.stdout + revoked.stderr
     assert sql(settings, "SELECT revoked_at IS NOT NULL FROM api_keys WHERE tenant = 'acme'") == [(True,)]
+
+
+def test_with_json_errors_are_json_on_stderr_with_the_api_codes(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "note.md").write_text("# Note\n\nThe tide tables are printed weekly.\n")
+    assert run_cli(settings, "ingest", "note.md", cwd=tmp_path).returncode == 0
+    for args, code, exit_code in [
+        (("search", "w" * 8001, "--json"), "query_too_long", 1),  # the API answers this code too
+        (("status", "no-such-document", "--json"), "not_found", 1),
+        (("search", "tide", "--json"), "invalid_configuration", 2),
+    ]:
+        env = {"SEARCH_LANGUAGE": "klingon"} if code == "invalid_configuration" else {}
+        out = run_cli(settings, *args, cwd=tmp_path, **env)
+        assert out.returncode == exit_code and out.stdout == "", (args, out.stdout, out.stderr)
+        error = json.loads(out.stderr.strip().splitlines()[-1])["error"]
+        assert error["code"] == code and error["message"], (args, error)
+    plain = run_cli(settings, "status", "no-such-document", cwd=tmp_path)
+    assert plain.stdout == "" and "not_found" in plain.stderr and not plain.stderr.lstrip().startswith("{")

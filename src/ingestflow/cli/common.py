@@ -2,20 +2,24 @@
 
 Every way a command can be refused ends here as a readable line and an exit code: invalid
 settings (2), an embedded server that cannot run on this machine (2), an operation the
-operations layer refused (1, or 2 for a missing path), never a traceback.
+operations layer refused (1, or 2 for a missing path), never a traceback. Errors go to
+stderr, as JSON when the command was given --json.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
+from ingestflow.cli.options import Output
 from ingestflow.config import ConfigError, Settings, load_settings
 from ingestflow.operations.errors import Refused
 from ingestflow.store import embedded
@@ -28,9 +32,13 @@ errors = Console(stderr=True)  # errors never mix with what a script reads from 
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` to stderr as plain text (a file name is not Rich markup) and exit."""
-    errors.print(message, style="red", markup=False, highlight=False)
+def fail(message: str, code: int = 1, *, error: str = "error") -> NoReturn:
+    """Print ``message`` to stderr and exit: plain text (a file name is not Rich markup), or
+    with --json ``{"error": {"code", "message"}}``, the API's error shape and codes."""
+    if Output.json:
+        print(json.dumps({"error": {"code": error, "message": message}}), file=sys.stderr)
+    else:
+        errors.print(message, style="red", markup=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -38,7 +46,7 @@ def settings_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), 2, error="invalid_configuration")
 
 
 def start_database() -> None:
@@ -58,7 +66,8 @@ def database_url_or_exit(settings: Settings) -> str:
     try:
         return database_url(settings)
     except embedded.EmbeddedServerUnusable as exc:
-        fail(str(exc), 2)  # the reason and the way out (DATABASE_URL) say more than a traceback
+        # the reason and the way out (DATABASE_URL) say more than a traceback
+        fail(str(exc), 2, error="database_unavailable")
 
 
 def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: bool = False,
@@ -82,7 +91,9 @@ def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: b
 
     try:
         return asyncio.run(main())
-    except (embedded.EmbeddedServerUnusable, ConfigError) as exc:
-        fail(str(exc), 2)
+    except embedded.EmbeddedServerUnusable as exc:
+        fail(str(exc), 2, error="database_unavailable")
+    except ConfigError as exc:
+        fail(str(exc), 2, error="invalid_configuration")
     except Refused as exc:
-        fail(str(exc), 1)
+        fail(exc.message if Output.json else str(exc), 1, error=exc.code)

@@ -28,7 +28,7 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
             submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name,
                                                      batch_api=batch)
         except FileNotFoundError as exc:
-            fail(str(exc), 2)
+            fail(str(exc), 2, error="no_such_path")
         registered = [s.registration for s in submitted if s.registration is not None]
         refused = [s for s in submitted if s.refused is not None]
         ids = [r.document_id for r in registered]

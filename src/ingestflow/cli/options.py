@@ -25,4 +25,16 @@ TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents b
 TenantFilterOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant.", callback=tenant_name)]
 ModeOpt = Annotated[SearchMode | None, typer.Option(
     "--mode", help="hybrid: vectors and keywords fused; vector or keyword alone. [default: SEARCH_MODE, hybrid]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+class Output:
+    """How this process reports: set while the command line is parsed, read by ``fail``."""
+
+    json = False
+
+
+def json_output(value: bool) -> bool:
+    Output.json = Output.json or value
+    return value
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables; errors too "
+                                                      "(on stderr).", callback=json_output)]
