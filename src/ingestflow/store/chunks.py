@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from ingestflow.config import ConfigError
 from ingestflow.store.documents import chunk_id, sha256_hex
 from ingestflow.store.sql import query
 
@@ -40,15 +41,12 @@ async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[New
     await conn.execute(query("insert_staged_chunks"), {"config": search_config})
 
 
-class UnknownSearchConfig(ValueError):
-    """SEARCH_LANGUAGE names no text search configuration of the database."""
-
-
 async def check_search_config(conn: AsyncConnection, config: str) -> None:
+    """ConfigError, naming the configurations there are, when the database lacks ``config``."""
     known, names = await (await conn.execute(query("search_config_known"), {"config": config})).fetchone()
     if not known:
-        raise UnknownSearchConfig(f"SEARCH_LANGUAGE={config!r} is not a text search configuration of this "
-                                  f"database; use one of: {', '.join(names)}")
+        raise ConfigError(f"SEARCH_LANGUAGE={config!r} is not a text search configuration of this "
+                          f"database; use one of: {', '.join(names)}")
 
 
 async def has_search_terms(conn: AsyncConnection, config: str, question: str) -> bool:

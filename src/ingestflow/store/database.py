@@ -105,9 +105,9 @@ class Database:
         try:
             async with db.pool.connection() as conn:
                 await chunks.check_search_config(conn, settings.search_language)
-        except chunks.UnknownSearchConfig as exc:
+        except ConfigError:
             await db.close()
-            raise ConfigError(str(exc)) from None
+            raise
         return db
 
     async def close(self) -> None:

@@ -235,7 +235,7 @@ async def search(
     plan: SearchPlan,
     *,
     space_id: int | None,
-    dimensions: int,
+    dimensions: int,  # the space's; any positive number when the vector list is off
     query_vector: np.ndarray | None,
     question: str,
     tenant: str,
@@ -246,7 +246,7 @@ async def search(
 ) -> list[dict[str, Any]]:
     """The tenant's ``k`` best chunks, best first, each with its ``score`` and ``snippet``."""
     await _vector_types(conn)
-    sql = _template("search", dims=max(dimensions, 1))
+    sql = _template("search", dims=dimensions)
     async with conn.transaction():
         await conn.execute(query("search_settings"))
         cur = conn.cursor(row_factory=dict_row)
