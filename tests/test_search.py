@@ -84,6 +84,32 @@ def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_
     assert "repeats.md" in names(search(everything, "plan zyzzyva", mode="keyword", k=10))
 
 
+def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: Settings, tmp_path: Path) -> None:
+    """Every chunk holding a searched word is ranked, so the words are taken rarest first
+    while they are estimated to match at most SEARCH_KEYWORD_MAX_ROWS chunks: a common
+    word is left out before it costs the search, the rarest word never is."""
+    for i in range(30):
+        write(tmp_path / "docs", f"h{i:02}.md", f"# Harbor {i}\n\nThe harbor holds boat {i}.\n")
+    for i in range(3):
+        write(tmp_path / "docs", f"l{i}.md", f"# Lantern {i}\n\nA lantern hangs on post {i}.\n")
+    write(tmp_path / "docs", "z.md", "# Zyzzyva\n\nThe zyzzyva sleeps by the harbor lantern.\n")
+    ingest(settings, [tmp_path / "docs"])
+    sql(settings, "ANALYZE chunks")  # the word shares the budget is estimated from
+    every_word = {"search_keyword_max_share": 1.0}
+    question = "harbor lantern zyzzyva"
+
+    def keyword_hits(max_rows: int) -> set[str]:
+        tuned = settings.model_copy(update={**every_word, "search_keyword_max_rows": max_rows})
+        return names(search(tuned, question, mode="keyword", k=50))
+
+    assert len(keyword_hits(2000)) == 34  # the budget fits every word
+    assert keyword_hits(8) == {"z.md", "l0.md", "l1.md", "l2.md"}  # harbor (31 chunks) left out
+    assert keyword_hits(1) == {"z.md"}  # the rarest word always
+    tuned = settings.model_copy(update={**every_word, "search_keyword_max_rows": 1})
+    (hit,) = search(tuned, question, mode="hybrid", k=1)  # snippets still mark every word
+    assert {"**harbor**", "**lantern**", "**zyzzyva**"} <= set(hit.snippet.lower().replace(".", " ").split())
+
+
 def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: Path) -> None:
     ingest(settings, [SAMPLES])
     key = make_key(settings, "default")

@@ -112,6 +112,7 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                               candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
                               keyword_weight=rt.settings.search_keyword_weight,
                               max_share=rt.settings.search_keyword_max_share,
+                              max_rows=rt.settings.search_keyword_max_rows,
                               normalization=RANK_NORMALIZATION)
     async with rt.db.pool.connection() as conn:
         space_id = None

@@ -227,6 +227,7 @@ class SearchPlan:
     rrf_k: int
     keyword_weight: float  # of a keyword rank against a vector rank in the fusion
     max_share: float  # words in more of all chunks than this are not searched by keyword
+    max_rows: int  # rarest words first, while they are estimated to match at most this many chunks
     normalization: int  # ts_rank_cd's length normalisation flags
 
 
@@ -255,7 +256,7 @@ async def search(
         await cur.execute(sql, prepare=False, params={
             "dense": plan.dense, "keyword": plan.keyword, "config": plan.config,
             "candidates": plan.candidates, "rrf_k": plan.rrf_k, "keyword_weight": plan.keyword_weight,
-            "max_share": plan.max_share, "normalization": plan.normalization,
+            "max_share": plan.max_share, "max_rows": plan.max_rows, "normalization": plan.normalization,
             "space_id": space_id, "query": query_vector, "question": question, "tenant": tenant, "k": k,
             "source_name": source_name, "document_ids": document_ids, "mime": mime,
         })

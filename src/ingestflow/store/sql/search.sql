@@ -7,12 +7,13 @@
 -- off (vector-only or keyword-only search); the planner skips a switched-off list.
 -- The score returned is the mode's own: cosine similarity, ts_rank_cd, or the fused one.
 WITH question AS MATERIALIZED (
-    -- Every word when all of them are common (a search for "plan" still finds the plan),
-    -- and for the snippets of a vector search (the word shares cost a read of pg_stats).
-    SELECT CASE WHEN %(keyword)s
-                THEN coalesce(any_word_query(%(config)s::text::regconfig, %(question)s, %(max_share)s::real),
-                              any_word_query(%(config)s::text::regconfig, %(question)s))
-                ELSE any_word_query(%(config)s::text::regconfig, %(question)s) END AS tsq
+    -- tsq, what keyword search matches: the question's rarer words, as many as fit the row
+    -- budget %(max_rows)s (any_word_query); when every word is common, the rarest of them
+    -- (a search for "plan" still finds the plan). marks: every word, for the snippets.
+    SELECT CASE WHEN %(keyword)s THEN coalesce(
+               any_word_query(%(config)s::text::regconfig, %(question)s, %(max_share)s::real, %(max_rows)s::real),
+               any_word_query(%(config)s::text::regconfig, %(question)s, 1, %(max_rows)s::real)) END AS tsq,
+           any_word_query(%(config)s::text::regconfig, %(question)s) AS marks
 ),
 dense AS (
     SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
@@ -56,7 +57,7 @@ fused AS (
 )
 SELECT c.id AS chunk_id, d.id AS document_id, d.source_name, d.version, c.ordinal, c.text, c.metadata,
        CASE WHEN NOT %(keyword)s THEN f.similarity WHEN NOT %(dense)s THEN f.relevance ELSE f.rrf END AS score,
-       ts_headline(%(config)s::text::regconfig, c.text, q.tsq,
+       ts_headline(%(config)s::text::regconfig, c.text, q.marks,
                    'MaxFragments=2, MinWords=12, MaxWords=30, StartSel=**, StopSel=**, FragmentDelimiter=" … "')
            AS snippet
 FROM fused f
