@@ -1,5 +1,5 @@
-"""Helpers for the API tests: keys, a real uvicorn server on loopback, headless Chromium,
-waiting on the DB."""
+"""Helpers for the API tests: keys, a real uvicorn server on loopback (in a thread, or an
+``ingestflow serve`` process), headless Chromium, waiting on the DB."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,12 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from ingestflow.config import Settings
 from ingestflow.operations import keys
 from ingestflow.store.database import Database
+from support import settings_env
 
 
 def make_key(settings: Settings, tenant: str) -> str:
@@ -83,3 +86,28 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(interval)
+
+
+@contextmanager
+def serving(settings: Settings, log_path: Path, *args: str, **env: str) -> Iterator[str]:
+    """A real ``ingestflow serve`` process on a loopback port; yields the base URL, stops it
+    with SIGTERM as an orchestrator would."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ingestflow", "serve", "--port", str(port), *args],
+                                env=settings_env(settings, **env), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

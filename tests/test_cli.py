@@ -25,13 +25,17 @@ def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: P
     assert "Traceback" not in out.stdout + out.stderr
     again = run_cli(settings, "ingest", "--no-wait", str(inbox / "good.md"))
     assert again.returncode == 0 and "0 new, 1 unchanged" in again.stdout
+    assert again.stderr == ""  # nothing waits: no warning
+    (tmp_path / "later.md").write_text("# Later\n\nOnly queued, no worker runs.\n")
+    queued = run_cli(settings, "ingest", "--no-wait", str(tmp_path / "later.md"))
+    assert queued.returncode == 0 and "No worker is running" in queued.stderr and "`ingestflow worker`" in queued.stderr
     found = run_cli(settings, "search", "steady winds for box kites", "-k", "1")
     assert "good.md" in found.stdout and "twenty knots" in found.stdout
     status = run_cli(settings, "status", "bad.pdf")  # named relative to the folder given
     assert "corrupt_file" in status.stdout and "failed" in status.stdout
     assert run_cli(settings, "status", "nothing-by-this-name").returncode == 1
     retried = run_cli(settings, "retry", "bad.pdf")
-    assert "queued bad.pdf v1 again" in retried.stdout
+    assert "queued bad.pdf v1 again" in retried.stdout and "No worker is running" in retried.stderr
     assert run_cli(settings, "retry", "good.md").returncode == 1  # only failed documents
     doctor = run_cli(settings, "doctor")
     assert doctor.returncode == 0 and "PostgreSQL 18" in doctor.stdout and "MOCK" in doctor.stdout

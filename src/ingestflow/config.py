@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     embedding_batch_poll_seconds: float = Field(default=300.0, gt=0)  # how often a batch is polled
 
     worker_concurrency: int = Field(default=2, ge=1)
+    # How often a worker writes its heartbeat; it counts as alive for three intervals.
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # Jobs a worker claims and runs as one batch: parsed and chunked together, written with
     # one COPY, embedded in requests shared across documents. 2,048 one-chunk documents
     # fill one embedding request; the bytes bound what a batch of big files holds in memory.

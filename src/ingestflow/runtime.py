@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # imported where used: commands that only read skip the servi
 
 
 STARTUP_WAIT_SECONDS = 300.0  # a restart or failover is over well within this
+WORKER_CONNECTIONS = 4  # a worker's connections beside one per slot: lease renewal, maintenance, heartbeat
+
+
+def worker_pool_size(slots: int) -> int:
+    """Connections a worker with this many slots needs from the pool."""
+    return slots + WORKER_CONNECTIONS
 
 
 class Runtime:
@@ -90,6 +96,7 @@ class Runtime:
             repair_interval=s.repair_interval_seconds,
             index_min_vectors=s.hnsw_min_vectors,
             index_interval=s.index_check_seconds,
+            heartbeat_seconds=s.worker_heartbeat_seconds,
             warm_up=self.warm_up,
         )
 

@@ -14,6 +14,8 @@ any worker may take it.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,7 +30,7 @@ from ingestflow.pipeline.stages import Pipeline
 from ingestflow.services.base import Embedder
 from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import chunks, documents, jobs, statistics, vectors
+from ingestflow.store import chunks, documents, jobs, statistics, vectors, workers
 from ingestflow.store.database import Database
 from ingestflow.store.documents import Event, StageConflict
 from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
@@ -59,6 +61,7 @@ class Worker:
         repair_interval: float,
         index_min_vectors: int | None,
         index_interval: float,
+        heartbeat_seconds: float,
         warm_up: Callable[[], None] | None = None,
         owner: str | None = None,
     ) -> None:
@@ -80,6 +83,7 @@ class Worker:
         self.repair_interval = repair_interval if repair is not None else None
         self.index_min_vectors = index_min_vectors  # None: this worker builds no indexes
         self.index_interval = index_interval
+        self.heartbeat_seconds = heartbeat_seconds  # how often this worker says it is alive (store/workers.py)
         self.warm_up = warm_up  # loads what jobs need (tokenizer, parsers), beside the first claim
         self.processed = 0
         self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
@@ -94,7 +98,9 @@ class Worker:
     async def run(self) -> None:
         """Work until asked to stop, or until idle and ``stop_when()`` is true."""
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
-        background = [asyncio.create_task(self._listen())]
+        background = [asyncio.create_task(self._listen()),
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat,
+                                                      at_start=True))]
         if self.warm_up is not None:
             background.append(asyncio.create_task(asyncio.to_thread(self.warm_up)))
         if self.repair_interval is not None:
@@ -112,6 +118,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await self._leave()
             log.info("worker_stopped", owner=self.owner, processed=self.processed)
 
     async def _slot(self) -> None:
@@ -177,16 +184,35 @@ class Worker:
                 log.warning("listener_reconnect", error=redact(str(exc)))
                 await asyncio.sleep(self.poll_interval)
 
-    async def _every(self, interval: float, name: str, task: Callable[[], Awaitable[object]]) -> None:
-        """A maintenance task on a timer; a failure only waits for the next turn."""
-        while True:
+    async def _every(self, interval: float, name: str, task: Callable[[], Awaitable[object]], *,
+                     at_start: bool = False) -> None:
+        """A maintenance task on a timer (``at_start``: first run now); a failure only waits
+        for the next turn."""
+        if not at_start:
             await asyncio.sleep(interval)
+        while True:
             try:
                 await task()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - retried at the next turn
                 log.warning(f"{name}_failed", error=redact(f"{type(exc).__name__}: {exc}"))
+            await asyncio.sleep(interval)
+
+    async def _heartbeat(self) -> None:
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await workers.heartbeat(conn, owner=self.owner, host=socket.gethostname(), pid=os.getpid(),
+                                    slots=self.concurrency, interval_seconds=self.heartbeat_seconds,
+                                    jobs_done=self.processed)
+
+    async def _leave(self) -> None:
+        """Stopped cleanly: no longer counted as alive. With the database away, the row
+        ages out instead."""
+        try:
+            async with self.db.pool.connection() as conn:
+                await workers.stopped(conn, self.owner)
+        except DatabaseUnavailable as exc:
+            log.warning("worker_leave_failed", error=type(exc).__name__)
 
     async def _maintain_indexes(self) -> None:
         """Build each space's HNSW index once it is big enough (see store/vectors.py), and

@@ -1,11 +1,15 @@
 """The HTTP API: the same settings, database and services as the CLI and the workers.
 
-The API only registers work and reads state; ``ingestflow worker`` processes (any
-number, anywhere) do the processing, coordinated through the database.
+The routes register work and read state. The processing is done by workers coordinated
+through the database: by default ``ingestflow serve`` runs one in its own event loop
+(``--workers N`` slots), so a single process takes an upload to searchable; with
+``--workers 0`` the server is API only and ``ingestflow worker`` processes (any number,
+anywhere) do the work. Either way more workers may join.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,9 +23,9 @@ from ingestflow.api.routes import costs, dashboard, documents, ops, search, spac
 from ingestflow.api.schemas import ErrorResponse
 from ingestflow.config import Settings
 from ingestflow.operations.health import HealthCache
-from ingestflow.runtime import open_runtime
+from ingestflow.runtime import open_runtime, worker_pool_size
 
-POOL_SIZE = 10
+POOL_SIZE = 10  # for requests; in-process workers get their own share on top
 
 _ERROR = {"model": ErrorResponse}
 _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,16 +38,28 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """An app that opens the runtime (pool, services) at start-up and closes it at shutdown."""
+def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
+    """An app that opens the runtime (pool, services) at start-up and closes it at shutdown.
+    ``workers``: slots of a worker run in the app's event loop, started with it and stopped
+    at shutdown as ``ingestflow worker`` stops on SIGTERM (running jobs released); 0: none."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_access_log_filter()  # after the server has configured its logging
-        async with open_runtime(settings, pool_size=POOL_SIZE, long_running=True) as rt:
+        pool_size = POOL_SIZE + (worker_pool_size(workers) if workers else 0)
+        async with open_runtime(settings, pool_size=pool_size, long_running=True) as rt:
             rt.warm_up()
             app.state.runtime = rt
-            yield
+            if not workers:
+                yield
+                return
+            worker = rt.worker(workers)
+            running = asyncio.create_task(worker.run())
+            try:
+                yield
+            finally:
+                worker.request_stop()
+                await running
 
     app = FastAPI(
         title="ingestflow", version="1", lifespan=lifespan, responses=_COMMON_RESPONSES,
@@ -66,9 +82,10 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the API with uvicorn until interrupted (``ingestflow serve``)."""
+def serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
+    """Run the API with uvicorn until interrupted (``ingestflow serve``), with a worker of
+    ``workers`` slots in the same process (0: API only)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port,
+    uvicorn.run(create_app(settings, workers=workers), host=host, port=port,
                 log_level=settings.log_level.lower(), proxy_headers=True, server_header=False)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingestflow.catalogue import SearchMode
+from ingestflow.operations import workers
 from ingestflow.operations.search import MAX_QUERY_CHARS
 
 
@@ -21,11 +22,17 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+WARNING_FIELD = Field(default=None, description="Set when this document has work due and no worker is alive: "
+                                                 "it waits until one starts (`ingestflow worker`, or `ingestflow serve` "
+                                                 "without --workers 0).")
+
+
 class UploadResponse(BaseModel):
     id: uuid.UUID
     version: int
     duplicate: bool = Field(description="The same bytes were already there: no new work.")
     stage: str
+    warning: str | None = WARNING_FIELD
 
 
 class DocumentSummary(BaseModel):
@@ -86,6 +93,7 @@ class DocumentDetail(DocumentSummary):
     costs: list[DocumentCost]
     error: DocumentError | None
     events: list[Event]
+    warning: str | None = WARNING_FIELD
 
 
 class Chunk(BaseModel):
@@ -190,10 +198,34 @@ class ConfiguredService(BaseModel):
     provider: str
 
 
+class LiveWorker(BaseModel):
+    host: str
+    pid: int
+    slots: int = Field(description="Jobs it runs in parallel.")
+    jobs_done: int = Field(description="Documents it completed since it started.")
+    started_at: datetime
+    heartbeat_at: datetime = Field(description="Its last heartbeat (every WORKER_HEARTBEAT_SECONDS).")
+
+
+class Workers(BaseModel):
+    count: int = Field(description="Workers alive: a heartbeat within three of their intervals.")
+    alive: list[LiveWorker]
+    warning: str | None = Field(description="Set when work is due and no worker is alive: documents wait "
+                                            "until one starts.")
+
+    @classmethod
+    def of(cls, found: workers.Workers) -> Workers:
+        return cls(count=found.count, warning=found.warning,
+                   alive=[LiveWorker.model_validate(w, from_attributes=True) for w in found.alive])
+
+
 class Ready(BaseModel):
     status: Literal["ok", "unavailable"]
     database: bool
     services: list[ConfiguredService]
+    workers: Workers | None = Field(description="Live workers (all tenants' work counts); null while the "
+                                                "database is unavailable. None alive is still ready: an API-only "
+                                                "deployment may start its workers later.")
 
 
 class Queue(BaseModel):
@@ -288,6 +320,7 @@ class Dashboard(BaseModel):
     breakers: list[Breaker]
     recent_errors: list[RecentError]
     spaces: SpacesSummary
+    workers: Workers = Field(description="Live workers; the warning when this tenant's work waits for one.")
 
 
 class WebhookBody(BaseModel):

@@ -42,6 +42,12 @@ def fail(message: str, code: int = 1, *, error: str = "error") -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn(message: str | None) -> None:
+    """A warning on stderr, beside the output a script reads from stdout; None: nothing."""
+    if message:
+        errors.print(message, style="yellow", markup=False, highlight=False)
+
+
 def settings_or_exit() -> Settings:
     try:
         return load_settings()

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Sequence
 
 from ingestflow.cli import render
-from ingestflow.cli.common import console, fail, run
+from ingestflow.cli.common import console, fail, run, warn
 from ingestflow.lifecycle import RANK, Stage
-from ingestflow.operations import documents
-from ingestflow.runtime import Runtime
+from ingestflow.operations import documents, workers
+from ingestflow.runtime import Runtime, worker_pool_size
 from ingestflow.store.batches import AWAITING_BATCH
 
 PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMBEDDED, "embed"),
@@ -39,6 +39,8 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
             await _work_with_progress(rt, tenant, ids, concurrency)
         rows = await documents.progress(rt, tenant, ids)
         render.ingest_summary(rows, refused)
+        if not wait:
+            warn(await workers.warning_for(rt, ids))
         batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
         if batched:
             console.print(f"{len(batched)} documents wait for the OpenAI Batch API (within 24 hours); "
@@ -46,7 +48,7 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
         unfinished = wait and any(r["stage"] != Stage.COMPLETE and r not in batched for r in rows)
         return 1 if refused or unfinished or any(r["stage"] == Stage.FAILED for r in rows) else 0
 
-    return run(body, pool_size=concurrency + 4, quiet=wait)
+    return run(body, pool_size=worker_pool_size(concurrency), quiet=wait)
 
 
 async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:

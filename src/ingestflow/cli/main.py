@@ -195,19 +195,20 @@ def retry(
     tenant: TenantOpt = "default",
 ) -> None:
     """Queue a failed document again from its first stage."""
-    from ingestflow.cli.common import console, run, start_database
+    from ingestflow.cli.common import console, run, start_database, warn
 
     start_database()
-    from ingestflow.operations import documents
+    from ingestflow.operations import documents, workers
     from ingestflow.runtime import Runtime
 
-    async def body(rt: Runtime) -> dict:
+    async def body(rt: Runtime) -> tuple[dict, str | None]:
         found = await documents.find(rt, tenant, document)
         await documents.retry(rt, tenant, found["id"])
-        return found
+        return found, await workers.warning_for(rt, [found["id"]])
 
-    found = run(body)
+    found, warning = run(body)
     console.print(f"queued {found['source_name']} v{found['version']} again", markup=False, highlight=False)
+    warn(warning)
 
 
 @app.command()
@@ -217,10 +218,10 @@ def worker(
     """Claim and run jobs until stopped (SIGTERM/SIGINT release the current jobs cleanly)."""
     import asyncio
 
-    from ingestflow.cli.common import run, start_database
+    from ingestflow.cli.common import run, settings_or_exit, start_database
 
     start_database()
-    from ingestflow.runtime import Runtime
+    from ingestflow.runtime import Runtime, worker_pool_size
 
     async def body(rt: Runtime) -> None:
         w = rt.worker(concurrency)
@@ -230,19 +231,24 @@ def worker(
             loop.add_signal_handler(sig, w.request_stop)
         await w.run()
 
-    run(body, pool_size=(concurrency or 2) + 4, long_running=True)
+    run(body, pool_size=worker_pool_size(concurrency or settings_or_exit().worker_concurrency), long_running=True)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        min=0, help="Worker slots run in this process (default WORKER_CONCURRENCY); 0: API only, "
+                    "separate `ingestflow worker` processes do the work.")] = None,
 ) -> None:
-    """Run the HTTP API: uploads, documents, search, costs, webhooks, metrics, dashboard."""
+    """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
+    unless --workers 0, a worker in the same process that processes what is uploaded."""
     from ingestflow.api import serve as serve_api
     from ingestflow.cli.common import settings_or_exit
 
-    serve_api(settings_or_exit(), host, port)
+    settings = settings_or_exit()
+    serve_api(settings, host, port, workers=settings.worker_concurrency if workers is None else workers)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
-from ingestflow.cli.common import console
+from ingestflow.cli.common import console, warn
 from ingestflow.lifecycle import Stage
 
 if TYPE_CHECKING:
@@ -99,6 +99,11 @@ def overview(view: dict[str, Any]) -> None:
     console.print(table)
     q = view["queue"]
     console.print(f"queue: {q['runnable']} runnable, {q['waiting']} waiting, {q['running']} running")
+    w = view["workers"]
+    console.print(f"workers: {w.count} alive" + "".join(
+        f"\n  {x.host} pid {x.pid}: {x.slots} slots, {x.jobs_done} done, up since {x.started_at:%Y-%m-%d %H:%M:%S}"
+        for x in w.alive), markup=False, highlight=False)
+    warn(w.warning)
     sp = view["spaces"]
     console.print(f"search uses {sp['active'] or '(nothing embedded yet)'}", highlight=False)
     if sp["switching"]:

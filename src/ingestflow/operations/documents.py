@@ -18,7 +18,7 @@ from typing import Any
 from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import limits as tenant_limits
-from ingestflow.operations import spaces
+from ingestflow.operations import spaces, workers
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, sources
@@ -181,12 +181,13 @@ async def stage_tally(rt: Runtime, tenant: str, ids: list[uuid.UUID]) -> dict[st
 
 
 async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, Any]:
-    """Documents by stage, the most recently changed ones, and the tenant's queue."""
+    """Documents by stage, the most recently changed ones, the tenant's queue, and the
+    live workers (with a warning when the queue waits for one)."""
     async with rt.db.pool.connection() as conn:
         found = {"stages": await documents.stage_counts(conn, tenant),
                  "recent": await documents.recent(conn, tenant, recent) if recent else [],
                  "queue": await jobs.queue_depth(conn, tenant)}
-    return {**found, "spaces": await spaces.summary(rt, tenant)}
+    return {**found, "spaces": await spaces.summary(rt, tenant), "workers": await workers.status(rt, tenant)}
 
 
 async def recent_errors(rt: Runtime, tenant: str, limit: int) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ async def page() -> HTMLResponse:
             responses={401: {"model": schemas.ErrorResponse, "description": "Missing or invalid API key"}})
 async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> schemas.Dashboard:
     """The tenant's documents by stage, queue, spend against the limits, service health,
-    breakers, recent errors (scrubbed) and embedding spaces, in one response."""
+    breakers, recent errors (scrubbed), embedding spaces and live workers, in one response."""
     overview = await documents.overview(rt, tenant, recent=0)
     spend = await costs.spend(rt, tenant)
     errors = await documents.recent_errors(rt, tenant, RECENT_ERRORS)
@@ -49,4 +49,5 @@ async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> sche
                                            message=scrub(r["error_message"]), at=r["updated_at"])
                        for r in errors],
         spaces=schemas.SpacesSummary(**{k: v for k, v in overview["spaces"].items() if k != "reembed_jobs"}),
+        workers=schemas.Workers.of(overview["workers"]),
     )

@@ -13,7 +13,7 @@ from ingestflow.api import pagination, schemas
 from ingestflow.api.deps import LimitsDep, RuntimeDep, TenantDep
 from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.lifecycle import Stage
-from ingestflow.operations import documents, spaces
+from ingestflow.operations import documents, spaces, workers
 from ingestflow.operations.limits import check_upload
 from ingestflow.redaction import scrub
 
@@ -55,7 +55,8 @@ async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: T
                  limits: LimitsDep, batch: BatchParam = False) -> schemas.UploadResponse:
     """Store the file and queue it. The type is detected from the bytes; the client's file
     name is only a label (re-uploading changed bytes under it makes a new version). The
-    tenant's limits are checked before the body is read, and taken atomically after."""
+    tenant's limits are checked before the body is read, and taken atomically after. The
+    warning is set when no worker is alive to process it."""
     spaces.check_batch_api(rt, batch)
     async with rt.db.pool.connection() as conn:
         await check_upload(conn, tenant, limits.tenant)
@@ -65,7 +66,8 @@ async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: T
     if reg.duplicate:
         response.status_code = 200
     return schemas.UploadResponse(id=reg.document_id, version=reg.version, duplicate=reg.duplicate,
-                                  stage=await documents.stage(rt, tenant, reg.document_id))
+                                  stage=await documents.stage(rt, tenant, reg.document_id),
+                                  warning=await workers.warning_for(rt, [reg.document_id]))
 
 
 @router.get("", response_model=schemas.DocumentPage, responses=_BAD_CURSOR, summary="List documents")
@@ -106,6 +108,7 @@ async def get_document(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep
                                   fraction=embedded / chunks if chunks else 0.0),
         cost_usd=sum(c.cost_usd for c in costs), costs=costs, error=error,
         events=[schemas.Event(**{**e, "detail": scrub(e["detail"])}) for e in doc["events"]],
+        warning=await workers.warning_for(rt, [document_id]),
     )
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ingestflow.api import metrics, schemas
 from ingestflow.api.deps import RuntimeDep
 from ingestflow.api.errors import ApiError
-from ingestflow.operations import health
+from ingestflow.operations import health, workers
 from ingestflow.store import metrics as store_metrics
 
 router = APIRouter(tags=["operations"])
@@ -26,14 +26,16 @@ async def healthz() -> schemas.Health:
 
 
 @router.get("/readyz", response_model=schemas.Ready, responses={503: {"model": schemas.Ready}},
-            summary="Readiness: database reachable; configured services")
+            summary="Readiness: database reachable; configured services; live workers")
 async def readyz(rt: RuntimeDep, response: Response) -> schemas.Ready:
-    """503 while the database does not answer within 2 s; lists the configured services."""
+    """503 while the database does not answer within 2 s; lists the configured services and
+    the live workers, with a warning when work is due and none is alive (still 200)."""
     database = await health.database_ready(rt, DB_CHECK_TIMEOUT_SECONDS)
     if not database:
         response.status_code = 503
     return schemas.Ready(status="ok" if database else "unavailable", database=database,
-                         services=[schemas.ConfiguredService(**vars(s)) for s in health.configured(rt)])
+                         services=[schemas.ConfiguredService(**vars(s)) for s in health.configured(rt)],
+                         workers=schemas.Workers.of(await workers.status(rt, None)) if database else None)
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
