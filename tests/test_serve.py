@@ -37,6 +37,13 @@ def ready_workers(client: httpx.Client) -> dict[str, Any]:
     return response.json()["workers"]
 
 
+def board_workers(client: httpx.Client, key: str) -> dict[str, Any]:
+    """The live workers listed on the dashboard (/readyz needs no key: it gives only a count)."""
+    response = client.get("/v1/dashboard", headers=auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()["workers"]
+
+
 def status_workers(settings: Settings) -> dict[str, Any]:
     result = run_cli(settings, "status", "--json", "--tenant", "acme")
     assert result.returncode == 0, result.stderr
@@ -47,7 +54,7 @@ def test_serve_alone_takes_an_upload_to_complete(settings: Settings, tmp_path: P
     key = make_key(settings, "acme")
     with serving(settings, tmp_path / "serve.log", "--workers", "3") as base, \
             httpx.Client(base_url=base, timeout=60) as client:
-        [worker] = wait_for(lambda: ready_workers(client)["alive"])
+        [worker] = wait_for(lambda: board_workers(client, key)["alive"])
         assert worker["slots"] == 3
         sent = upload(client, key, "notes.txt")
         assert sent["warning"] is None  # its own worker will take it
@@ -67,7 +74,7 @@ def test_api_only_server_warns_that_documents_wait_for_a_worker(settings: Settin
         sent = upload(client, key, "notes.txt")
         assert sent["stage"] == "queued" and sent["warning"] == NO_WORKER
         assert document(client, key, sent["id"])["warning"] == NO_WORKER
-        assert ready_workers(client) == {"count": 0, "alive": [], "warning": NO_WORKER}
+        assert ready_workers(client) == {"count": 0, "warning": NO_WORKER}  # no host or pid without a key
         assert status_workers(settings) == {"alive": [], "count": 0, "warning": NO_WORKER}
         plain = run_cli(settings, "status", "--tenant", "acme")
         assert plain.returncode == 0 and "workers: 0 alive" in plain.stdout
@@ -88,7 +95,7 @@ def test_worker_heartbeats_show_it_alive_until_killed_or_stopped(settings: Setti
             httpx.Client(base_url=base, timeout=60) as client:
         first = start_worker(settings, tmp_path / "first.log", "--concurrency", "2", WORKER_HEARTBEAT_SECONDS=HEARTBEAT)
         try:
-            [alive] = wait_for(lambda: ready_workers(client)["alive"])
+            [alive] = wait_for(lambda: board_workers(client, key)["alive"])
             assert alive["pid"] == first.pid and alive["slots"] == 2
             assert sql(settings, "SELECT owner FROM workers WHERE host = 'gone'") == []
             [listed] = status_workers(settings)["alive"]
@@ -107,7 +114,7 @@ def test_worker_heartbeats_show_it_alive_until_killed_or_stopped(settings: Setti
         assert waiting["warning"] == NO_WORKER and ready_workers(client)["warning"] == NO_WORKER
 
         second = start_worker(settings, tmp_path / "second.log", WORKER_HEARTBEAT_SECONDS=HEARTBEAT)
-        wait_for(lambda: [w for w in ready_workers(client)["alive"] if w["pid"] == second.pid])
+        wait_for(lambda: [w for w in board_workers(client, key)["alive"] if w["pid"] == second.pid])
         wait_for(lambda: document(client, key, waiting["id"])["stage"] == "complete")
         second.terminate()  # a clean stop: it leaves at once
         second.wait(timeout=60)

@@ -22,9 +22,11 @@ from ingestflow.api.logfilter import install_access_log_filter
 from ingestflow.api.routes import costs, dashboard, documents, ops, search, spaces, webhooks
 from ingestflow.api.schemas import ErrorResponse
 from ingestflow.config import Settings
+from ingestflow.logging import get_logger, redact
 from ingestflow.operations.health import HealthCache
 from ingestflow.runtime import open_runtime, worker_pool_size
 
+log = get_logger(__name__)
 POOL_SIZE = 10  # for requests; in-process workers get their own share on top
 
 _ERROR = {"model": ErrorResponse}
@@ -55,6 +57,7 @@ def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
                 return
             worker = rt.worker(workers)
             running = asyncio.create_task(worker.run())
+            running.add_done_callback(_report_crash)
             try:
                 yield
             finally:
@@ -80,6 +83,14 @@ def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(ops.router)
     return app
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """The in-process worker ended while the API kept serving: say so now, not at shutdown
+    (its heartbeat stops, so the no-worker warning follows)."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("in_process_worker_crashed", error=redact(f"{type(exc).__name__}: {exc}"))
 
 
 def serve(settings: Settings, host: str, port: int, *, workers: int) -> None:

@@ -207,11 +207,14 @@ class LiveWorker(BaseModel):
     heartbeat_at: datetime = Field(description="Its last heartbeat (every WORKER_HEARTBEAT_SECONDS).")
 
 
-class Workers(BaseModel):
+class WorkerCount(BaseModel):
     count: int = Field(description="Workers alive: a heartbeat within three of their intervals.")
-    alive: list[LiveWorker]
     warning: str | None = Field(description="Set when work is due and no worker is alive: documents wait "
                                             "until one starts.")
+
+
+class Workers(WorkerCount):
+    alive: list[LiveWorker]
 
     @classmethod
     def of(cls, found: workers.Workers) -> Workers:
@@ -223,9 +226,10 @@ class Ready(BaseModel):
     status: Literal["ok", "unavailable"]
     database: bool
     services: list[ConfiguredService]
-    workers: Workers | None = Field(description="Live workers (all tenants' work counts); null while the "
-                                                "database is unavailable. None alive is still ready: an API-only "
-                                                "deployment may start its workers later.")
+    workers: WorkerCount | None = Field(
+        description="How many workers are alive (the dashboard lists them; this route needs no key); null while "
+                    "the database is unavailable. None alive is still ready: an API-only deployment may start its "
+                    "workers later.")
 
 
 class Queue(BaseModel):

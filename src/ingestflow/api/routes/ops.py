@@ -13,6 +13,7 @@ from ingestflow.api import metrics, schemas
 from ingestflow.api.deps import RuntimeDep
 from ingestflow.api.errors import ApiError
 from ingestflow.operations import health, workers
+from ingestflow.runtime import Runtime
 from ingestflow.store import metrics as store_metrics
 
 router = APIRouter(tags=["operations"])
@@ -35,7 +36,12 @@ async def readyz(rt: RuntimeDep, response: Response) -> schemas.Ready:
         response.status_code = 503
     return schemas.Ready(status="ok" if database else "unavailable", database=database,
                          services=[schemas.ConfiguredService(**vars(s)) for s in health.configured(rt)],
-                         workers=schemas.Workers.of(await workers.status(rt, None)) if database else None)
+                         workers=await _worker_count(rt) if database else None)
+
+
+async def _worker_count(rt: Runtime) -> schemas.WorkerCount:
+    found = await workers.status(rt, None)
+    return schemas.WorkerCount(count=found.count, warning=found.warning)
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
