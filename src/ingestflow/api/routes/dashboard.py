@@ -30,8 +30,10 @@ async def page() -> HTMLResponse:
             responses={401: {"model": schemas.ErrorResponse, "description": "Missing or invalid API key"}})
 async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> schemas.Dashboard:
     """The tenant's documents by stage, queue, spend against the limits, service health,
-    breakers, recent errors (scrubbed) and embedding spaces, in one response."""
+    breakers, recent errors (scrubbed), embedding spaces and the last hour's throughput,
+    in one response."""
     overview = await documents.overview(rt, tenant, recent=0)
+    throughput = await documents.throughput(rt, tenant)
     spend = await costs.spend(rt, tenant)
     errors = await documents.recent_errors(rt, tenant, RECENT_ERRORS)
     async with rt.db.pool.connection() as conn:
@@ -49,4 +51,6 @@ async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> sche
                                            message=scrub(r["error_message"]), at=r["updated_at"])
                        for r in errors],
         spaces=schemas.SpacesSummary(**{k: v for k, v in overview["spaces"].items() if k != "reembed_jobs"}),
+        throughput=schemas.Throughput(bucket_seconds=documents.THROUGHPUT_BUCKET_SECONDS,
+                                      buckets=[schemas.ThroughputBucket(**b) for b in throughput]),
     )
