@@ -69,12 +69,13 @@ def live_server(app: FastAPI) -> Iterator[str]:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
 def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000", *extra, url,
-    ]
+    args = [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
+            *extra, url]
     return subprocess.run(args, capture_output=True, text=True, timeout=120)  # type: ignore[arg-type]
 
 
@@ -157,9 +158,7 @@ def browser(tmp_path: Path, width: int, height: int) -> Iterator[Page]:
     for fd in (*to_chromium, *from_chromium):
         os.close(fd)
     child_read, our_write, our_read, child_write = ours
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'chromium-pipe-profile'}",
+    args = [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'chromium-pipe-profile'}",
             "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"]
     with open(tmp_path / "chromium.log", "wb") as log:
         proc = subprocess.Popen(["bash", "-c", f'exec "$@" 3<&{child_read} 4>&{child_write}', "bash", *args],
