@@ -311,6 +311,18 @@ class SpacesSummary(BaseModel):
     open_batches: int | None = None
 
 
+class ThroughputBucket(BaseModel):
+    start: datetime
+    completed: int = Field(description="Documents that reached complete.")
+    chunks: int = Field(description="Chunks stored (written by the chunk stage).")
+    failed: int = Field(description="Documents that failed.")
+
+
+class Throughput(BaseModel):
+    bucket_seconds: int
+    buckets: list[ThroughputBucket] = Field(description="Oldest first; the last is the current, partial bucket.")
+
+
 class Dashboard(BaseModel):
     tenant: str
     generated_at: datetime
@@ -325,6 +337,7 @@ class Dashboard(BaseModel):
     recent_errors: list[RecentError]
     spaces: SpacesSummary
     workers: Workers = Field(description="Live workers; the warning when this tenant's work waits for one.")
+    throughput: Throughput = Field(description="The last hour's work, in clock-aligned buckets.")
 
 
 class WebhookBody(BaseModel):

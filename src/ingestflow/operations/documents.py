@@ -28,6 +28,8 @@ from ingestflow.store import costs, documents, jobs, usage
 from ingestflow.store.documents import NewFile, Registration
 
 EVENTS_SHOWN = 20
+THROUGHPUT_BUCKETS = 12  # the last hour ...
+THROUGHPUT_BUCKET_SECONDS = 300  # ... in 5-minute buckets
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,13 @@ async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, A
 async def recent_errors(rt: Runtime, tenant: str, limit: int) -> list[dict[str, Any]]:
     async with rt.db.pool.connection() as conn:
         return await documents.recent_errors(conn, tenant, limit)
+
+
+async def throughput(rt: Runtime, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's last hour in 5-minute buckets, oldest first: start, completed, chunks, failed."""
+    async with rt.db.pool.connection() as conn:
+        return await documents.throughput(conn, tenant, buckets=THROUGHPUT_BUCKETS,
+                                          width_seconds=THROUGHPUT_BUCKET_SECONDS)
 
 
 async def page(rt: Runtime, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,

@@ -306,6 +306,12 @@ async def events(conn: AsyncConnection, tenant: str, document: uuid.UUID, limit:
     return await _rows(conn, "document_events", {"tenant": tenant, "document_id": document, "limit": limit})
 
 
+async def throughput(conn: AsyncConnection, tenant: str, *, buckets: int, width_seconds: int) -> list[dict[str, Any]]:
+    """Documents completed, chunks stored and documents failed per clock-aligned bucket of
+    ``width_seconds``, the last ``buckets`` of them (the current one last), empty ones too."""
+    return await _rows(conn, "throughput", {"tenant": tenant, "buckets": buckets, "width": width_seconds})
+
+
 async def page(conn: AsyncConnection, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
                limit: int) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated on (created_at, id); superseded versions left out."""

@@ -30,8 +30,10 @@ async def page() -> HTMLResponse:
             responses={401: {"model": schemas.ErrorResponse, "description": "Missing or invalid API key"}})
 async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> schemas.Dashboard:
     """The tenant's documents by stage, queue, spend against the limits, service health,
-    breakers, recent errors (scrubbed), embedding spaces and live workers, in one response."""
+    breakers, recent errors (scrubbed), embedding spaces, live workers and the last hour's
+    throughput, in one response."""
     overview = await documents.overview(rt, tenant, recent=0)
+    throughput = await documents.throughput(rt, tenant)
     spend = await costs.spend(rt, tenant)
     errors = await documents.recent_errors(rt, tenant, RECENT_ERRORS)
     async with rt.db.pool.connection() as conn:
@@ -50,4 +52,6 @@ async def dashboard(request: Request, rt: RuntimeDep, tenant: TenantDep) -> sche
                        for r in errors],
         spaces=schemas.SpacesSummary(**{k: v for k, v in overview["spaces"].items() if k != "reembed_jobs"}),
         workers=schemas.Workers.of(overview["workers"]),
+        throughput=schemas.Throughput(bucket_seconds=documents.THROUGHPUT_BUCKET_SECONDS,
+                                      buckets=[schemas.ThroughputBucket(**b) for b in throughput]),
     )
