@@ -12,6 +12,7 @@ $(BIN)/.installed-dev: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed-dev
+	$(BIN)/ingestflow init .  # the demo's home is ./.ingestflow, which `make clean` removes
 	$(BIN)/ingestflow ingest samples
 	$(BIN)/ingestflow search "what causes the aurora borealis" -k 3
 	$(BIN)/ingestflow search "how long should the dough rest" -k 3

@@ -53,10 +53,12 @@ def start_worker(settings: Settings, log_path: Path, *args: str, **env: str) -> 
         )
 
 
-def run_cli(settings: Settings, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(settings: Settings, *args: str, cwd: Path | None = None, stdin: str | None = None,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    """``ingestflow *args`` in a child process; ``stdin``: what a user types (nothing: EOF)."""
     return subprocess.run(
         [sys.executable, "-m", "ingestflow", *args], env=settings_env(settings, **env),
-        capture_output=True, text=True, timeout=240, cwd=cwd,
+        capture_output=True, text=True, timeout=240, cwd=cwd, input=stdin or "",
     )
 
 

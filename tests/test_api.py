@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -413,7 +414,9 @@ def test_ingest_remote_uploads_and_follows(settings: Settings, tmp_path: Path,
             out = capsys.readouterr().out
             assert code == 1
             assert "unsupported_type" in out and "rejected: 1" in out
-            assert ingest_remote(base, "ifk_wrong", [str(folder)]) == 2
+            with pytest.raises(typer.Exit) as refused:  # the contract of every command's errors (cli/common.fail)
+                ingest_remote(base, "ifk_wrong", [str(folder)])
+            assert refused.value.exit_code == 2 and "refused the API key" in capsys.readouterr().err
             (folder / "image.png").unlink()
             (folder / "more.md").write_text("# More\n\nUploaded without waiting.")
             capsys.readouterr()

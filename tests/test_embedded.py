@@ -68,17 +68,18 @@ def test_commands_start_the_server_in_the_background_and_leave_none_running(tmp_
 
 def test_a_home_whose_path_a_shell_would_split_works(tmp_path: Path) -> None:
     """pg_ctl passes the socket folder to the server through a shell, unquoted: a home in
-    "Dropbox (Personal)" keeps its data under ~/.ingestflow/servers, linked from the home."""
+    "Dropbox (Personal)" keeps its data in the per-user home's servers folder, linked from
+    the home."""
     home = tmp_path / "Dropbox (Personal)" / "my project"
     user = tmp_path / "user"
     user.mkdir()
     (tmp_path / "note.md").write_text("# Tides\n\nThe tide tables are printed weekly.\n")
-    first = cli(home, "ingest", "note.md", cwd=tmp_path, HOME=str(user))
+    first = cli(home, "ingest", "note.md", cwd=tmp_path, HOME=str(user), XDG_DATA_HOME="")
     assert first.returncode == 0, first.stdout + first.stderr
     linked = (home / "pgdata").resolve()
-    assert (home / "pgdata").is_symlink() and linked.parent == user / ".ingestflow" / "servers"
+    assert (home / "pgdata").is_symlink() and linked.parent == user / ".local/share/ingestflow/servers"
     assert (linked / "PG_VERSION").exists()
-    found = cli(home, "search", "tide tables", cwd=tmp_path, HOME=str(user))
+    found = cli(home, "search", "tide tables", cwd=tmp_path, HOME=str(user), XDG_DATA_HOME="")
     assert found.returncode == 0 and "printed weekly" in found.stdout, found.stdout + found.stderr
     assert not postgres_running(linked)
 

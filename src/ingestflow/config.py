@@ -1,14 +1,22 @@
 """Configuration from the environment and layered ``.env`` files.
 
 Precedence, highest first: real environment variables, ``.env.<ENVIRONMENT>``, ``.env``.
-The dotenv files are looked up in ``INGESTFLOW_HOME`` and in the working directory (never
-next to a module), so the CLI, workers and the API server read the same settings wherever
-they are installed.
+The dotenv files are looked up in the home, in the working directory and, for a home found
+by walking up, beside it (never next to a module), so the CLI, workers and the API server
+read the same settings wherever they are installed.
+
+The home (embedded database, uploaded files) is found as git finds a repository:
+``INGESTFLOW_HOME`` if set, else the nearest ``.ingestflow`` folder in the working folder
+or above it, else a per-user default (``$XDG_DATA_HOME/ingestflow``, by default
+``~/.local/share/ingestflow``). A command run from another folder opens the same home
+rather than a new, empty one beside it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -38,6 +46,41 @@ class ConfigError(Exception):
     """Invalid configuration; the message names the variable."""
 
 
+HOME_FOLDER = ".ingestflow"  # what `ingestflow init` creates and commands look for
+ENV_ORIGIN = "set by INGESTFLOW_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The home a process uses and how it was chosen: ``env`` (INGESTFLOW_HOME), ``found``
+    (the nearest ``.ingestflow`` folder in or above the working folder) or ``default`` (the
+    per-user one); ``origin`` says it in words."""
+
+    path: Path
+    how: Literal["env", "found", "default"]
+    origin: str
+
+
+def find_home(environ: Mapping[str, str] | None = None) -> Home:
+    """INGESTFLOW_HOME, else the nearest ``.ingestflow`` folder walking up from the working
+    folder, else the per-user default."""
+    env = os.environ if environ is None else environ
+    if env.get("INGESTFLOW_HOME", "").strip():
+        return Home(Path(env["INGESTFLOW_HOME"]).expanduser().resolve(), "env", ENV_ORIGIN)
+    start = Path.cwd().resolve()
+    for folder in (start, *start.parents):
+        if (folder / HOME_FOLDER).is_dir():
+            return Home(folder / HOME_FOLDER, "found", f"found walking up from {start}")
+    return Home(per_user_home(env), "default", f"per-user default (no {HOME_FOLDER} folder in or above {start})")
+
+
+def per_user_home(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/ingestflow``, ``~/.local/share/ingestflow`` by default (the XDG
+    spec ignores a relative XDG_DATA_HOME)."""
+    data = (os.environ if environ is None else environ).get("XDG_DATA_HOME", "")
+    return (Path(data) if os.path.isabs(data) else Path("~/.local/share").expanduser()) / "ingestflow"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file_encoding="utf-8",
@@ -47,7 +90,7 @@ class Settings(BaseSettings):
     )
 
     environment: str = "development"
-    ingestflow_home: Path = Path(".ingestflow")
+    ingestflow_home: Path | None = None  # unset: found (see find_home)
     database_url: SecretStr | None = None
     # Where uploaded bytes live: "local" (a folder under INGESTFLOW_HOME; one machine or a
     # shared volume) or "postgres" (the database; workers on many machines).
@@ -175,6 +218,12 @@ class Settings(BaseSettings):
             return value.strip().upper() or None
         return value
 
+    @field_validator("ingestflow_home", mode="before")
+    @classmethod
+    def _unset_home(cls, value: object) -> object:
+        """An empty INGESTFLOW_HOME is unset (the home is found), as find_home reads it."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("daily_cost_limit_openai", "hourly_rate_limit_openai", "daily_cost_limit_llamaparse",
                      "hourly_rate_limit_llamaparse", "daily_cost_limit_total", mode="before")
     @classmethod
@@ -230,8 +279,16 @@ class Settings(BaseSettings):
         return self.environment.lower() in ("production", "prod")
 
     @cached_property
+    def located_home(self) -> Home:
+        """The home and how it was chosen (INGESTFLOW_HOME, from the environment or a
+        .env file, wins)."""
+        if self.ingestflow_home is not None:
+            return Home(self.ingestflow_home.expanduser().resolve(), "env", ENV_ORIGIN)
+        return find_home()
+
+    @property
     def home(self) -> Path:
-        return self.ingestflow_home.expanduser().resolve()
+        return self.located_home.path
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction of logs and error texts."""
@@ -248,12 +305,12 @@ class Settings(BaseSettings):
 
 
 def dotenv_files(environ: dict[str, str] | None = None) -> list[Path]:
-    """The dotenv files to read, lowest precedence first."""
+    """The dotenv files to read, lowest precedence first: beside a home found walking up,
+    in the working folder, in the home."""
     env = os.environ if environ is None else environ
-    dirs = [Path.cwd()]
-    home = env.get("INGESTFLOW_HOME")
-    if home:
-        dirs.append(Path(home).expanduser())
+    home = find_home(env)
+    dirs = [home.path.parent] if home.how == "found" else []
+    dirs += [Path.cwd(), home.path]
     name = env.get("ENVIRONMENT", "").strip()
     files: list[Path] = []
     for directory in dict.fromkeys(d.resolve() for d in dirs):

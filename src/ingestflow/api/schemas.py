@@ -48,6 +48,7 @@ class DocumentSummary(BaseModel):
     error_code: str | None
     created_at: datetime
     updated_at: datetime
+    chunks: int
 
 
 class DocumentPage(BaseModel):

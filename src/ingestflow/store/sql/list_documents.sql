@@ -1,6 +1,7 @@
 -- A page of a tenant's documents, newest first; keyset pagination on (created_at, id).
 SELECT d.id, d.source_name, d.version, d.mime, d.size_bytes, d.sha256, d.stage, d.is_current,
-       d.degraded, d.error_code, d.created_at, d.updated_at
+       d.degraded, d.error_code, d.created_at, d.updated_at,
+       (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks
 FROM documents d
 WHERE d.tenant = %(tenant)s AND d.superseded_at IS NULL
   AND (%(stage)s::text IS NULL OR d.stage = %(stage)s)
