@@ -104,6 +104,9 @@ def test_local_client_ingests_searches_and_manages_documents(settings: Settings,
         costs = client.costs()
         assert {s.service for s in costs.services} >= {"openai", "llamaparse"} and costs.today_usd == 0.0
         assert client.status(tenant="other").stages == {}  # another tenant's view
+    client.close()  # again: nothing to do
+    with pytest.raises(RuntimeError, match="closed"):
+        client.status()
     assert cli_json(settings, "costs")["spend"]["today_usd"] == costs.today_usd
 
 
@@ -159,6 +162,8 @@ def test_async_client_and_the_retrievers_over_real_data(settings: Settings, tmp_
             assert [(n.node.node_id, n.score) for n in anodes] == [(n.node.node_id, n.score) for n in nodes]
             with pytest.raises(TypeError, match="async"):
                 LangChainRetriever(client=aclient).invoke(QUERY)
+        with pytest.raises(RuntimeError, match="closed"):
+            await aclient.search(QUERY)
 
     asyncio.run(main())
 

@@ -484,8 +484,9 @@ class AsyncClient:
     def __init__(self, settings: Settings | None = None, *, url: str | None = None, api_key: str | None = None,
                  tenant: str = "default", timeout: float = 60.0, **overrides: Any) -> None:
         if url is not None:
-            if settings is not None or overrides:
-                raise ValueError("url= talks to a server: settings and their overrides do not apply")
+            if settings is not None or overrides or tenant != "default":
+                raise ValueError("url= talks to a server, for the API key's tenant: settings, their overrides "
+                                 "and tenant= do not apply")
             if not api_key:
                 raise ValueError("url= needs api_key= (an API key from `ingestflow keys create`)")
         elif settings is not None and overrides:
@@ -497,10 +498,13 @@ class AsyncClient:
         self._stack = AsyncExitStack()
         self._backend: _Backend | None = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def _open(self) -> _Backend:
         """The backend, opened at first use (the database is migrated and its pool filled)."""
         async with self._opening:
+            if self._closed:
+                raise RuntimeError("this ingestflow client is closed")
             if self._backend is not None:
                 return self._backend
             if self._settings is None:
@@ -527,6 +531,7 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the database pool (or the HTTP connection); the client cannot be used after."""
+        self._closed = True
         await self._stack.aclose()
 
     async def ingest(self, source: Source, *, tenant: str | None = None, name: str | None = None, prefix: str = "",
@@ -615,6 +620,7 @@ class Client:
                  tenant: str = "default", timeout: float = 60.0, **overrides: Any) -> None:
         _outside_a_loop()
         self._turn = threading.Lock()
+        self._closed = False
         self._runner = asyncio.Runner()
         try:
             self._client = self._runner.run(self._open(settings, url=url, api_key=api_key, tenant=tenant,
@@ -630,9 +636,10 @@ class Client:
         return client
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
-        if _in_a_loop():
+        if _in_a_loop() or self._closed:
             call.close()  # never awaited: no "coroutine was never awaited" warning
             _outside_a_loop()
+            raise RuntimeError("this ingestflow client is closed")
         with self._turn:  # one loop runs one call at a time; other threads wait
             return self._runner.run(call)
 
@@ -643,12 +650,14 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the database pool (or the HTTP connection) and the client's event loop."""
-        if self._runner.get_loop().is_closed():
+        """Close the database pool (or the HTTP connection) and the client's event loop;
+        closing again does nothing."""
+        if self._closed:
             return
         try:
             self._run(self._client.aclose())
         finally:
+            self._closed = True
             self._runner.close()
 
     def ingest(self, source: Source, *, tenant: str | None = None, name: str | None = None, prefix: str = "",
