@@ -53,8 +53,8 @@ LAYERS = {
     "pipeline": 4, "worker": 4,
     "runtime": 5,
     "operations": 6,
-    "api": 7,
-    "cli": 8,
+    "api": 7, "client": 7,
+    "cli": 8, "integrations": 8,  # the retrievers use the client
 }
 ALLOWED = {("cli", "testing")}  # `ingestflow fake-providers`, imported inside the command
 

@@ -40,7 +40,7 @@ _WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
-class Hit:
+class SearchHit:
     """A passage and where it comes from: ``pages`` are the pages its text was read from
     (empty for formats without pages), ``snippet`` its best fragments with the query's
     words marked ``**like this**``."""
@@ -58,7 +58,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    hits: list[Hit]
+    hits: list[SearchHit]
     provider: str  # who embedded the query; "postgres" for keywords only
     model: str
     mode: str
@@ -185,9 +185,9 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
     return old, [f"searched {active.name}: {progress}"]
 
 
-def _hit(row: dict[str, Any]) -> Hit:
+def _hit(row: dict[str, Any]) -> SearchHit:
     meta = row["metadata"]
-    return Hit(
+    return SearchHit(
         score=float(row["score"]), document_id=str(row["document_id"]),
         source_name=row["source_name"], version=row["version"], ordinal=row["ordinal"],
         text=row["text"], pages=meta.get("pages", []), heading_path=meta.get("heading_path", []),

@@ -1,0 +1,45 @@
+"""A LangChain retriever over ingestflow search (extra ``langchain``: langchain-core).
+
+    from ingestflow import Client
+    from ingestflow.integrations.langchain import IngestflowRetriever
+
+    retriever = IngestflowRetriever(client=Client(), k=4)
+    docs = retriever.invoke("how do I reset my password?")  # Documents, metadata cite the source
+"""
+
+from __future__ import annotations
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from ingestflow.client import AsyncClient, Client, SearchFilters, SearchHit
+from ingestflow.integrations import Query, metadata, node_id
+
+
+class IngestflowRetriever(BaseRetriever):
+    """The ``k`` best passages for a query, as Documents whose metadata holds the source
+    name, document id, version, pages, heading path, score and snippet. With an
+    ``AsyncClient``, use ``ainvoke``; a ``Client`` serves both."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: Client | AsyncClient
+    k: int = 5
+    mode: str | None = None
+    filters: SearchFilters | None = None
+
+    def _query(self) -> Query:
+        return Query(self.client, self.k, self.mode, self.filters)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [_document(h) for h in self._query().search(query)]
+
+    async def _aget_relevant_documents(self, query: str, *,
+                                       run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
+        return [_document(h) for h in await self._query().asearch(query)]
+
+
+def _document(hit: SearchHit) -> Document:
+    return Document(page_content=hit.text, metadata=metadata(hit), id=node_id(hit))
