@@ -105,6 +105,12 @@ def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: S
     assert len(keyword_hits(2000)) == 34  # the budget fits every word
     assert keyword_hits(8) == {"z.md", "l0.md", "l1.md", "l2.md"}  # harbor (31 chunks) left out
     assert keyword_hits(1) == {"z.md"}  # the rarest word always
+    # A word in more chunks than the budget: the first ones found are ranked, and it says so.
+    capped = find(settings.model_copy(update={**every_word, "search_keyword_max_rows": 5}), "harbor",
+                  mode="keyword", k=50)
+    assert len(capped.hits) == 5 and any("SEARCH_KEYWORD_MAX_ROWS" in n for n in capped.notes)
+    whole = find(settings.model_copy(update={**every_word, "search_keyword_max_rows": 1}), "zyzzyva", mode="keyword")
+    assert len(whole.hits) == 1 and not whole.notes
     tuned = settings.model_copy(update={**every_word, "search_keyword_max_rows": 1})
     (hit,) = search(tuned, question, mode="hybrid", k=1)  # snippets still mark every word
     assert {"**harbor**", "**lantern**", "**zyzzyva**"} <= set(hit.snippet.lower().replace(".", " ").split())

@@ -15,6 +15,7 @@ refusal is an :class:`IngestflowError` whose ``code`` is the API's error code.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -471,6 +472,14 @@ def _parsed(cls: type[T], data: dict[str, Any], **values: Any) -> T:
     return _record(cls, out)
 
 
+def _quiet(settings: Settings) -> Settings:
+    """A library logs warnings only, unless LOG_LEVEL (environment, .env or an override)
+    asks for more: a worker's info lines are noise in someone else's program."""
+    if "LOG_LEVEL" in os.environ or "log_level" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"log_level": "WARNING"})
+
+
 class AsyncClient:
     """ingestflow from async code: the same methods as :class:`Client`, awaited.
 
@@ -494,7 +503,7 @@ class AsyncClient:
         self._url, self._api_key, self._timeout = url, api_key, timeout
         with _public_errors():
             self._tenant = check_tenant(tenant)
-            self._settings = None if url is not None else settings or load_settings(**overrides)
+            self._settings = None if url is not None else settings or _quiet(load_settings(**overrides))
         self._stack = AsyncExitStack()
         self._backend: _Backend | None = None
         self._opening = asyncio.Lock()

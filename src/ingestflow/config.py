@@ -170,10 +170,11 @@ class Settings(BaseSettings):
     search_keyword_weight: float = Field(default=1.0, ge=0, le=10)  # a keyword rank against a vector rank
     # Keyword search leaves out words found in more than this share of all chunks (1: none).
     search_keyword_max_share: float = Field(default=0.05, gt=0, le=1)
-    # Keyword search ranks every chunk holding a searched word: it searches the question's
-    # rarest words while they are estimated to match at most this many chunks (the rarest
-    # word always). Bounds the cost of questions of common words on large corpora.
-    search_keyword_max_rows: int = Field(default=2000, ge=1)
+    # Keyword search ranks at most this many chunks holding a searched word: it searches the
+    # question's rarest words while they are estimated to match no more, and ranks the first
+    # this many found when even the rarest is in more (the answer then says so). Bounds the
+    # cost of a question of common words on a large corpus; chosen on bench/retrieval.py.
+    search_keyword_max_rows: int = Field(default=300, ge=1)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)

@@ -122,6 +122,9 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
         )
+        if plan.keyword and rows and rows[0]["keyword_capped"]:
+            notes.append(f"the query's words are in many passages: keyword search ranked the first "
+                         f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
         if plan.keyword and await chunks.search_config_stale(conn, config):
             notes.append(f"some passages are still indexed for keywords in another language than "
                          f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
