@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -184,6 +185,11 @@ def test_remote_client_answers_what_the_cli_answers(settings: Settings, tmp_path
             bad = outcomes["sub/bad.pdf"].document_id
             assert bad is not None
             client.retry(bad)
+            # The worker takes it again and fails it again; counts compared below are then still.
+            deadline = time.monotonic() + 60
+            while client.status(bad).stage != "failed" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert client.status(bad).stage == "failed"
             with pytest.raises(IngestflowError) as not_failed:
                 client.retry(outcomes["good.md"].document_id)
             assert not_failed.value.code == "not_failed"
