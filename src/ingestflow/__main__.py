@@ -1,3 +1,3 @@
-from ingestflow.cli.main import app
+from ingestflow.cli.main import main
 
-app(prog_name="ingestflow")
+main()

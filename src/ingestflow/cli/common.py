@@ -9,12 +9,12 @@ stderr, as JSON when the command was given --json.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
@@ -49,20 +49,23 @@ def warn(message: str | None) -> None:
         errors.print(message, style="yellow", markup=False, highlight=False)
 
 
-@functools.cache
 def settings_or_exit() -> Settings:
-    """The settings, read once per process; a home that does not exist yet (and that the
-    settings use: the embedded database or local files) is said on stderr, so a command
+    """The settings; a home that does not exist yet (and that the settings use: the
+    embedded database or local files) is said on stderr, once per process, so a command
     run from an unexpected folder does not silently start from nothing."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         fail(str(exc), 2, error="invalid_configuration")
     uses_home = settings.database_url is None or settings.storage_backend == "local"
-    if uses_home and not settings.home.exists():
+    if uses_home and not settings.home.exists() and settings.home not in _NEW_HOMES_SAID:
+        _NEW_HOMES_SAID.add(settings.home)
         errors.print(f"new empty home at {settings.home}, {settings.located_home.origin}; "
                      "`ingestflow init` pins one to a folder", markup=False, highlight=False, soft_wrap=True)
     return settings
+
+
+_NEW_HOMES_SAID: set[Path] = set()  # a command reads the settings more than once
 
 
 def start_database() -> None:

@@ -29,6 +29,24 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 
+def main() -> None:
+    """The ``ingestflow`` script. With --json, an error in the command line itself (an
+    unknown option, a bad value) follows the contract as every other error does:
+    ``{"error": {"code": "invalid_request", "message"}}`` on stderr, exit 2. Without it,
+    Click's own usage text."""
+    if "--json" not in sys.argv[1:]:
+        app(prog_name="ingestflow")
+        return
+    try:
+        code = app(prog_name="ingestflow", standalone_mode=False)
+    except typer.TyperException as exc:
+        import json
+
+        print(json.dumps({"error": {"code": "invalid_request", "message": exc.format_message()}}), file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def _print_version(asked: bool) -> None:
     if asked:
         from ingestflow import __version__
