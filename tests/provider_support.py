@@ -68,7 +68,7 @@ def spaces(s: Settings) -> dict[str, int]:
 
 
 def bad_vectors(s: Settings) -> int:
-    return sql(s, "SELECT count(*) FROM embeddings WHERE NOT (vector_norm(embedding) BETWEEN 0.999 AND 1.001)"
+    return sql(s, "SELECT count(*) FROM embeddings WHERE NOT (l2_norm(embedding) BETWEEN 0.999 AND 1.001)"
                   " OR vector_dims(embedding) <> 1536")[0][0]
 
 

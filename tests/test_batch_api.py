@@ -71,7 +71,8 @@ def one_round(s: Settings, ids: list[uuid.UUID]) -> None:
 
 
 def wrong_vectors(s: Settings, model: str = "text-embedding-3-small") -> int:
-    """Chunks whose stored vector is not the one the fake gives their text."""
+    """Chunks whose stored vector is not the one the fake gives their text (as float16, the
+    stored type)."""
     import numpy as np
     from pgvector.psycopg import register_vector
 
@@ -79,7 +80,8 @@ def wrong_vectors(s: Settings, model: str = "text-embedding-3-small") -> int:
     with psycopg.connect(s.database_url.get_secret_value()) as conn:
         register_vector(conn)
         rows = conn.execute("SELECT c.text, e.embedding FROM chunks c JOIN embeddings e ON e.chunk_id = c.id").fetchall()
-    return sum(not np.allclose(vec.to_numpy(), fake_vector(text, 1536, model), atol=1e-6) for text, vec in rows)
+    return sum(not np.array_equal(vec.to_numpy(), fake_vector(text, 1536, model).astype(np.float16))
+               for text, vec in rows)
 
 
 def chunk_tokens(s: Settings) -> int:

@@ -216,5 +216,5 @@ def test_provider_faults_are_billed_exactly_once(settings: Settings, tmp_path: P
         invalid = sql(s, "SELECT count(*) FROM ledger WHERE outcome = 'invalid_response'")[0][0]
         assert invalid >= 3
         assert_invariants(s, fake, exact_ledger=True)
-        assert sql(s, "SELECT count(*) FROM embeddings WHERE NOT (vector_norm(embedding) BETWEEN 0.999 AND 1.001)"
+        assert sql(s, "SELECT count(*) FROM embeddings WHERE NOT (l2_norm(embedding) BETWEEN 0.999 AND 1.001)"
                       " OR vector_dims(embedding) <> 1536")[0][0] == 0

@@ -38,11 +38,12 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def migrate(url: str) -> list[str]:
+def migrate(url: str, *, through: int | None = None) -> list[str]:
     """Apply pending migrations; safe to call from many processes at once.
 
     Each migration and its record commit together, under an advisory lock, so a crash
-    leaves either both or neither. Returns the names applied now.
+    leaves either both or neither. ``through``: stop after that version (a test of a
+    migration writes data into the schema before it). Returns the names applied now.
     """
     applied_now = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -51,7 +52,7 @@ def migrate(url: str) -> list[str]:
             conn.execute(query("migrations_table"))
             done = {row[0] for row in conn.execute(query("migrations_applied"))}
             for version, name, sql in migrations():
-                if version in done:
+                if version in done or (through is not None and version > through):
                     continue
                 with conn.transaction():
                     conn.execute(sql)

@@ -187,7 +187,7 @@ def _no_start(datadir: Path, exc: Exception) -> str:
 
 
 def self_check(url: str) -> tuple[bool, str]:
-    """Compute one real cosine distance in a throwaway connection: (ok, detail).
+    """Compute a real cosine distance (vector and halfvec) in a throwaway connection: (ok, detail).
 
     Behavioural on purpose: a pgvector built for instructions this CPU lacks kills the
     backend with SIGILL, which no reading of CPU flags predicts as reliably.

@@ -1,2 +1,2 @@
--- Binary COPY: several times faster than INSERT for 6 KB rows.
+-- Binary COPY: several times faster than INSERT for rows of a few KB.
 COPY embeddings (chunk_id, space_id, embedding) FROM STDIN WITH (FORMAT BINARY)

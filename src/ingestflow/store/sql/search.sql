@@ -1,11 +1,12 @@
 -- Hybrid search in one statement: the %(candidates)s nearest chunks in one embedding space
--- (cosine, on the typed cast that matches the space's partial HNSW index; {dims} is a
--- validated integer, not user input) and the %(candidates)s best keyword matches (any
--- word of the question, ts_rank_cd), fused by reciprocal rank fusion: a chunk scores
--- sum(weight / (rrf_k + rank)) over the lists it is in (weight 1 for vectors,
--- %(keyword_weight)s for keywords). %(dense)s / %(keyword)s switch a list
--- off (vector-only or keyword-only search); the planner skips a switched-off list.
--- The score returned is the mode's own: cosine similarity, ts_rank_cd, or the fused one.
+-- (cosine on halfvec, the stored type, the query cast to it too, on the typed cast that
+-- matches the space's partial HNSW index; {dims} is a validated integer, not user input)
+-- and the %(candidates)s best keyword matches (any word of the question, ts_rank_cd),
+-- fused by reciprocal rank fusion: a chunk scores sum(weight / (rrf_k + rank)) over the
+-- lists it is in (weight 1 for vectors, %(keyword_weight)s for keywords). %(dense)s /
+-- %(keyword)s switch a list off (vector-only or keyword-only search); the planner skips a
+-- switched-off list. The score returned is the mode's own: cosine similarity, ts_rank_cd,
+-- or the fused one.
 WITH question AS MATERIALIZED (
     -- tsq, what keyword search matches: the question's rarer words, as many as fit the row
     -- budget %(max_rows)s (any_word_query). marks: every word, for the snippets.
@@ -16,7 +17,7 @@ WITH question AS MATERIALIZED (
 dense AS (
     SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
     FROM (
-        SELECT e.chunk_id, e.embedding::vector({dims}) <=> %(query)s::vector({dims}) AS distance
+        SELECT e.chunk_id, e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}) AS distance
         FROM embeddings e
         JOIN chunks c ON c.id = e.chunk_id
         JOIN documents d ON d.id = c.document_id
@@ -24,7 +25,7 @@ dense AS (
           AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
           AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
           AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
-        ORDER BY e.embedding::vector({dims}) <=> %(query)s::vector({dims})
+        ORDER BY e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims})
         LIMIT %(candidates)s
     ) nearest
 ),
