@@ -89,7 +89,8 @@ async def cycle(rt: Runtime) -> float:
     CLAIM_BATCH_BYTES), and the whole batch run to complete."""
     worker = rt.worker()
     started = time.perf_counter()
-    await worker.process(await worker._claim())
+    owner = f"{worker.owner}/0"
+    await worker.process(await worker._claim(owner), owner)
     return time.perf_counter() - started
 
 

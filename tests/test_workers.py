@@ -59,7 +59,9 @@ def test_two_workers_never_do_the_same_job(settings: Settings, tmp_path: Path) -
                          " GROUP BY document_id, stage")
     assert len(done) == 16 * 4 and all(n == 1 for *_, n in done)
     owners = {r[0] for r in sql(settings, "SELECT detail->>'owner' FROM events WHERE kind = 'claimed'")}
-    assert 1 <= len(owners) <= 2
+    # Each slot is its own lease holder: "<worker>/<slot>", two workers of two slots.
+    assert all(o.rsplit("/", 1)[1] in ("0", "1") for o in owners)
+    assert 1 <= len({o.rsplit("/", 1)[0] for o in owners}) <= 2 and len(owners) <= 4
     assert sql(settings, "SELECT count(*) FROM chunks c LEFT JOIN embeddings e ON e.chunk_id = c.id"
                          " WHERE e.chunk_id IS NULL")[0][0] == 0
 
@@ -156,6 +158,35 @@ def test_worker_builds_the_hnsw_index_when_the_space_is_big_enough(settings: Set
     finally:
         assert stop(worker) == 0
     assert "hnsw_index_built" in (tmp_path / "w.log").read_text()
+
+
+def test_a_slot_whose_lease_ran_out_is_fenced_out_by_its_sibling(settings: Settings, tmp_path: Path) -> None:
+    """Two slots of one worker are two lease holders. A job whose lease ran out during one
+    slot's long batch and that the other slot claimed again fences the first out; with one
+    owner for both, both fences passed, both wrote (two fences of one job deadlocked at
+    100k chunks) and, with a paid provider, both would have paid."""
+    import asyncio
+
+    from ingestflow.runtime import open_runtime
+    from ingestflow.store import jobs
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "one.md").write_text("# One\n\nA single document.\n")
+    submit(settings, [tmp_path / "docs"])
+
+    async def main() -> None:
+        async with open_runtime(settings.model_copy(update={"lease_seconds": 0.5, "batch_fill_seconds": 0.0})) as rt:
+            worker = rt.worker(concurrency=2)
+            first, second = f"{worker.owner}/0", f"{worker.owner}/1"
+            [held] = await worker._claim(first)
+            await asyncio.sleep(1.0)  # its lease runs out mid-batch
+            [again] = await worker._claim(second)
+            assert (again.id, again.attempts) == (held.id, held.attempts + 1)
+            async with rt.db.pool.connection() as conn:
+                assert await jobs.fence_many(conn, [held.id], first, 30) == {}
+                assert list(await jobs.fence_many(conn, [held.id], second, 30)) == [held.id]
+
+    asyncio.run(main())
 
 
 def test_a_claim_is_bounded_by_jobs_and_by_bytes(settings: Settings, tmp_path: Path) -> None:

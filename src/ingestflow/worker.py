@@ -9,6 +9,11 @@ loop here ends the process on that. A job interrupted by it is handed back to th
 once the database answers again, attempt not counted, and resumes from its last durable
 stage; until then its lease keeps others off it, and if the outage outlasts the lease,
 any worker may take it.
+
+Each slot claims under its own lease owner (the worker's, plus "/<slot>"): a job whose
+lease ran out during a long batch may be claimed again by a sibling slot, and with one
+owner for both, the first slot's fence still passed. Both then wrote the same rows (two
+fences of one job deadlocked at 100k chunks) and, with a paid provider, would pay twice.
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ class Worker:
             background.append(asyncio.create_task(self._every(self.lease_seconds, "reservation_sweep",
                                                               self.budget.sweep)))
         try:
-            await asyncio.gather(*(self._slot() for _ in range(self.concurrency)))
+            await asyncio.gather(*(self._slot(f"{self.owner}/{n}") for n in range(self.concurrency)))
         finally:
             for task in background:
                 task.cancel()
@@ -121,15 +126,16 @@ class Worker:
             await self._leave()
             log.info("worker_stopped", owner=self.owner, processed=self.processed)
 
-    async def _slot(self) -> None:
+    async def _slot(self, owner: str) -> None:
+        """Claim and process batches as ``owner``, this slot's lease owner."""
         failures = 0  # consecutive database failures: back off, never exit
         while not self._stopping:
             self._wake.clear()
             try:
-                claimed = await self._claim()
+                claimed = await self._claim(owner)
                 if claimed:
                     failures = 0
-                    await self.process(claimed)
+                    await self.process(claimed, owner)
                     self._wake.set()  # let idle slots re-check their stop condition
                     continue
                 if self.stop_when is not None and await self.stop_when():
@@ -149,11 +155,11 @@ class Worker:
             except TimeoutError:
                 pass
 
-    async def _claim(self) -> list[ClaimedJob]:
+    async def _claim(self, owner: str) -> list[ClaimedJob]:
         """Up to ``claim_size`` jobs. When fewer are runnable, wait up to ``fill_seconds``
         for more to arrive (a NOTIFY wakes the wait), so that documents trickling in share
         transactions and provider requests instead of each paying its own."""
-        claimed = await self._claim_more(self.claim_size, self.claim_bytes, at_least_one=True)
+        claimed = await self._claim_more(owner, self.claim_size, self.claim_bytes, at_least_one=True)
         deadline = time.monotonic() + self.fill_seconds
         while (claimed and len(claimed) < self.claim_size and (room := self.claim_bytes - _bytes(claimed)) > 0
                and (left := deadline - time.monotonic()) > 0):
@@ -162,12 +168,13 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), timeout=left)
             except TimeoutError:
                 break
-            claimed += await self._claim_more(self.claim_size - len(claimed), room, at_least_one=False)
+            claimed += await self._claim_more(owner, self.claim_size - len(claimed), room, at_least_one=False)
         return claimed
 
-    async def _claim_more(self, limit: int, max_bytes: int, *, at_least_one: bool) -> list[ClaimedJob]:
+    async def _claim_more(self, owner: str, limit: int, max_bytes: int, *, at_least_one: bool
+                          ) -> list[ClaimedJob]:
         async with self.db.pool.connection() as conn, conn.transaction():
-            return await jobs.claim(conn, self.owner, self.lease_seconds, limit, max_bytes, at_least_one=at_least_one)
+            return await jobs.claim(conn, owner, self.lease_seconds, limit, max_bytes, at_least_one=at_least_one)
 
     async def _listen(self) -> None:
         """Wake idle slots on NOTIFY; reconnects quietly, since polling covers the gap."""
@@ -248,16 +255,16 @@ class Worker:
             log.info("repairs_scheduled", documents=len(rows), embedder=self.repair.model)
         return len(rows)
 
-    async def process(self, claimed: list[ClaimedJob]) -> None:
+    async def process(self, claimed: list[ClaimedJob], owner: str) -> None:
         """Run a batch of claimed jobs; whatever happens, each job ends up done, failed,
         rescheduled or back in the queue (never ``running`` without a live worker behind it)."""
-        batch = Batch(self.owner, [], should_stop=lambda: self._stopping)
+        batch = Batch(owner, [], should_stop=lambda: self._stopping)
         try:
             await self._process(claimed, batch)
         except DatabaseUnavailable as exc:
             log.warning("jobs_interrupted", jobs=len(claimed), reason=type(exc).__name__)
             await self._give_back([i.job.id for i in batch.items if i.active] if batch.items
-                                  else [j.id for j in claimed])
+                                  else [j.id for j in claimed], owner)
 
     async def _process(self, claimed: list[ClaimedJob], batch: Batch) -> None:
         async with self.db.pool.connection() as conn:
@@ -274,9 +281,9 @@ class Worker:
                 items.append(Item(job, document))
         async with self.db.pool.connection() as conn, conn.transaction():
             for failed in (False, True):
-                await jobs.finish(conn, [j.id for j, f in ended if f is failed], self.owner, failed=failed)
+                await jobs.finish(conn, [j.id for j, f in ended if f is failed], batch.owner, failed=failed)
             await documents.add_events(conn, [(i.id, i.correlation_id, "claimed", i.stage,
-                                               {"owner": self.owner, "attempt": i.job.attempts}) for i in items])
+                                               {"owner": batch.owner, "attempt": i.job.attempts}) for i in items])
         for item in items:  # claimed again and again: its workers died
             if item.job.attempts > self.max_attempts:
                 item.leave(PermanentError("worker_lost", f"the job was started {item.job.attempts - 1} times and "
@@ -295,7 +302,7 @@ class Worker:
         finally:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
-        await self._settle(items)
+        await self._settle(items, batch.owner)
 
     async def _renew(self, batch: Batch) -> None:
         """Keep the batch's leases alive while working. A lost lease is flagged, not
@@ -305,7 +312,7 @@ class Worker:
             await asyncio.sleep(self.lease_seconds / 3)
             held = [i for i in batch.items if i.active]
             try:
-                async with self.pipeline.tx.fenced(self.owner, held):
+                async with self.pipeline.tx.fenced(batch.owner, held):
                     pass  # the fence is the whole transaction: items whose lease is lost leave
             except DatabaseUnavailable as exc:  # the leases may still hold when it is back
                 log.warning("lease_renewal_failed", jobs=len(held), error=type(exc).__name__)
@@ -313,7 +320,7 @@ class Worker:
             if lost := sorted(i.job.id for i in held if isinstance(i.outcome, LeaseLost)):
                 log.warning("leases_lost", jobs=lost)
 
-    async def _settle(self, items: list[Item]) -> None:
+    async def _settle(self, items: list[Item], owner: str) -> None:
         """Each document's outcome: done (complete already finished its job), released
         (shutdown), abandoned (lost lease), or an error to fail, retry or defer."""
         done = [i for i in items if i.finished]
@@ -322,19 +329,19 @@ class Worker:
         self.processed += len(done)
         if released:
             async with self.db.pool.connection() as conn:
-                await jobs.release(conn, [i.job.id for i in released], self.owner)
+                await jobs.release(conn, [i.job.id for i in released], owner)
         if lost := [i.job.id for i in items if isinstance(i.outcome, LeaseLost)]:
             log.warning("jobs_abandoned", jobs=lost, reason="lease lost")
         if errors:
-            await self._on_errors(errors)
+            await self._on_errors(errors, owner)
         log.info("batch_done", complete=len(done), released=len(released), errors=len(errors))
 
-    async def _give_back(self, job_ids: list[int]) -> None:
+    async def _give_back(self, job_ids: list[int], owner: str) -> None:
         """Return interrupted jobs to the queue once the database answers; past the lease
         there is nothing to give back (any worker may claim them by then)."""
         async def release() -> None:
             async with self.db.pool.connection() as conn:
-                await jobs.release(conn, job_ids, self.owner)
+                await jobs.release(conn, job_ids, owner)
 
         try:
             await until_reachable(release, seconds=self.lease_seconds, what="hand back jobs")
@@ -342,23 +349,24 @@ class Worker:
         except DatabaseUnavailable:
             log.warning("jobs_left_to_lease_expiry", jobs=len(job_ids))
 
-    async def _on_errors(self, items: list[Item]) -> None:
+    async def _on_errors(self, items: list[Item], owner: str) -> None:
         """Fail, retry or defer each document by its own error, in one transaction. Retries,
         deferrals and events are written together: a batch waiting on the Batch API defers
         thousands of documents at once."""
         later: list[jobs.Reschedule] = []
         events: list[Event] = []
         async with self.db.pool.connection() as conn, conn.transaction():
-            fences = await jobs.fence_many(conn, [i.job.id for i in items], self.owner, self.lease_seconds)
+            fences = await jobs.fence_many(conn, [i.job.id for i in items], owner, self.lease_seconds)
             current = await documents.get(conn, [i.id for i in items])
             for item in items:
                 if item.job.id in fences and item.id in current:
-                    await self._on_error(conn, item, fences[item.job.id], current[item.id]["stage"], later, events)
-            await jobs.reschedule(conn, later, self.owner)
+                    await self._on_error(conn, item, fences[item.job.id], current[item.id]["stage"], later, events,
+                                         owner)
+            await jobs.reschedule(conn, later, owner)
             await documents.add_events(conn, events)
 
     async def _on_error(self, conn: AsyncConnection, item: Item, fence: Fence, stage: str,
-                        later: list[jobs.Reschedule], events: list[Event]) -> None:
+                        later: list[jobs.Reschedule], events: list[Event], owner: str) -> None:
         """One document's error: failed here; retried or deferred by adding to ``later``."""
         job, exc = item.job, item.outcome
         if isinstance(exc, StageConflict):
@@ -368,7 +376,7 @@ class Worker:
             exc = TransientError("stage_conflict", str(exc))
         assert isinstance(exc, IngestError)
         if job.task == "ingest" and stage in TERMINAL:  # e.g. retired by a newer version meanwhile
-            await jobs.finish(conn, [job.id], self.owner, failed=stage == Stage.FAILED)
+            await jobs.finish(conn, [job.id], owner, failed=stage == Stage.FAILED)
             return
         message = redact(exc.message)
         waited = (fence.now - fence.deferred_since).total_seconds() if fence.deferred_since else 0.0
@@ -388,7 +396,7 @@ class Worker:
             if job.task == "ingest":
                 await documents.fail(conn, item.id, stage=stage, code=exc.code, message=message)
             # A failed re-embed leaves the document as it was: complete, searchable in its old space.
-            await jobs.finish(conn, [job.id], self.owner, failed=True, error=f"{exc.code}: {message}")
+            await jobs.finish(conn, [job.id], owner, failed=True, error=f"{exc.code}: {message}")
             kind = "failed" if job.task == "ingest" else "reembed_failed"
         else:
             delay = self.backoff.delay(job.attempts, exc.retry_after)
