@@ -15,7 +15,6 @@ refusal is an :class:`IngestflowError` whose ``code`` is the API's error code.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 import uuid
@@ -473,9 +472,10 @@ def _parsed(cls: type[T], data: dict[str, Any], **values: Any) -> T:
 
 
 def _quiet(settings: Settings) -> Settings:
-    """A library logs warnings only, unless LOG_LEVEL (environment, .env or an override)
-    asks for more: a worker's info lines are noise in someone else's program."""
-    if "LOG_LEVEL" in os.environ or "log_level" in settings.model_fields_set:
+    """A library logs warnings only, unless LOG_LEVEL (environment, .env or an override:
+    each one sets the field) asks for more: a worker's info lines are noise in someone
+    else's program."""
+    if "log_level" in settings.model_fields_set:
         return settings
     return settings.model_copy(update={"log_level": "WARNING"})
 

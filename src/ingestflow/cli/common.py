@@ -49,6 +49,9 @@ def warn(message: str | None) -> None:
         errors.print(message, style="yellow", markup=False, highlight=False)
 
 
+_NEW_HOMES_SAID: set[Path] = set()  # a command reads the settings more than once
+
+
 def settings_or_exit() -> Settings:
     """The settings; a home that does not exist yet (and that the settings use: the
     embedded database or local files) is said on stderr, once per process, so a command
@@ -63,9 +66,6 @@ def settings_or_exit() -> Settings:
         errors.print(f"new empty home at {settings.home}, {settings.located_home.origin}; "
                      "`ingestflow init` pins one to a folder", markup=False, highlight=False, soft_wrap=True)
     return settings
-
-
-_NEW_HOMES_SAID: set[Path] = set()  # a command reads the settings more than once
 
 
 def start_database() -> None:

@@ -10,12 +10,18 @@
 -- statistics lookup was most of the cost of a short search).
 DROP FUNCTION any_word_query(regconfig, text, real);
 
--- Every word of a question (after stemming and stop words) ORed, quoted, never parsed:
--- tsquery syntax in a question (& | ! ( ) : *) is just text. NULL when no word is left.
+-- Lexemes ORed into a tsquery, each quoted, never parsed: tsquery syntax in a question
+-- (& | ! ( ) : *) is just text. NULL when there is none. The one place a lexeme is quoted.
+CREATE FUNCTION any_of(lexemes text[])
+RETURNS tsquery LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery
+    FROM unnest(lexemes) AS lexeme
+$$;
+
+-- Every word of a question, after stemming and stop words.
 CREATE FUNCTION question_words(config regconfig, question text)
 RETURNS tsquery LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery
-    FROM unnest(tsvector_to_array(to_tsvector(config, question))) AS lexeme
+    SELECT any_of(tsvector_to_array(to_tsvector(config, question)))
 $$;
 
 -- What keyword search matches: the words in at most max_share of all chunks (all of
@@ -44,7 +50,7 @@ RETURNS tsquery LANGUAGE sql STABLE PARALLEL SAFE AS $$
         FROM words
         WHERE share <= max_share OR NOT EXISTS (SELECT FROM words WHERE share <= max_share)
     )
-    SELECT string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery
+    SELECT any_of(array_agg(lexeme))
     FROM kept
     WHERE n = 1 OR running * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) <= max_rows
 $$;
