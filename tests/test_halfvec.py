@@ -20,7 +20,8 @@ from ingestflow.store.sql import query
 HALFVEC_MIGRATION = next(version for version, name, _ in migrations() if name == "0010_halfvec.sql")
 TENANT = "default"
 PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=10, rrf_k=60,
-                          keyword_weight=1.0, max_share=0.5, max_rows=300, normalization=0)
+                          keyword_weight=1.0, max_share=0.5, max_rows=300, normalization=0,
+                          ef_search=100, max_scan_tuples=20_000, exact_max=0)
 
 
 def clustered(n: int, dims: int, seed: int) -> np.ndarray:
@@ -131,12 +132,11 @@ def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: st
         assert "halfvec(3072)" in definition and "halfvec_cosine_ops" in definition
         with conn.transaction(force_rollback=True):
             conn.execute("SET LOCAL enable_sort = off")  # 60 rows: else sorting them all is cheaper
-            conn.execute(query("search_settings"))
             plan = conn.execute("EXPLAIN " + query("search").replace("{dims}", str(dims)), {
                 "dense": True, "keyword": False, "config": "english", "candidates": 10, "rrf_k": 60,
                 "keyword_weight": 1.0, "max_share": 0.5, "max_rows": 300, "normalization": 0,
                 "space_id": space_id, "query": HalfVector(stored[0]), "question": "chunk", "tenant": TENANT,
-                "k": 10, "source_name": None, "document_ids": None, "mime": None,
+                "k": 10, "source_name": None, "document_ids": None, "mime": None, "exact": False,
             }, prepare=False).fetchall()
         assert f"embeddings_hnsw_space_{space_id}" in "\n".join(row[0] for row in plan)
 

@@ -175,6 +175,16 @@ class Settings(BaseSettings):
     # this many found when even the rarest is in more (the answer then says so). Bounds the
     # cost of a question of common words on a large corpus; chosen on bench/retrieval.py.
     search_keyword_max_rows: int = Field(default=300, ge=1)
+    # Vector search in a space's HNSW graph: candidates kept per step (pgvector's
+    # hnsw.ef_search; more is slower and finds more of the true nearest), and how many index
+    # tuples an iterative scan may visit while filters (tenant, source, mime) discard rows
+    # (hnsw.max_scan_tuples). Chosen on bench/scale.py for recall@10 >= 0.95.
+    search_hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    search_hnsw_max_scan_tuples: int = Field(default=20_000, ge=1)
+    # A search whose tenant and filters leave at most this many chunks scans their vectors
+    # exactly instead of the graph: a small tenant in a big shared space gets its true k
+    # nearest, quickly, where the graph would visit max_scan_tuples of other tenants' first.
+    search_exact_max_chunks: int = Field(default=20_000, ge=0)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)

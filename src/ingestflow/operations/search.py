@@ -113,7 +113,10 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                               keyword_weight=rt.settings.search_keyword_weight,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,
-                              normalization=RANK_NORMALIZATION)
+                              normalization=RANK_NORMALIZATION,
+                              ef_search=rt.settings.search_hnsw_ef_search,
+                              max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
+                              exact_max=rt.settings.search_exact_max_chunks)
     async with rt.db.pool.connection() as conn:
         space_id = None
         if embedder is not None:

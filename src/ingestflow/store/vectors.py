@@ -233,6 +233,9 @@ class SearchPlan:
     max_share: float  # words in more of all chunks than this are not searched by keyword
     max_rows: int  # rarest words first, while they are estimated to match at most this many chunks
     normalization: int  # ts_rank_cd's length normalisation flags
+    ef_search: int  # hnsw.ef_search: graph candidates kept per step (at least ``candidates`` are)
+    max_scan_tuples: int  # hnsw.max_scan_tuples: how far a filtered graph walk may go
+    exact_max: int  # at most this many chunks left by the filters: compared exactly, no graph
 
 
 async def search(
@@ -252,16 +255,18 @@ async def search(
     """The tenant's ``k`` best chunks, best first, each with its ``score`` and ``snippet``."""
     await _vector_types(conn)
     sql = _template("search", dims=dimensions)
+    params = {"dense": plan.dense, "tenant": tenant, "source_name": source_name, "document_ids": document_ids,
+              "mime": mime, "exact_max": plan.exact_max, "ef_search": max(plan.ef_search, plan.candidates),
+              "max_scan_tuples": plan.max_scan_tuples}
     async with conn.transaction():
-        await conn.execute(query("search_settings"))
+        *_, exact = await (await conn.execute(query("search_prepare"), params)).fetchone()
         cur = conn.cursor(row_factory=dict_row)
         # Never prepared: a generic plan cannot see which lists are switched off, nor match
-        # the space's partial HNSW index, and scans every vector (measured: 2-4 s at 100k).
+        # the space's HNSW index, and scans every vector (measured: 2-4 s at 100k).
         await cur.execute(sql, prepare=False, params={
-            "dense": plan.dense, "keyword": plan.keyword, "config": plan.config,
+            **params, "exact": bool(exact), "keyword": plan.keyword, "config": plan.config,
             "candidates": plan.candidates, "rrf_k": plan.rrf_k, "keyword_weight": plan.keyword_weight,
             "max_share": plan.max_share, "max_rows": plan.max_rows, "normalization": plan.normalization,
-            "space_id": space_id, "query": query_vector, "question": question, "tenant": tenant, "k": k,
-            "source_name": source_name, "document_ids": document_ids, "mime": mime,
+            "space_id": space_id, "query": query_vector, "question": question, "k": k,
         })
         return await cur.fetchall()

@@ -25,7 +25,12 @@ dense AS (
           AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
           AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
           AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
-        ORDER BY e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims})
+        -- %(exact)s (few chunks pass the filters, search_prepare.sql): an order the HNSW
+        -- index cannot serve, so the planner reaches the vectors through the tenant's
+        -- documents and compares each one. Otherwise the CASE folds away and the index
+        -- scan walks the graph.
+        ORDER BY CASE WHEN %(exact)s THEN (e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims})) + 0
+                      ELSE e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}) END
         LIMIT %(candidates)s
     ) nearest
 ),

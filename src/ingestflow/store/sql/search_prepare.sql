@@ -1,0 +1,20 @@
+-- For search.sql, in its transaction, before it: the HNSW scan's settings, and how many
+-- chunks the tenant and filters leave, counted up to %(exact_max)s + 1 only (a bounded
+-- read, whatever the tenant's size), which decides between the graph and an exact scan.
+-- iterative_scan: keep walking the graph until the filters have let k rows through,
+-- instead of returning fewer; max_scan_tuples bounds that walk.
+SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
+       set_config('hnsw.ef_search', %(ef_search)s::int::text, true),
+       set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s::int::text, true),
+       CASE WHEN %(dense)s THEN (
+           SELECT count(*) FROM (
+               SELECT 1
+               FROM documents d
+               JOIN chunks c ON c.document_id = d.id
+               WHERE d.is_current AND d.tenant = %(tenant)s
+                 AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
+                 AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
+                 AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
+               LIMIT %(exact_max)s + 1
+           ) filtered
+       ) <= %(exact_max)s END AS exact
