@@ -148,7 +148,7 @@ def main() -> None:
         embedded_events = stage_seconds(url)
 
     started = time.perf_counter()
-    indexed = asyncio.run(vectors.build_indexes(url, min_vectors=1))
+    indexed = asyncio.run(vectors.build_indexes(url, vectors.IndexPolicy(1, settings.hnsw_binary_min_dimensions)))
     index_build = time.perf_counter() - started
     with psycopg.connect(url) as conn:
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]

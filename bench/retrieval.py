@@ -284,7 +284,7 @@ async def latency(base: Settings, chunks: int, work: Path, rounds: int) -> None:
             # Room for the graph in memory: 64 MB (the default) makes a 100k build take 15 min.
             await conn.execute(f"ALTER DATABASE {conn.info.dbname} SET maintenance_work_mem = '2GB'")
         started = time.perf_counter()
-        await vectors.build_indexes(url, min_vectors=1)
+        await vectors.build_indexes(url, vectors.IndexPolicy(1, rt.settings.hnsw_binary_min_dimensions))
         index_s = time.perf_counter() - started
         async with rt.db.pool.connection() as conn:
             await conn.execute("ANALYZE")

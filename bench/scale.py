@@ -1,7 +1,7 @@
 """Vector search and ingest at scale on one Postgres (issue 16).
 
     PYTHONPATH=src .venv/bin/python bench/scale.py [--vectors 100000] [--small-tenants 100]
-        [--small-share 0.001] [--queries 100] [--ef 40,64,100,200] [--extra 5000]
+        [--small-size 100] [--spread 2.0] [--queries 100] [--ef 40,64,100,200] [--extra 5000]
 
 On a fresh database of the embedded server (or DATABASE_URL's), in the project's schema
 and through its own write path (documents.register, chunks.replace, vectors.write_vectors,
@@ -41,27 +41,28 @@ from ingestflow.store.documents import NewFile
 from ingestflow.store.files import PostgresFileStore
 from support import fresh_database, temporary_home
 
-DIMS, K, CLUSTERS, SPREAD = 1536, 10, 2000, 0.9
+DIMS, K, CLUSTERS = 1536, 10, 2000
 PER_DOCUMENT, PER_TRANSACTION = 100, 1000
 LARGE = "large"
 DEFAULTS = Settings()
 PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, rrf_k=60, keyword_weight=1.0,
                           max_share=0.5, max_rows=300, normalization=0, ef_search=DEFAULTS.search_hnsw_ef_search,
                           max_scan_tuples=DEFAULTS.search_hnsw_max_scan_tuples,
-                          exact_max=DEFAULTS.search_exact_max_chunks)
+                          exact_max=DEFAULTS.search_exact_max_chunks, rerank=DEFAULTS.search_binary_rerank)
 
 
 class Corpus:
     """Clustered unit vectors, drawn batch by batch (1M x 1536 float32 would be 6 GB),
     with a running exact top ``K`` for each query set (float32, numpy)."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, spread: float, seed: int = 7) -> None:
+        self.spread = spread
         self.rng = np.random.default_rng(seed)
         self.centres = self.rng.standard_normal((CLUSTERS, DIMS)).astype(np.float32)
 
     def draw(self, count: int) -> np.ndarray:
         points = self.centres[self.rng.integers(0, CLUSTERS, count)]
-        points = points + SPREAD * self.rng.standard_normal((count, DIMS), dtype=np.float32)
+        points = points + self.spread * self.rng.standard_normal((count, DIMS), dtype=np.float32)
         return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
@@ -158,8 +159,8 @@ def sizes(url: str) -> tuple[int, float, float]:
 
 
 async def scenario(url: str, args: argparse.Namespace) -> None:
-    corpus = Corpus()
-    small_size = max(K, int(args.vectors * args.small_share))
+    corpus = Corpus(args.spread)
+    small_size = args.small_size
     small = [f"small-{i:03}" for i in range(args.small_tenants)]
     large_size = args.vectors - small_size * len(small)
     large_truth = Truth.of(corpus.draw(args.queries))
@@ -182,8 +183,10 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         memory = conn.execute("SHOW maintenance_work_mem").fetchone()[0]
     began = time.perf_counter()
-    assert await vectors.build_indexes(url, min_vectors=1) == [space_id]
-    print(f"HNSW build: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory})")
+    policy = vectors.IndexPolicy(1, args.binary_min_dimensions)
+    assert await vectors.build_indexes(url, policy) == [space_id]
+    kind = "binary (sign bits, re-ranked)" if DIMS >= policy.binary_min_dimensions else "halfvec"
+    print(f"HNSW build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory})")
 
     extra_truth = Truth(large_truth.queries, large_truth.scores.copy(), large_truth.ids.copy())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -196,11 +199,12 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     large_work = [(LARGE, q) for q in large_truth.queries]
     print(f"\ntenant {LARGE!r}, {len(large_work)} queries, k={K}")
     for ef in args.ef:
-        plan = replace(PLAN, ef_search=ef)
-        found, one = await searches(url, plan, space_id, large_work, 1)
-        _, eight = await searches(url, plan, space_id, large_work, 8)
-        print(f"ef_search {ef:4}: recall@{K} {recall(found, large_truth):.3f}  1 client {percentiles(one)}  "
-              f"8 clients {percentiles(eight)}")
+        for rerank in args.rerank if DIMS >= policy.binary_min_dimensions else [1]:
+            plan = replace(PLAN, ef_search=ef, rerank=rerank)
+            found, one = await searches(url, plan, space_id, large_work, 1)
+            _, eight = await searches(url, plan, space_id, large_work, 8)
+            print(f"ef_search {ef:4} rerank {rerank:2}: recall@{K} {recall(found, large_truth):.3f}  "
+                  f"1 client {percentiles(one)}  8 clients {percentiles(eight)}")
     found, ms = await searches(url, replace(PLAN, exact_max=10 ** 9), space_id, large_work[:5], 1)
     print(f"exact (no graph), 5 queries: {percentiles(ms)}")
 
@@ -221,16 +225,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--small-tenants", type=int, default=100)
-    parser.add_argument("--small-share", type=float, default=0.001, help="of --vectors, each small tenant")
+    parser.add_argument("--small-size", type=int, default=100, help="vectors of each small tenant")
+    parser.add_argument("--spread", type=float, default=2.0, help="noise around each cluster centre")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--ef", type=lambda s: [int(x) for x in s.split(",")], default=[40, 64, 100, 200])
     parser.add_argument("--extra", type=int, default=5000, help="vectors loaded with and without the index")
+    parser.add_argument("--rerank", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8],
+                        help="SEARCH_BINARY_RERANK values, for a binary index")
+    parser.add_argument("--binary-min-dimensions", type=int, default=DEFAULTS.hnsw_binary_min_dimensions,
+                        help="HNSW_BINARY_MIN_DIMENSIONS: above 1536, the halfvec index")
     parser.add_argument("--build-memory", default="2GB", help="maintenance_work_mem of the index build")
+    parser.add_argument("--storage", default=None)
     args = parser.parse_args()
     with temporary_home() as tmp:
         settings = Settings(ingestflow_home=tmp / "home", log_level="WARNING")
         url = fresh_database(settings)
         migrate(url)
+        if args.storage:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"ALTER TABLE embeddings ALTER COLUMN embedding SET STORAGE {args.storage}")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {conn.info.dbname} SET maintenance_work_mem = '{args.build_memory}'")
         asyncio.run(scenario(url, args))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
+NEVER_BINARY = 1_000_000  # an HNSW_BINARY_MIN_DIMENSIONS no space reaches: halfvec indexes only
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

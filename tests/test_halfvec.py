@@ -16,12 +16,13 @@ from pgvector.psycopg import register_vector
 from ingestflow.store import vectors
 from ingestflow.store.database import migrate, migrations
 from ingestflow.store.sql import query
+from support import NEVER_BINARY
 
 HALFVEC_MIGRATION = next(version for version, name, _ in migrations() if name == "0010_halfvec.sql")
 TENANT = "default"
 PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=10, rrf_k=60,
                           keyword_weight=1.0, max_share=0.5, max_rows=300, normalization=0,
-                          ef_search=100, max_scan_tuples=20_000, exact_max=0)
+                          ef_search=100, max_scan_tuples=20_000, exact_max=0, rerank=8)
 
 
 def clustered(n: int, dims: int, seed: int) -> np.ndarray:
@@ -85,7 +86,8 @@ def test_float32_vectors_survive_the_halfvec_migration(empty_database: str) -> N
                               " WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'").fetchone()
         assert column == ("halfvec",)
         # The vector index is gone, so the space is found missing one and gets a halfvec one.
-        assert conn.execute(query("spaces_without_index")).fetchall() == [(space_id, dims, None)]
+        assert conn.execute(query("spaces_without_index"), {"binary_min": NEVER_BINARY}).fetchall() == [
+            (space_id, dims, False, None)]
         rows = dict(conn.execute("SELECT chunk_id, embedding FROM embeddings").fetchall())
     back = np.stack([rows[cid].to_numpy() for cid in ids]).astype(np.float32)
     assert np.allclose(back, stored, rtol=1e-3, atol=1e-7)  # float16: 11 significant bits
@@ -98,12 +100,12 @@ def test_float32_vectors_survive_the_halfvec_migration(empty_database: str) -> N
         assert got[0] == want[0]
         assert len(set(got) & set(want)) >= 9  # a near-tie may swap at the 10th place
 
-    assert asyncio.run(vectors.build_indexes(url, min_vectors=1)) == [space_id]
+    assert asyncio.run(vectors.build_indexes(url, vectors.IndexPolicy(1, NEVER_BINARY))) == [space_id]
     with psycopg.connect(url) as conn:
         (definition,) = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                                      (f"embeddings_hnsw_space_{space_id}",)).fetchone()
         assert f"halfvec({dims})" in definition and "halfvec_cosine_ops" in definition
-        assert conn.execute(query("spaces_without_index")).fetchall() == []
+        assert conn.execute(query("spaces_without_index"), {"binary_min": NEVER_BINARY}).fetchall() == []
 
 
 def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: str) -> None:
@@ -123,7 +125,7 @@ def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: st
 
     space_id, ids, added = asyncio.run(write())
     assert added == set(ids[n // 2:])
-    assert asyncio.run(vectors.build_indexes(url, min_vectors=1)) == [space_id]
+    assert asyncio.run(vectors.build_indexes(url, vectors.IndexPolicy(1, NEVER_BINARY))) == [space_id]
 
     with psycopg.connect(url) as conn:
         register_vector(conn)
@@ -136,7 +138,7 @@ def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: st
                 "dense": True, "keyword": False, "config": "english", "candidates": 10, "rrf_k": 60,
                 "keyword_weight": 1.0, "max_share": 0.5, "max_rows": 300, "normalization": 0,
                 "space_id": space_id, "query": HalfVector(stored[0]), "question": "chunk", "tenant": TENANT,
-                "k": 10, "source_name": None, "document_ids": None, "mime": None, "exact": False,
+                "k": 10, "source_name": None, "document_ids": None, "mime": None, "exact": False, "binary": False, "rerank": 8,
             }, prepare=False).fetchall()
         assert f"embeddings_hnsw_space_{space_id}" in "\n".join(row[0] for row in plan)
 

@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     repair_interval_seconds: float = Field(default=30.0, gt=0)
     # A space's HNSW index is built once it holds this many vectors (exact search before).
     hnsw_min_vectors: int = Field(default=10_000, ge=1)
+    # Spaces at least this wide index their vectors' sign bits (binary quantization, Hamming
+    # distance) and re-rank what the graph finds by the full vectors; narrower ones, where
+    # sign bits say too little, index the halfvec vectors. Chosen on bench/scale.py.
+    hnsw_binary_min_dimensions: int = Field(default=1024, ge=1)
     index_check_seconds: float = Field(default=30.0, gt=0)
 
     chunk_max_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder
@@ -181,10 +185,13 @@ class Settings(BaseSettings):
     # (hnsw.max_scan_tuples). Chosen on bench/scale.py for recall@10 >= 0.95.
     search_hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
     search_hnsw_max_scan_tuples: int = Field(default=20_000, ge=1)
+    # A binary index's search fetches this many times the candidates by Hamming distance
+    # and keeps the nearest by cosine.
+    search_binary_rerank: int = Field(default=8, ge=1, le=100)
     # A search whose tenant and filters leave at most this many chunks scans their vectors
     # exactly instead of the graph: a small tenant in a big shared space gets its true k
     # nearest, quickly, where the graph would visit max_scan_tuples of other tenants' first.
-    search_exact_max_chunks: int = Field(default=20_000, ge=0)
+    search_exact_max_chunks: int = Field(default=2_000, ge=0)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)

@@ -13,6 +13,7 @@ from ingestflow.config import Settings
 from ingestflow.store import jobs
 from ingestflow.store.database import Database
 from ingestflow.store.files import FileStore, LocalFileStore, PostgresFileStore
+from ingestflow.store.vectors import IndexPolicy
 
 if TYPE_CHECKING:  # imported where used: commands that only read skip the services and pipeline
     from ingestflow.pipeline.chunking import ChunkingConfig
@@ -94,7 +95,7 @@ class Runtime:
             budget=self.services.budget,
             repair=self.services.embedder if self.services.embedder_fallback is not None else None,
             repair_interval=s.repair_interval_seconds,
-            index_min_vectors=s.hnsw_min_vectors,
+            index_policy=IndexPolicy(s.hnsw_min_vectors, s.hnsw_binary_min_dimensions),
             index_interval=s.index_check_seconds,
             heartbeat_seconds=s.worker_heartbeat_seconds,
             warm_up=self.warm_up,

@@ -64,7 +64,7 @@ class Worker:
         budget: Budget | None,
         repair: Embedder | None,
         repair_interval: float,
-        index_min_vectors: int | None,
+        index_policy: vectors.IndexPolicy | None,
         index_interval: float,
         heartbeat_seconds: float,
         warm_up: Callable[[], None] | None = None,
@@ -86,7 +86,7 @@ class Worker:
         self.budget = budget  # sweeps reservations that killed workers left behind
         self.repair = repair  # the real embedder whose health decides when to repair
         self.repair_interval = repair_interval if repair is not None else None
-        self.index_min_vectors = index_min_vectors  # None: this worker builds no indexes
+        self.index_policy = index_policy  # None: this worker builds no indexes
         self.index_interval = index_interval
         self.heartbeat_seconds = heartbeat_seconds  # how often this worker says it is alive (store/workers.py)
         self.warm_up = warm_up  # loads what jobs need (tokenizer, parsers), beside the first claim
@@ -111,7 +111,7 @@ class Worker:
         if self.repair_interval is not None:
             background.append(asyncio.create_task(self._every(self.repair_interval, "repair_check",
                                                               self.schedule_repairs)))
-        if self.index_min_vectors is not None:
+        if self.index_policy is not None:
             background.append(asyncio.create_task(self._every(self.index_interval, "index_build",
                                                               self._maintain_indexes)))
         if self.budget is not None:
@@ -224,8 +224,8 @@ class Worker:
     async def _maintain_indexes(self) -> None:
         """Build each space's HNSW index once it is big enough (see store/vectors.py), and
         rebuild the search vectors of chunks written in another SEARCH_LANGUAGE."""
-        assert self.index_min_vectors is not None
-        built = await vectors.build_indexes(self.db.url, min_vectors=self.index_min_vectors)
+        assert self.index_policy is not None
+        built = await vectors.build_indexes(self.db.url, self.index_policy)
         if built:
             log.info("hnsw_index_built", spaces=built)
         config, rebuilt = self.pipeline.search_language, 0

@@ -390,7 +390,9 @@ def db_index(
     from ingestflow.cli.common import console, database_url_or_exit, settings_or_exit
     from ingestflow.store import vectors
 
-    built = asyncio.run(vectors.build_indexes(database_url_or_exit(settings_or_exit()), min_vectors=min_vectors))
+    settings = settings_or_exit()
+    policy = vectors.IndexPolicy(min_vectors, settings.hnsw_binary_min_dimensions)
+    built = asyncio.run(vectors.build_indexes(database_url_or_exit(settings), policy))
     if as_json:
         from ingestflow.cli.render import print_json
 

@@ -116,7 +116,8 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                               normalization=RANK_NORMALIZATION,
                               ef_search=rt.settings.search_hnsw_ef_search,
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
-                              exact_max=rt.settings.search_exact_max_chunks)
+                              exact_max=rt.settings.search_exact_max_chunks,
+                              rerank=rt.settings.search_binary_rerank)
     async with rt.db.pool.connection() as conn:
         space_id = None
         if embedder is not None:

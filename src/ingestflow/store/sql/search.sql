@@ -25,14 +25,20 @@ dense AS (
           AND (%(source_name)s::text IS NULL OR d.source_name = %(source_name)s)
           AND (%(document_ids)s::uuid[] IS NULL OR d.id = ANY(%(document_ids)s::uuid[]))
           AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
-        -- %(exact)s (few chunks pass the filters, search_prepare.sql): an order the HNSW
-        -- index cannot serve, so the planner reaches the vectors through the tenant's
-        -- documents and compares each one. Otherwise the CASE folds away and the index
-        -- scan walks the graph.
+        -- The CASE folds away at planning (the flags are bound values), leaving one order:
+        -- %(exact)s (few chunks pass the filters, search_prepare.sql): one the HNSW indexes
+        -- cannot serve, so the planner reaches the vectors through the tenant's documents
+        -- and compares each; %(binary)s: the Hamming distance of sign bits, walked in the
+        -- space's binary graph for %(rerank)s times the candidates, which the outer query
+        -- re-ranks by cosine; else cosine, walked in the halfvec graph (or scanned).
         ORDER BY CASE WHEN %(exact)s THEN (e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims})) + 0
+                      WHEN %(binary)s THEN binary_quantize(e.embedding::halfvec({dims}))::bit({dims})
+                                           <~> binary_quantize(%(query)s::halfvec({dims}))
                       ELSE e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}) END
-        LIMIT %(candidates)s
+        LIMIT CASE WHEN %(binary)s AND NOT %(exact)s THEN %(candidates)s * %(rerank)s ELSE %(candidates)s END
     ) nearest
+    ORDER BY distance, chunk_id
+    LIMIT %(candidates)s
 ),
 matches AS MATERIALIZED (
     -- At most %(max_rows)s chunks holding a searched word are ranked: when even the rarest

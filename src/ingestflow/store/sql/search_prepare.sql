@@ -1,6 +1,7 @@
--- For search.sql, in its transaction, before it: the HNSW scan's settings, and how many
--- chunks the tenant and filters leave, counted up to %(exact_max)s + 1 only (a bounded
--- read, whatever the tenant's size), which decides between the graph and an exact scan.
+-- For search.sql, in its transaction, before it: the HNSW scan's settings; how many chunks
+-- the tenant and filters leave, counted up to %(exact_max)s + 1 only (a bounded read,
+-- whatever the tenant's size), which decides between the graph and an exact scan; and
+-- which kind of graph the space has.
 -- iterative_scan: keep walking the graph until the filters have let k rows through,
 -- instead of returning fewer; max_scan_tuples bounds that walk.
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
@@ -17,4 +18,8 @@ SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
                  AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
                LIMIT %(exact_max)s + 1
            ) filtered
-       ) <= %(exact_max)s END AS exact
+       ) <= %(exact_max)s END AS exact,
+       -- Whether the space's graph is the binary kind (index_create_binary.sql), which
+       -- search.sql then orders by and re-ranks; else halfvec's, or none (exact).
+       EXISTS (SELECT FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+               WHERE c.relname = 'embeddings_binary_space_' || %(space_id)s::int AND i.indisvalid) AS binary

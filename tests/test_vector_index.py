@@ -1,6 +1,10 @@
-"""Vector search filtered to one tenant of a big shared space (issue 16): a tenant with few
-chunks is compared exactly and gets its true k nearest, where the HNSW graph, walking other
-tenants' vectors first, runs out of its scan budget (hnsw.max_scan_tuples) with fewer."""
+"""Each space's HNSW index and how search uses it (issue 16).
+
+- A tenant of a big shared space with few chunks is compared exactly and gets its true k
+  nearest, where the graph, walking other tenants' vectors first, runs out of its scan
+  budget (hnsw.max_scan_tuples) with fewer.
+- Wide spaces index sign bits (binary quantization); search walks that graph and re-ranks
+  by the halfvec vectors, and a changed policy swaps one kind of index for the other."""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ from ingestflow.store.chunks import NewChunk
 from ingestflow.store.documents import NewFile
 from ingestflow.store.files import PostgresFileStore
 from ingestflow.store.sql import query
+from support import NEVER_BINARY
 
 DIMS, K = 64, 5
 PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, rrf_k=60, keyword_weight=1.0,
                           max_share=0.5, max_rows=300, normalization=0, ef_search=10, max_scan_tuples=20,
-                          exact_max=0)
+                          exact_max=0, rerank=1)
 
 
 def unit(n: int, seed: int) -> np.ndarray:
@@ -53,7 +58,7 @@ def test_a_small_tenant_in_an_indexed_space_gets_its_true_nearest(database_url: 
             space_id = await vectors.ensure_space(conn, "mock", "filtered", DIMS)
             await write(conn, "big", space_id, big)
             small_ids = await write(conn, "small", space_id, small)
-            assert await vectors.build_indexes(database_url, min_vectors=1) == [space_id]
+            assert await vectors.build_indexes(database_url, vectors.IndexPolicy(1, NEVER_BINARY)) == [space_id]
             await conn.execute("ANALYZE")
 
             async def nearest(plan: vectors.SearchPlan, tenant: str) -> list:
@@ -73,12 +78,13 @@ def test_a_small_tenant_in_an_indexed_space_gets_its_true_nearest(database_url: 
     assert len(large) == K and not set(large) & set(small_ids)
 
 
-def explain(url: str, exact: bool, space_id: int) -> str:
+def explain(url: str, exact: bool, space_id: int, *, binary: bool = False) -> str:
     with psycopg.connect(url) as conn:
         register_vector(conn)
         plan = conn.execute("EXPLAIN " + query("search").replace("{dims}", str(DIMS)), {
             "dense": True, "keyword": False, "config": "english", "candidates": K, "rrf_k": 60,
             "keyword_weight": 1.0, "max_share": 0.5, "max_rows": 300, "normalization": 0, "exact": exact,
+            "binary": binary, "rerank": 8,
             "space_id": space_id, "query": HalfVector(unit(1, seed=4)[0]), "question": "passage", "tenant": "small",
             "k": K, "source_name": None, "document_ids": None, "mime": None,
         }, prepare=False).fetchall()
@@ -91,7 +97,7 @@ def test_the_exact_path_reads_the_tenants_vectors_and_not_the_graph(database_url
             space_id = await vectors.ensure_space(conn, "mock", "filtered", DIMS)
             await write(conn, "big", space_id, unit(2000, seed=5))
             await write(conn, "small", space_id, unit(3, seed=6))
-        await vectors.build_indexes(database_url, min_vectors=1)
+        await vectors.build_indexes(database_url, vectors.IndexPolicy(1, NEVER_BINARY))
         return space_id
 
     space_id = asyncio.run(indexed())
@@ -100,3 +106,44 @@ def test_the_exact_path_reads_the_tenants_vectors_and_not_the_graph(database_url
     index = f"embeddings_hnsw_space_{space_id}"
     assert index not in explain(database_url, True, space_id)
     assert index in explain(database_url, False, space_id)
+
+
+def indexes(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings\\_%%\\_space\\_%%' ORDER BY 1")]
+
+
+def test_a_wide_space_indexes_sign_bits_and_reranks_by_the_full_vectors(database_url: str) -> None:
+    stored = unit(3000, seed=7)
+    asked = [0, 17, 999, 2024]  # stored vectors: Hamming distance 0 to themselves, cosine 1
+
+    async def scenario() -> tuple[int, list[uuid.UUID], list[list[uuid.UUID]]]:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            space_id = await vectors.ensure_space(conn, "mock", "wide", DIMS)
+            ids = await write(conn, "default", space_id, stored)
+            assert await vectors.build_indexes(database_url, vectors.IndexPolicy(1, DIMS)) == [space_id]
+            await conn.execute("ANALYZE")
+            plan = replace(PLAN, max_scan_tuples=20_000, ef_search=40, rerank=8)
+            found = []
+            for i in asked:
+                hits = await vectors.search(conn, plan, space_id=space_id, dimensions=DIMS, query_vector=stored[i],
+                                            question="passage", tenant="default", k=K)
+                found.append([h["chunk_id"] for h in hits])
+            return space_id, ids, found
+
+    space_id, ids, found = asyncio.run(scenario())
+    assert indexes(database_url) == [f"embeddings_binary_space_{space_id}"]
+    assert f"embeddings_binary_space_{space_id}" in explain(database_url, False, space_id, binary=True)
+    for i, hits in zip(asked, found, strict=True):
+        assert len(hits) == K and hits[0] == ids[i]
+        scores = [float(stored[ids.index(cid)] @ stored[i]) for cid in hits]
+        # re-ranked by cosine, whatever the bits said (float16 against float32: 1e-3 of slack)
+        assert all(a >= b - 1e-3 for a, b in zip(scores, scores[1:]))
+
+    # The policy changes (the space is now narrower than the binary threshold): the halfvec
+    # index is built and the binary one dropped, and back again.
+    assert asyncio.run(vectors.build_indexes(database_url, vectors.IndexPolicy(1, NEVER_BINARY))) == [space_id]
+    assert indexes(database_url) == [f"embeddings_hnsw_space_{space_id}"]
+    assert asyncio.run(vectors.build_indexes(database_url, vectors.IndexPolicy(1, DIMS))) == [space_id]
+    assert indexes(database_url) == [f"embeddings_binary_space_{space_id}"]
