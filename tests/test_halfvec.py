@@ -144,3 +144,24 @@ def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: st
 
     for i in (0, 17, 45):  # each stored vector is its own nearest neighbour, through the index
         assert asyncio.run(search_ids(url, space_id, dims, stored[i], 3))[0] == ids[i]
+
+
+def test_vectors_are_stored_inside_their_rows(database_url: str) -> None:
+    """Not in TOAST (migration 0011): a 1536-d halfvec is over the TOAST threshold, and out
+    of line every exact comparison or re-rank read two more tuples."""
+    url, dims, n = database_url, 1536, 50
+
+    async def write() -> None:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            with psycopg.connect(url) as sync:
+                ids = insert_chunks(sync, n)
+            space_id = await vectors.ensure_space(conn, "openai", "text-embedding-3-small", dims)
+            await vectors.write_vectors(conn, ids, space_id, clustered(n, dims, seed=5))
+            await conn.commit()
+
+    asyncio.run(write())
+    with psycopg.connect(url) as conn:
+        toast, size = conn.execute(
+            "SELECT pg_relation_size(reltoastrelid), (SELECT min(pg_column_size(embedding)) FROM embeddings)"
+            " FROM pg_class WHERE relname = 'embeddings'").fetchone()
+    assert size > 2032 and toast == 0  # each over the TOAST threshold, none of them in TOAST
