@@ -162,6 +162,6 @@ def test_vectors_are_stored_inside_their_rows(database_url: str) -> None:
     asyncio.run(write())
     with psycopg.connect(url) as conn:
         toast, size = conn.execute(
-            "SELECT pg_relation_size(reltoastrelid), (SELECT min(pg_column_size(embedding)) FROM embeddings)"
-            " FROM pg_class WHERE relname = 'embeddings'").fetchone()
+            "SELECT sum(pg_relation_size(c.reltoastrelid)), (SELECT min(pg_column_size(embedding)) FROM embeddings)"
+            " FROM pg_partition_tree('embeddings') p JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf").fetchone()
     assert size > 2032 and toast == 0  # each over the TOAST threshold, none of them in TOAST

@@ -228,7 +228,7 @@ def test_hnsw_index_is_built_once_a_space_is_big_enough(settings: Settings, tmp_
     assert asyncio.run(vectors.build_indexes(url, vectors.IndexPolicy(2, settings.hnsw_binary_min_dimensions))) == [1]
     assert asyncio.run(vectors.build_indexes(url, vectors.IndexPolicy(2, settings.hnsw_binary_min_dimensions))) == []  # idempotent
     valid = sql(settings, "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
-                          " WHERE c.relname = 'embeddings_binary_space_1'")  # 1536-d: sign bits
+                          " WHERE c.relname = 'embeddings_hnsw_space_1'")
     assert valid == [(True,)]
     graph = settings.model_copy(update={"search_exact_max_chunks": 0})  # else these few chunks are compared exactly
     after = search(graph, "waggle dance direction of flowers", k=3)

@@ -35,10 +35,10 @@ def unit(n: int, seed: int) -> np.ndarray:
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
-async def write(conn: psycopg.AsyncConnection, tenant: str, space_id: int, stored: np.ndarray) -> list[uuid.UUID]:
+async def write(conn: psycopg.AsyncConnection, tenant: str, space_id: int, stored: np.ndarray,
+                name: str = "notes.md") -> list[uuid.UUID]:
     """One current document of the tenant holding these vectors, through the write path."""
     async with conn.transaction():
-        name = f"{tenant}.md"
         (reg,) = await documents.register(conn, tenant=tenant, files=[NewFile(name, name.encode(), "text/markdown")],
                                           store=PostgresFileStore())
         rows = [NewChunk(i, f"passage {i}", 2, {}) for i in range(len(stored))]
@@ -147,3 +147,42 @@ def test_a_wide_space_indexes_sign_bits_and_reranks_by_the_full_vectors(database
     assert indexes(database_url) == [f"embeddings_hnsw_space_{space_id}"]
     assert asyncio.run(vectors.build_indexes(database_url, vectors.IndexPolicy(1, DIMS))) == [space_id]
     assert indexes(database_url) == [f"embeddings_binary_space_{space_id}"]
+
+
+def partition(url: str, space_id: int) -> tuple[str, int] | None:
+    """The space's partition of embeddings and its file node (a TRUNCATE gives it a new one)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT c.relname::text, c.relfilenode FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                            " WHERE i.inhparent = 'embeddings'::regclass AND c.relname = %s",
+                            (f"embeddings_space_{space_id}",)).fetchone()
+
+
+def test_each_space_is_a_partition_and_dropping_one_tenants_space_truncates_it(database_url: str) -> None:
+    async def scenario() -> tuple[int, int, tuple, tuple, int]:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            shared = await vectors.ensure_space(conn, "mock", "shared", DIMS)
+            alone = await vectors.ensure_space(conn, "mock", "alone", DIMS)
+            for tenant in ("a", "b"):
+                await write(conn, tenant, shared, unit(30, seed=9))
+            await write(conn, "a", alone, unit(40, seed=10), name="other.md")
+            before = (partition(database_url, shared), partition(database_url, alone))
+            async with conn.transaction():
+                dropped_alone = await vectors.drop_tenant_space(conn, "a", alone)
+            async with conn.transaction():
+                dropped_shared = await vectors.drop_tenant_space(conn, "a", shared)
+            return shared, alone, before, (dropped_alone, dropped_shared), 0
+
+    shared, alone, before, dropped, _ = asyncio.run(scenario())
+    assert dropped == (40, 30)
+    # Only tenant a held vectors in `alone`: its partition was truncated (a new file node),
+    # and stays, empty, for the space's next vectors.
+    assert partition(database_url, alone)[1] != before[1][1]
+    # Tenant b holds vectors in `shared` too: a's rows were deleted, b's stay, same file.
+    assert partition(database_url, shared) == before[0]
+    with psycopg.connect(database_url) as conn:
+        left = dict(conn.execute("SELECT e.space_id, count(*) FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
+                                 " JOIN documents d ON d.id = c.document_id GROUP BY 1").fetchall())
+        tenants = {row[0] for row in conn.execute(
+            "SELECT DISTINCT d.tenant FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
+            " JOIN documents d ON d.id = c.document_id")}
+    assert left == {shared: 30} and tenants == {"b"}

@@ -150,10 +150,9 @@ def test_worker_builds_the_hnsw_index_when_the_space_is_big_enough(settings: Set
     try:
         wait_for(lambda: all_complete(settings), 60, "ingest")
         # CREATE INDEX CONCURRENTLY lists the index before it is built: wait for it to be
-        # valid, and for the worker to say so, before stopping it. The mock's 1536-d space
-        # is wider than HNSW_BINARY_MIN_DIMENSIONS: its graph is over sign bits.
+        # valid, and for the worker to say so, before stopping it.
         wait_for(lambda: sql(settings, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                                       " WHERE c.relname = 'embeddings_binary_space_1' AND i.indisvalid")[0][0] == 1,
+                                       " WHERE c.relname = 'embeddings_hnsw_space_1' AND i.indisvalid")[0][0] == 1,
                  30, "the index")
         wait_for(lambda: "hnsw_index_built" in (tmp_path / "w.log").read_text(), 30, "the worker to log the build")
     finally:

@@ -5,12 +5,12 @@ space: search filters on ``space_id``, and each space gets its own partial HNSW 
 Vectors are stored as pgvector ``halfvec`` (float16): half the bytes of ``vector``, HNSW up
 to 4,000 dimensions, and exact search finds the same top 10 as float32 (bench/halfvec.py).
 
-Spaces of ``binary_min_dimensions`` or more (1536-d and 3072-d models) index their vectors'
-sign bits instead (pgvector ``binary_quantize``, Hamming distance), and search re-ranks
-``rerank`` times the candidates it needs by the full halfvec vectors: on clustered 1536-d
-vectors that graph is 8x smaller, 3x faster to build and 5x cheaper to insert into, and
-finds the same recall in about half the time (bench/scale.py). Narrower spaces, where
-sign bits say too little, index halfvec.
+Spaces of ``binary_min_dimensions`` or more index their vectors' sign bits instead (pgvector
+``binary_quantize``, Hamming distance; HNSW takes bit up to 64,000 dimensions), and search
+re-ranks ``rerank`` times the candidates it needs by the full halfvec vectors. That graph
+is 8x smaller and 3x faster to build, but on clustered 1536-d vectors its recall@10 fell
+from 0.96 at 100k vectors to 0.51 at 1M (bench/scale.py), so by default only spaces too
+wide for a halfvec index (over 4,000 dimensions) use it.
 
 The index is built once a space holds ``min_vectors`` vectors, not at its creation:
 maintaining HNSW costs ~2 ms per 1536-d insert here (28x the plain write), while an exact
@@ -59,6 +59,7 @@ async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensi
         await conn.execute(query("space_lock"))
         cur = await conn.execute(query("space_insert"), params)
         space_id = (await cur.fetchone())[0]
+        await conn.execute(_template("space_partition", space_id=space_id))  # its vectors' table
     return space_id
 
 
@@ -194,8 +195,16 @@ async def tenant_spaces(conn: AsyncConnection, tenant: str) -> list[tuple[Space,
 
 
 async def drop_tenant_space(conn: AsyncConnection, tenant: str, space_id: int) -> int:
-    cur = await conn.execute(query("drop_tenant_space"), {"tenant": tenant, "space_id": space_id})
-    return cur.rowcount
+    """Remove the tenant's vectors in the space; returns how many. When no other tenant
+    holds any there, the space's partition is truncated (metadata only, however big);
+    else the tenant's rows are deleted."""
+    params = {"tenant": tenant, "space_id": space_id}
+    if (await (await conn.execute(query("space_shared"), params)).fetchone())[0]:
+        return (await conn.execute(query("drop_tenant_space"), params)).rowcount
+    cur = await conn.execute(query("space_vector_count"), params)
+    count = (await cur.fetchone())[0]
+    await conn.execute(_template("truncate_space", space_id=space_id))
+    return count
 
 
 _with_vector_types: weakref.WeakSet[AsyncConnection] = weakref.WeakSet()
