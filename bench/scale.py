@@ -235,15 +235,11 @@ def main() -> None:
     parser.add_argument("--binary-min-dimensions", type=int, default=DEFAULTS.hnsw_binary_min_dimensions,
                         help="HNSW_BINARY_MIN_DIMENSIONS: above 1536, the halfvec index")
     parser.add_argument("--build-memory", default="2GB", help="maintenance_work_mem of the index build")
-    parser.add_argument("--storage", default=None)
     args = parser.parse_args()
     with temporary_home() as tmp:
         settings = Settings(ingestflow_home=tmp / "home", log_level="WARNING")
         url = fresh_database(settings)
         migrate(url)
-        if args.storage:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"ALTER TABLE embeddings ALTER COLUMN embedding SET STORAGE {args.storage}")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {conn.info.dbname} SET maintenance_work_mem = '{args.build_memory}'")
         asyncio.run(scenario(url, args))

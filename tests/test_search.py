@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api_support import auth, make_key
+from ingestflow.store.sql import query
 from ingestflow.api import create_app
 from ingestflow.config import ConfigError, ServiceMode, Settings
 from ingestflow.operations.errors import Refused
@@ -168,6 +169,7 @@ def test_fusion_never_compares_vectors_of_two_spaces(settings: Settings, tmp_pat
     query_vector = HashingEmbedder().embed_texts(["waggle dance"])[0]
     (other,) = sql(settings, "INSERT INTO embedding_spaces (provider, model, dimensions)"
                              " VALUES ('mock', 'decoy', 1536) RETURNING id")[0]
+    sql(settings, query("space_partition").replace("{space_id}", str(int(other))))  # as ensure_space does
     sql(settings, "INSERT INTO embeddings (chunk_id, space_id, embedding) SELECT c.id, %s, %s::vector"
                   " FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.source_name LIKE '%%ledger.md'",
         (other, "[" + ",".join(map(str, query_vector)) + "]"))
