@@ -4,5 +4,5 @@
 -- table being indexed CONCURRENTLY (an HNSW build takes minutes) is left for the next
 -- turn; waiting for its lock held this transaction open, the build waited for it in
 -- turn, and Postgres killed the build as a deadlock (measured at 100k chunks).
-ANALYZE (SKIP_LOCKED) documents (id, tenant, stage, is_current, source_name), chunks (id, document_id, text_sha256, search_vector),
+ANALYZE (SKIP_LOCKED) documents (id, tenant, stage, is_current, source_name), chunks (id, document_id, tenant, text_sha256, search_vector),
         embeddings (chunk_id, space_id), jobs (id, document_id, state, next_attempt_at, owner)
