@@ -1,7 +1,22 @@
-"""The queue at scale (issue 9): bounded batches with 100,000 documents queued.
+"""The queue at scale (issue 9): bounded batches with 100,000 documents queued; with --bulk,
+no query scanning a table per batch at 1M chunks and 1M jobs (issue 16).
 
     .venv/bin/python bench/queue_scale.py [--queued 100000] [--done 20000] [--sections 5]
                                           [--cycles 5] [--no-drain] [--plans]
+                                          [--bulk [--tenants 100] [--dims 16]] [--home DIR [--database NAME]]
+    # issue 16's sizes: 1M chunks with vectors, 1.2M jobs (1M queued)
+    .venv/bin/python bench/queue_scale.py --bulk --done 200000 --queued 1000000 --cycles 3 --no-drain
+
+--bulk loads the --done documents without a worker, through the store's own functions
+(register, save_texts, chunks.replace's COPY, advance, write_vectors' binary COPY,
+make_current; only marking their jobs done is plain SQL), 90% for one tenant and the rest
+for --tenants small ones, each document ending in one shared footer text. Its vectors are
+random and --dims-d (MOCK_EMBEDDING_DIMENSIONS, so the space is declared with that width
+and the worker's cycles write into it): the embedding column is an untyped halfvec and
+none of these queries reads a vector's values, so their plans do not depend on the width,
+while 16-d keeps the load fast and the disk small. --home keeps the server's data folder;
+--database NAME measures that database again (after a fix, say) without loading anything.
+Delete the folder afterwards.
 
 On a fresh database of the embedded server, MOCK mode. Prints:
 - set-up: --done documents of --sections one-chunk sections each (the last section the
@@ -17,7 +32,11 @@ On a fresh database of the embedded server, MOCK mode. Prints:
   filtered ones included), the plan's nodes (Index Scan / Seq Scan / Bitmap ...) with
   the rows each read, and a flag (<<<) on any Seq Scan over a big table or any scan
   reading more rows than the query needs (20 per batch item for the queries run per
-  batch). --plans prints each full text plan as well;
+  batch). Each query runs twice: with its values (a custom plan), then prepared as psycopg
+  prepares it and run under plan_cache_mode = force_generic_plan ("generic plan"), the plan
+  a pooled connection may keep once a statement ran five times; a generic plan of an OR or
+  a range over a partial index once read a whole index per call. --plans prints each full
+  text plan as well;
 - with the queue drained by one `ingestflow worker` process: documents/s, and its RSS
   sampled along the way and at its peak (VmHWM).
 Figures are printed; nothing is asserted. HNSW_MIN_VECTORS is set above every table
