@@ -186,3 +186,30 @@ def test_each_space_is_a_partition_and_dropping_one_tenants_space_truncates_it(d
             "SELECT DISTINCT d.tenant FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
             " JOIN documents d ON d.id = c.document_id")}
     assert left == {shared: 30} and tenants == {"b"}
+
+
+def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: str) -> None:
+    from structlog.testing import capture_logs
+
+    # Sized so the graph fits: floored at Postgres's default, capped, grows with the space.
+    assert vectors.build_memory_mb(100, 1536, binary=False) == vectors.BUILD_MEMORY_FLOOR_MB
+    assert vectors.build_memory_mb(100_000, 1536, binary=False) == 468  # 100k x (3,072 + 1,024) x 1.2
+    assert vectors.build_memory_mb(1_000_000, 1536, binary=False) == vectors.BUILD_MEMORY_CAP_MB
+    assert vectors.build_memory_mb(100_000, 8192, binary=True) < vectors.build_memory_mb(100_000, 8192 // 4, False)
+
+    async def scenario(policy: vectors.IndexPolicy) -> tuple[int, list[int]]:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            space_id = await vectors.ensure_space(conn, "mock", f"memory-{policy.build_memory_mb}", DIMS)
+            await write(conn, "a", space_id, unit(20, seed=11), name=f"m{policy.build_memory_mb}.md")
+        return space_id, await vectors.build_indexes(database_url, policy)
+
+    with capture_logs() as logs:
+        sized, built_sized = asyncio.run(scenario(vectors.IndexPolicy(1, NEVER_BINARY)))
+        fixed, built_fixed = asyncio.run(scenario(vectors.IndexPolicy(1, NEVER_BINARY, build_memory_mb=96)))
+    assert built_sized == [sized] and built_fixed == [fixed]
+    events = {e["space_id"]: e for e in logs if e["event"] == "index_built"}
+    assert events[sized]["vectors"] == 20 and events[sized]["maintenance_work_mem_mb"] == vectors.BUILD_MEMORY_FLOOR_MB
+    assert events[fixed]["maintenance_work_mem_mb"] == 96 and events[fixed]["seconds"] >= 0
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(%s)",
+                            ([f"embeddings_hnsw_space_{sized}", f"embeddings_hnsw_space_{fixed}"],)).fetchone()[0] == 2

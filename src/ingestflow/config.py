@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # the halfvec vectors. The default: only spaces over halfvec's HNSW limit (4,000), as
     # the sign bits' recall fell to 0.51 at 1M 1536-d vectors on bench/scale.py.
     hnsw_binary_min_dimensions: int = Field(default=4001, ge=1)
+    # maintenance_work_mem (MB) of an index build; 0: sized to the space so its graph fits
+    # in memory (vector bytes + ~1 kB a vector, 64 MB to 2 GB).
+    index_build_memory_mb: int = Field(default=0, ge=0)
     index_check_seconds: float = Field(default=30.0, gt=0)
 
     chunk_max_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder

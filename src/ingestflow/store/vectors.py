@@ -21,6 +21,7 @@ build runs CONCURRENTLY, so writes and searches go on meanwhile.
 
 from __future__ import annotations
 
+import time
 import uuid
 import weakref
 from collections.abc import Sequence
@@ -31,12 +32,20 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from ingestflow.logging import get_logger
 from ingestflow.store.sql import query
 
 if TYPE_CHECKING:
     import numpy as np
 
 MAX_INDEXED_DIMENSIONS = 4000  # pgvector's HNSW limit for halfvec, the stored type (bit: 64,000)
+# pgvector's in-memory graph per element: the vector plus ~2*m=32 level-0 neighbour slots
+# (and the few upper levels) at ~16 bytes each, with headers: ~1 kB besides the vector.
+GRAPH_BYTES_PER_ELEMENT = 1024
+BUILD_MEMORY_FLOOR_MB = 64  # Postgres's default maintenance_work_mem
+BUILD_MEMORY_CAP_MB = 2048  # a sized build never takes more, however big the space
+
+log = get_logger("ingestflow.vectors")
 
 
 def _template(name: str, **values: int) -> str:
@@ -70,13 +79,25 @@ class IndexPolicy:
 
     min_vectors: int  # built once the space holds this many vectors (exact search before)
     binary_min_dimensions: int  # spaces this wide index sign bits; narrower ones halfvec
+    build_memory_mb: int = 0  # maintenance_work_mem of a build; 0: sized by build_memory_mb()
+
+
+def build_memory_mb(vectors: int, dimensions: int, binary: bool) -> int:
+    """maintenance_work_mem (MB) for a space's HNSW build, sized so the whole graph fits:
+    past it pgvector logs "hnsw graph no longer fits into maintenance_work_mem" and goes on
+    inserting on disk, several times slower. Floored at Postgres's default, capped at
+    BUILD_MEMORY_CAP_MB; a fifth more than the estimate as headroom."""
+    vector_bytes = (dimensions + 7) // 8 if binary else 2 * dimensions  # bits or halfvec
+    estimate = vectors * (vector_bytes + GRAPH_BYTES_PER_ELEMENT) * 1.2 / 2**20
+    return int(min(max(estimate, BUILD_MEMORY_FLOOR_MB), BUILD_MEMORY_CAP_MB))
 
 
 async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
     """Build the HNSW index of the kind each space needs, for every space with
     ``policy.min_vectors`` vectors and no valid index of that kind yet, then drop its index
     of the other kind (a changed policy); returns the spaces indexed. One builder at a time
-    (advisory lock)."""
+    (advisory lock). Each build's maintenance_work_mem is ``policy.build_memory_mb``, else
+    sized to the space, and logged with the seconds it took."""
     built = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         got = await (await conn.execute(query("index_try_lock"))).fetchone()
@@ -94,7 +115,13 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
                 kind, other = ("binary", "halfvec") if binary else ("halfvec", "binary")
                 if valid is False:  # a build that died half-way leaves an invalid index
                     await conn.execute(_template(f"index_drop_{kind}", space_id=space_id))
+                count = (await (await conn.execute(query("space_vector_count"), {"space_id": space_id})).fetchone())[0]
+                memory = policy.build_memory_mb or build_memory_mb(count, dimensions, binary)
+                await conn.execute(query("set_build_memory"), {"memory": f"{memory}MB"})
+                began = time.perf_counter()
                 await conn.execute(_template(f"index_create_{kind}", space_id=space_id, dims=dimensions))
+                log.info("index_built", space_id=space_id, kind=kind, vectors=count, dimensions=dimensions,
+                         maintenance_work_mem_mb=memory, seconds=round(time.perf_counter() - began, 2))
                 await conn.execute(_template(f"index_drop_{other}", space_id=space_id))
                 built.append(space_id)
         finally:
