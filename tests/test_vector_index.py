@@ -210,6 +210,7 @@ def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: 
     events = {e["space_id"]: e for e in logs if e["event"] == "index_built"}
     assert events[sized]["vectors"] == 20 and events[sized]["maintenance_work_mem_mb"] == vectors.BUILD_MEMORY_FLOOR_MB
     assert events[fixed]["maintenance_work_mem_mb"] == 96 and events[fixed]["seconds"] >= 0
+    assert events[sized]["notices"] == []  # pgvector says when the graph outgrows the memory
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(%s)",
                             ([f"embeddings_hnsw_space_{sized}", f"embeddings_hnsw_space_{fixed}"],)).fetchone()[0] == 2

@@ -103,6 +103,8 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
         got = await (await conn.execute(query("index_try_lock"))).fetchone()
         if not got[0]:
             return built
+        notices: list[str] = []  # pgvector's, e.g. "hnsw graph no longer fits into maintenance_work_mem"
+        conn.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary or ""))
         try:
             cur = await conn.execute(query("spaces_without_index"), {"binary_min": policy.binary_min_dimensions})
             for space_id, dimensions, binary, valid in await cur.fetchall():
@@ -118,10 +120,11 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
                 count = (await (await conn.execute(query("space_vector_count"), {"space_id": space_id})).fetchone())[0]
                 memory = policy.build_memory_mb or build_memory_mb(count, dimensions, binary)
                 await conn.execute(query("set_build_memory"), {"memory": f"{memory}MB"})
-                began = time.perf_counter()
+                began, notices[:] = time.perf_counter(), []
                 await conn.execute(_template(f"index_create_{kind}", space_id=space_id, dims=dimensions))
                 log.info("index_built", space_id=space_id, kind=kind, vectors=count, dimensions=dimensions,
-                         maintenance_work_mem_mb=memory, seconds=round(time.perf_counter() - began, 2))
+                         maintenance_work_mem_mb=memory, seconds=round(time.perf_counter() - began, 2),
+                         notices=notices[:])
                 await conn.execute(_template(f"index_drop_{other}", space_id=space_id))
                 built.append(space_id)
         finally:
