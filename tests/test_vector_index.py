@@ -214,3 +214,25 @@ def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: 
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(%s)",
                             ([f"embeddings_hnsw_space_{sized}", f"embeddings_hnsw_space_{fixed}"],)).fetchone()[0] == 2
+
+
+def test_only_a_binary_graph_widens_ef_search_to_what_it_reranks(database_url: str) -> None:
+    """ef_search is SEARCH_HNSW_EF_SEARCH on a halfvec graph; a binary one must yield the
+    candidates x rerank it re-ranks, so it walks at least that many."""
+    async def ef_search(policy_min: int) -> str:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            space_id = await vectors.ensure_space(conn, "mock", "ef", DIMS)
+            await vectors.build_indexes(database_url, vectors.IndexPolicy(1, policy_min))
+            async with conn.transaction():
+                await conn.execute(query("search_prepare"), {
+                    "dense": True, "tenant": "default", "source_name": None, "document_ids": None, "mime": None,
+                    "exact_max": 0, "space_id": space_id, "ef_search": 40, "prefetch": 160, "max_scan_tuples": 100})
+                return (await (await conn.execute("SHOW hnsw.ef_search")).fetchone())[0]
+
+    async def seed() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await write(conn, "default", await vectors.ensure_space(conn, "mock", "ef", DIMS), unit(20, seed=11))
+
+    asyncio.run(seed())
+    assert asyncio.run(ef_search(NEVER_BINARY)) == "40"
+    assert asyncio.run(ef_search(DIMS)) == "160"

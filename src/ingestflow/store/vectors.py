@@ -1,7 +1,7 @@
 """Embedding spaces, bulk vector writes, hybrid search, and each space's HNSW index.
 
 A space is (provider, model, dimensions). Vectors are only ever compared inside one
-space: search filters on ``space_id``, and each space gets its own partial HNSW index.
+space: search reads one space's partition of ``embeddings``, which has its own HNSW index.
 Vectors are stored as pgvector ``halfvec`` (float16): half the bytes of ``vector``, HNSW up
 to 4,000 dimensions, and exact search finds the same top 10 as float32 (bench/halfvec.py).
 
@@ -317,7 +317,8 @@ async def search(
     sql = _template("search", dims=dimensions)
     params = {"dense": plan.dense, "tenant": tenant, "source_name": source_name, "document_ids": document_ids,
               "mime": mime, "exact_max": plan.exact_max, "space_id": space_id,
-              "ef_search": max(plan.ef_search, plan.candidates * plan.rerank), "max_scan_tuples": plan.max_scan_tuples}
+              "ef_search": max(plan.ef_search, plan.candidates), "prefetch": plan.candidates * plan.rerank,
+              "max_scan_tuples": plan.max_scan_tuples}
     async with conn.transaction():
         *_, exact, binary = await (await conn.execute(query("search_prepare"), params)).fetchone()
         cur = conn.cursor(row_factory=dict_row)

@@ -4,8 +4,16 @@
 -- which kind of graph the space has.
 -- iterative_scan: keep walking the graph until the filters have let k rows through,
 -- instead of returning fewer; max_scan_tuples bounds that walk.
+WITH graph AS (
+    -- Whether the space's graph is the binary kind (index_create_binary.sql), which
+    -- search.sql then orders by and re-ranks; else halfvec's, or none (exact).
+    SELECT EXISTS (SELECT FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+                   WHERE c.relname = 'embeddings_binary_space_' || %(space_id)s::int AND i.indisvalid) AS binary
+)
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-       set_config('hnsw.ef_search', %(ef_search)s::int::text, true),
+       -- a binary graph must yield the %(prefetch)s candidates it re-ranks; a halfvec one only ef_search
+       set_config('hnsw.ef_search', CASE WHEN g.binary THEN greatest(%(ef_search)s, %(prefetch)s)
+                                         ELSE %(ef_search)s END::int::text, true),
        set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s::int::text, true),
        CASE WHEN %(dense)s THEN (
            SELECT count(*) FROM (
@@ -19,7 +27,5 @@ SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
                LIMIT %(exact_max)s + 1
            ) filtered
        ) <= %(exact_max)s END AS exact,
-       -- Whether the space's graph is the binary kind (index_create_binary.sql), which
-       -- search.sql then orders by and re-ranks; else halfvec's, or none (exact).
-       EXISTS (SELECT FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
-               WHERE c.relname = 'embeddings_binary_space_' || %(space_id)s::int AND i.indisvalid) AS binary
+       g.binary
+FROM graph g
