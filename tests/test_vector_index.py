@@ -158,7 +158,7 @@ def partition(url: str, space_id: int) -> tuple[str, int] | None:
 
 
 def test_each_space_is_a_partition_and_dropping_one_tenants_space_truncates_it(database_url: str) -> None:
-    async def scenario() -> tuple[int, int, tuple, tuple, int]:
+    async def scenario() -> tuple[int, int, tuple, tuple]:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             shared = await vectors.ensure_space(conn, "mock", "shared", DIMS)
             alone = await vectors.ensure_space(conn, "mock", "alone", DIMS)
@@ -170,9 +170,16 @@ def test_each_space_is_a_partition_and_dropping_one_tenants_space_truncates_it(d
                 dropped_alone = await vectors.drop_tenant_space(conn, "a", alone)
             async with conn.transaction():
                 dropped_shared = await vectors.drop_tenant_space(conn, "a", shared)
-            return shared, alone, before, (dropped_alone, dropped_shared), 0
+            # The truncated partition takes the space's vectors again, and search finds them.
+            again = unit(K, seed=11)
+            written = await write(conn, "a", alone, again, name="again.md")
+            hits = await vectors.search(conn, replace(PLAN, exact_max=100), space_id=alone, dimensions=DIMS,
+                                        query_vector=again[0], question="passage", tenant="a", k=K)
+            found = [h["chunk_id"] for h in hits]
+            assert found[0] == written[0] and set(found) == set(written)
+            return shared, alone, before, (dropped_alone, dropped_shared)
 
-    shared, alone, before, dropped, _ = asyncio.run(scenario())
+    shared, alone, before, dropped = asyncio.run(scenario())
     assert dropped == (40, 30)
     # Only tenant a held vectors in `alone`: its partition was truncated (a new file node),
     # and stays, empty, for the space's next vectors.
@@ -180,12 +187,10 @@ def test_each_space_is_a_partition_and_dropping_one_tenants_space_truncates_it(d
     # Tenant b holds vectors in `shared` too: a's rows were deleted, b's stay, same file.
     assert partition(database_url, shared) == before[0]
     with psycopg.connect(database_url) as conn:
-        left = dict(conn.execute("SELECT e.space_id, count(*) FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
-                                 " JOIN documents d ON d.id = c.document_id GROUP BY 1").fetchall())
-        tenants = {row[0] for row in conn.execute(
-            "SELECT DISTINCT d.tenant FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
-            " JOIN documents d ON d.id = c.document_id")}
-    assert left == {shared: 30} and tenants == {"b"}
+        left = {(space, tenant): n for space, tenant, n in conn.execute(
+            "SELECT e.space_id, d.tenant, count(*) FROM embeddings e JOIN chunks c ON c.id = e.chunk_id"
+            " JOIN documents d ON d.id = c.document_id GROUP BY 1, 2")}
+    assert left == {(shared, "b"): 30, (alone, "a"): K}  # a's later vectors in `alone`, nothing else of a's
 
 
 def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: str) -> None:
