@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/scale.py [--vectors 100000] [--small-tenants 100]
         [--small-size 100] [--spread 2.0] [--queries 100] [--ef 40,64,100,200] [--extra 5000]
+        [--ivfflat-lists 1000 --probes 1,4,16]
 
 On a fresh database of the embedded server (or DATABASE_URL's), in the project's schema
 and through its own write path (documents.register, chunks.replace, vectors.write_vectors,
@@ -11,8 +12,9 @@ graph has to find the right cluster and the right points in it) in one space, he
 large tenant and ``--small-tenants`` small ones of ``--small-share`` of the vectors each.
 Prints, one section each:
 - load: vectors/s without an index (the last ``--extra`` loaded), the HNSW build (seconds,
-  maintenance_work_mem), then ``--extra`` more vectors with the index present: vectors/s
-  and the ratio;
+  maintenance_work_mem; or, with ``--ivfflat-lists``, a pgvector IVFFlat index for
+  comparison, searched per ``--probes``), then ``--extra`` more vectors with the index
+  present: vectors/s and the ratio;
 - bytes per vector: the embeddings table (heap + TOAST) and its indexes;
 - the large tenant's search through store/vectors.search, per ef_search: recall@10 against
   exact float32 search (numpy) over the tenant's vectors, p50/p95 with 1 and 8 concurrent
@@ -184,9 +186,15 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
         memory = conn.execute("SHOW maintenance_work_mem").fetchone()[0]
     began = time.perf_counter()
     policy = vectors.IndexPolicy(1, args.binary_min_dimensions)
-    assert await vectors.build_indexes(url, policy) == [space_id]
-    kind = "binary (sign bits, re-ranked)" if DIMS >= policy.binary_min_dimensions else "halfvec"
-    print(f"HNSW build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory})")
+    if args.ivfflat_lists:  # pgvector's other index, for comparison: not one the product builds
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE INDEX CONCURRENTLY ON embeddings_space_{int(space_id)} USING ivfflat "
+                         f"((embedding::halfvec({DIMS})) halfvec_cosine_ops) WITH (lists = {args.ivfflat_lists})")
+        kind = f"IVFFlat, {args.ivfflat_lists} lists"
+    else:
+        assert await vectors.build_indexes(url, policy) == [space_id]
+        kind = "HNSW, " + ("binary (sign bits, re-ranked)" if DIMS >= policy.binary_min_dimensions else "halfvec")
+    print(f"index build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory})")
 
     extra_truth = Truth(large_truth.queries, large_truth.scores.copy(), large_truth.ids.copy())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -198,13 +206,19 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
 
     large_work = [(LARGE, q) for q in large_truth.queries]
     print(f"\ntenant {LARGE!r}, {len(large_work)} queries, k={K}")
-    for ef in args.ef:
-        for rerank in args.rerank if DIMS >= policy.binary_min_dimensions else [1]:
-            plan = replace(PLAN, ef_search=ef, rerank=rerank)
-            found, one = await searches(url, plan, space_id, large_work, 1)
-            _, eight = await searches(url, plan, space_id, large_work, 8)
-            print(f"ef_search {ef:4} rerank {rerank:2}: recall@{K} {recall(found, large_truth):.3f}  "
-                  f"1 client {percentiles(one)}  8 clients {percentiles(eight)}")
+    if args.ivfflat_lists:
+        sweep = [(f"probes {p:4}", PLAN, p) for p in args.probes]
+    else:
+        sweep = [(f"ef_search {ef:4} rerank {rerank:2}", replace(PLAN, ef_search=ef, rerank=rerank), 0)
+                 for ef in args.ef for rerank in (args.rerank if DIMS >= policy.binary_min_dimensions else [1])]
+    for label, plan, probes in sweep:
+        if probes:  # the database's default, so every client's new connection takes it
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ivfflat.probes = {int(probes)}")
+        found, one = await searches(url, plan, space_id, large_work, 1)
+        _, eight = await searches(url, plan, space_id, large_work, 8)
+        print(f"{label}: recall@{K} {recall(found, large_truth):.3f}  "
+              f"1 client {percentiles(one)}  8 clients {percentiles(eight)}")
     found, ms = await searches(url, replace(PLAN, exact_max=10 ** 9), space_id, large_work[:5], 1)
     print(f"exact (no graph), 5 queries: {percentiles(ms)}")
 
@@ -234,6 +248,10 @@ def main() -> None:
                         help="SEARCH_BINARY_RERANK values, for a binary index")
     parser.add_argument("--binary-min-dimensions", type=int, default=DEFAULTS.hnsw_binary_min_dimensions,
                         help="HNSW_BINARY_MIN_DIMENSIONS: above 1536, the halfvec index")
+    parser.add_argument("--ivfflat-lists", type=int, default=0,
+                        help="build a pgvector IVFFlat index of this many lists instead of HNSW (comparison only)")
+    parser.add_argument("--probes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
+                        help="ivfflat.probes values, with --ivfflat-lists")
     parser.add_argument("--build-memory", default="2GB", help="maintenance_work_mem of the index build")
     args = parser.parse_args()
     with temporary_home() as tmp:
