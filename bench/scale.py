@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/scale.py [--vectors 100000] [--small-tenants 100]
         [--small-size 100] [--spread 2.0] [--queries 100] [--ef 40,64,100,200] [--extra 5000]
-        [--ivfflat-lists 1000 --probes 1,4,16]
+        [--ivfflat-lists 1000 --probes 1,4,16] [--hnsw-build 16,64]
 
 On a fresh database of the embedded server (or DATABASE_URL's), in the project's schema
 and through its own write path (documents.register, chunks.replace, vectors.write_vectors,
@@ -12,8 +12,9 @@ graph has to find the right cluster and the right points in it) in one space, he
 large tenant and ``--small-tenants`` small ones of ``--small-share`` of the vectors each.
 Prints, one section each:
 - load: vectors/s without an index (the last ``--extra`` loaded), the HNSW build (seconds,
-  maintenance_work_mem; or, with ``--ivfflat-lists``, a pgvector IVFFlat index for
-  comparison, searched per ``--probes``), then ``--extra`` more vectors with the index
+  maintenance_work_mem; ``--hnsw-build`` sets its m and ef_construction; with
+  ``--ivfflat-lists``, a pgvector IVFFlat index instead, for comparison, searched per
+  ``--probes``), then ``--extra`` more vectors with the index
   present: vectors/s and the ratio;
 - bytes per vector: the embeddings table (heap + TOAST) and its indexes;
 - the large tenant's search through store/vectors.search, per ef_search: recall@10 against
@@ -191,6 +192,13 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
             conn.execute(f"CREATE INDEX CONCURRENTLY ON embeddings_space_{int(space_id)} USING ivfflat "
                          f"((embedding::halfvec({DIMS})) halfvec_cosine_ops) WITH (lists = {args.ivfflat_lists})")
         kind = f"IVFFlat, {args.ivfflat_lists} lists"
+    elif args.hnsw_build:  # other build parameters than pgvector's defaults (m 16, ef_construction 64)
+        m, ef_construction = args.hnsw_build
+        with psycopg.connect(url, autocommit=True) as conn:  # the product's index name: search finds it
+            conn.execute(f"CREATE INDEX CONCURRENTLY embeddings_hnsw_space_{int(space_id)} "
+                         f"ON embeddings_space_{int(space_id)} USING hnsw ((embedding::halfvec({DIMS})) "
+                         f"halfvec_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})")
+        kind = f"HNSW, halfvec, m {m}, ef_construction {ef_construction}"
     else:
         assert await vectors.build_indexes(url, policy) == [space_id]
         kind = "HNSW, " + ("binary (sign bits, re-ranked)" if DIMS >= policy.binary_min_dimensions else "halfvec")
@@ -250,6 +258,8 @@ def main() -> None:
                         help="HNSW_BINARY_MIN_DIMENSIONS: above 1536, the halfvec index")
     parser.add_argument("--ivfflat-lists", type=int, default=0,
                         help="build a pgvector IVFFlat index of this many lists instead of HNSW (comparison only)")
+    parser.add_argument("--hnsw-build", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                        metavar="M,EF_CONSTRUCTION", help="build the halfvec HNSW index with these parameters")
     parser.add_argument("--probes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
                         help="ivfflat.probes values, with --ivfflat-lists")
     parser.add_argument("--build-memory", default="2GB", help="maintenance_work_mem of the index build")
