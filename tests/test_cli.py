@@ -74,8 +74,11 @@ def test_fake_providers_command_serves_both(settings: Settings) -> None:
         assert any(m["id"] == "text-embedding-3-small" for m in models["data"])  # type: ignore[index]
         assert ".pdf" in get_json("http://127.0.0.1:18082/api/v1/parsing/supported_file_extensions")  # type: ignore[operator]
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a shell running the suite in the background (nohup, `cmd &`)
+        # starts it with SIGINT ignored, and the child inherits that, so SIGINT never stopped it.
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM  # a clean exit: the servers stopped, exit hooks ran
     assert SAMPLES.exists()
 
 

@@ -451,7 +451,7 @@ def fake_providers(
     rpm: Annotated[int | None, typer.Option(help="Fake OpenAI requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Fake OpenAI tokens-per-minute limit.")] = None,
 ) -> None:
-    """Run the fake OpenAI and LlamaParse servers on loopback until Ctrl-C.
+    """Run the fake OpenAI and LlamaParse servers on loopback until Ctrl-C (or SIGTERM).
 
     Point a deployment at them (OPENAI_API_URL, LLAMAPARSE_BASE_URL) to test it without
     paying; inject faults with POST /_control/faults on either server.
