@@ -183,26 +183,28 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     print(f"load without an index: {loaded_s:.0f} s in all, {without:,.0f} vectors/s (median of the last "
           f"{args.extra:,})")
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        memory = conn.execute("SHOW maintenance_work_mem").fetchone()[0]
+    policy = vectors.IndexPolicy(1, args.binary_min_dimensions, args.build_memory)
+    binary = DIMS >= policy.binary_min_dimensions
+    memory = args.build_memory or vectors.build_memory_mb(args.vectors, DIMS, binary)  # as build_indexes sizes it
     began = time.perf_counter()
-    policy = vectors.IndexPolicy(1, args.binary_min_dimensions)
     if args.ivfflat_lists:  # pgvector's other index, for comparison: not one the product builds
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"SET maintenance_work_mem = '{int(memory)}MB'")
             conn.execute(f"CREATE INDEX CONCURRENTLY ON embeddings_space_{int(space_id)} USING ivfflat "
                          f"((embedding::halfvec({DIMS})) halfvec_cosine_ops) WITH (lists = {args.ivfflat_lists})")
         kind = f"IVFFlat, {args.ivfflat_lists} lists"
     elif args.hnsw_build:  # other build parameters than pgvector's defaults (m 16, ef_construction 64)
         m, ef_construction = args.hnsw_build
         with psycopg.connect(url, autocommit=True) as conn:  # the product's index name: search finds it
+            conn.execute(f"SET maintenance_work_mem = '{int(memory)}MB'")
             conn.execute(f"CREATE INDEX CONCURRENTLY embeddings_hnsw_space_{int(space_id)} "
                          f"ON embeddings_space_{int(space_id)} USING hnsw ((embedding::halfvec({DIMS})) "
                          f"halfvec_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})")
         kind = f"HNSW, halfvec, m {m}, ef_construction {ef_construction}"
     else:
         assert await vectors.build_indexes(url, policy) == [space_id]
-        kind = "HNSW, " + ("binary (sign bits, re-ranked)" if DIMS >= policy.binary_min_dimensions else "halfvec")
-    print(f"index build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory})")
+        kind = "HNSW, " + ("binary (sign bits, re-ranked)" if binary else "halfvec")
+    print(f"index build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory} MB)")
 
     extra_truth = Truth(large_truth.queries, large_truth.scores.copy(), large_truth.ids.copy())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -218,7 +220,7 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
         sweep = [(f"probes {p:4}", PLAN, p) for p in args.probes]
     else:
         sweep = [(f"ef_search {ef:4} rerank {rerank:2}", replace(PLAN, ef_search=ef, rerank=rerank), 0)
-                 for ef in args.ef for rerank in (args.rerank if DIMS >= policy.binary_min_dimensions else [1])]
+                 for ef in args.ef for rerank in (args.rerank if binary else [1])]
     for label, plan, probes in sweep:
         if probes:  # the database's default, so every client's new connection takes it
             with psycopg.connect(url, autocommit=True) as conn:
@@ -262,14 +264,13 @@ def main() -> None:
                         metavar="M,EF_CONSTRUCTION", help="build the halfvec HNSW index with these parameters")
     parser.add_argument("--probes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
                         help="ivfflat.probes values, with --ivfflat-lists")
-    parser.add_argument("--build-memory", default="2GB", help="maintenance_work_mem of the index build")
+    parser.add_argument("--build-memory", type=int, default=0,
+                        help="INDEX_BUILD_MEMORY_MB of the index build; 0: sized to the space, as by default")
     args = parser.parse_args()
     with temporary_home() as tmp:
         settings = Settings(ingestflow_home=tmp / "home", log_level="WARNING")
         url = fresh_database(settings)
         migrate(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"ALTER DATABASE {conn.info.dbname} SET maintenance_work_mem = '{args.build_memory}'")
         asyncio.run(scenario(url, args))
 
 

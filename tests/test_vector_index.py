@@ -202,20 +202,26 @@ def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: 
     assert vectors.build_memory_mb(1_000_000, 1536, binary=False) == vectors.BUILD_MEMORY_CAP_MB
     assert vectors.build_memory_mb(100_000, 8192, binary=True) < vectors.build_memory_mb(100_000, 8192 // 4, False)
 
-    async def scenario(policy: vectors.IndexPolicy) -> tuple[int, list[int]]:
+    async def scenario(policy: vectors.IndexPolicy, count: int = 20) -> tuple[int, list[int]]:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             space_id = await vectors.ensure_space(conn, "mock", f"memory-{policy.build_memory_mb}", DIMS)
-            await write(conn, "a", space_id, unit(20, seed=11), name=f"m{policy.build_memory_mb}.md")
+            await write(conn, "a", space_id, unit(count, seed=11), name=f"m{policy.build_memory_mb}.md")
         return space_id, await vectors.build_indexes(database_url, policy)
 
+    vectors.log.debug("configure")  # logging is configured on first use, which must not undo capture_logs
     with capture_logs() as logs:
         sized, built_sized = asyncio.run(scenario(vectors.IndexPolicy(1, NEVER_BINARY)))
         fixed, built_fixed = asyncio.run(scenario(vectors.IndexPolicy(1, NEVER_BINARY, build_memory_mb=96)))
-    assert built_sized == [sized] and built_fixed == [fixed]
+        # 1 MB (Postgres's least) holds a few thousand 64-d elements: the graph spills.
+        spilled, built_spilled = asyncio.run(scenario(vectors.IndexPolicy(1, NEVER_BINARY, build_memory_mb=1), 6000))
+    assert built_sized == [sized] and built_fixed == [fixed] and built_spilled == [spilled]
     events = {e["space_id"]: e for e in logs if e["event"] == "index_built"}
     assert events[sized]["vectors"] == 20 and events[sized]["maintenance_work_mem_mb"] == vectors.BUILD_MEMORY_FLOOR_MB
     assert events[fixed]["maintenance_work_mem_mb"] == 96 and events[fixed]["seconds"] >= 0
-    assert events[sized]["notices"] == []  # pgvector says when the graph outgrows the memory
+    assert events[sized]["notices"] == [] and events[sized]["log_level"] == "info"
+    # pgvector says when the graph outgrows the memory, and the build is then a warning with advice.
+    assert any("no longer fits into maintenance_work_mem" in n for n in events[spilled]["notices"])
+    assert events[spilled]["log_level"] == "warning" and "INDEX_BUILD_MEMORY_MB" in events[spilled]["advice"]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(%s)",
                             ([f"embeddings_hnsw_space_{sized}", f"embeddings_hnsw_space_{fixed}"],)).fetchone()[0] == 2
