@@ -195,11 +195,10 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
         kind = f"IVFFlat, {args.ivfflat_lists} lists"
     elif args.hnsw_build:  # other build parameters than pgvector's defaults (m 16, ef_construction 64)
         m, ef_construction = args.hnsw_build
-        with psycopg.connect(url, autocommit=True) as conn:  # the product's index name: search finds it
+        with psycopg.connect(url, autocommit=True) as conn:  # the product's own index, so search uses it
             conn.execute(f"SET maintenance_work_mem = '{int(memory)}MB'")
-            conn.execute(f"CREATE INDEX CONCURRENTLY embeddings_hnsw_space_{int(space_id)} "
-                         f"ON embeddings_space_{int(space_id)} USING hnsw ((embedding::halfvec({DIMS})) "
-                         f"halfvec_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})")
+            conn.execute(vectors._template("index_create_halfvec", space_id=space_id, dims=DIMS)
+                         + f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
         kind = f"HNSW, halfvec, m {m}, ef_construction {ef_construction}"
     else:
         assert await vectors.build_indexes(url, policy) == [space_id]
