@@ -98,7 +98,7 @@ def main() -> None:
               f" DELETE {deleted:,} rows {delete_s:.3f} s")
 
         stored = clustered(args.build_vectors, args.build_dims, seed=17)
-        sized = vectors.build_memory_mb(args.build_vectors, args.build_dims, binary=False)
+        sized = vectors.build_memory_mb(args.build_vectors, args.build_dims, binary=False, m=16)
         for name, memory in (("default", vectors.BUILD_MEMORY_FLOOR_MB), ("sized", sized)):
             space_id = asyncio.run(space(url, f"build-{name}", args.build_dims))
             load(url, "a", space_id, stored)

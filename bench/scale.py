@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/scale.py [--vectors 100000] [--small-tenants 100]
         [--small-size 100] [--spread 2.0] [--queries 100] [--ef 40,64,100,200] [--extra 5000]
-        [--ivfflat-lists 1000 --probes 1,4,16] [--hnsw-build 16,64]
+        [--ivfflat-lists 1000 --probes 1,4,16] [--hnsw-build 16,200] [--shared-buffers 0,8192]
 
 On a fresh database of the embedded server (or DATABASE_URL's), in the project's schema
 and through its own write path (documents.register, chunks.replace, vectors.write_vectors,
@@ -11,15 +11,18 @@ documents.make_current; 100 chunks a document, 1,000 vectors a transaction):
 graph has to find the right cluster and the right points in it) in one space, held by one
 large tenant and ``--small-tenants`` small ones of ``--small-share`` of the vectors each.
 Prints, one section each:
-- load: vectors/s without an index (the last ``--extra`` loaded), the HNSW build (seconds,
-  maintenance_work_mem; ``--hnsw-build`` sets its m and ef_construction; with
-  ``--ivfflat-lists``, a pgvector IVFFlat index instead, for comparison, searched per
-  ``--probes``), then ``--extra`` more vectors with the index
-  present: vectors/s and the ratio;
+- load: vectors/s without an index (the last ``--extra`` loaded), the HNSW build by
+  store/vectors.build_indexes (seconds, maintenance_work_mem; ``--hnsw-build`` sets its m
+  and ef_construction, else the settings' defaults; with ``--ivfflat-lists``, a pgvector
+  IVFFlat index instead, for comparison, searched per ``--probes``), then ``--extra`` more
+  vectors with the index present: vectors/s and the ratio;
 - bytes per vector: the embeddings table (heap + TOAST) and its indexes;
 - the large tenant's search through store/vectors.search, per ef_search: recall@10 against
   exact float32 search (numpy) over the tenant's vectors, p50/p95 with 1 and 8 concurrent
-  clients (each its own connection), and exact search (no graph) for comparison;
+  clients (each its own connection), and exact search (no graph) for comparison; with
+  ``--shared-buffers``, the sweep once per shared_buffers size (MB; 0 the server's own),
+  the server restarted in between (the OS page cache stays warm: only Postgres's own
+  buffers change);
 - a small tenant's search: hits returned (k wanted), recall@10 and p50/p95, by the graph
   (SEARCH_EXACT_MAX_CHUNKS=0) and by the default strategy (exact under the threshold).
 Figures are printed; nothing is asserted.
@@ -35,11 +38,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from ingestflow.config import Settings
-from ingestflow.store import chunks, documents, vectors
+from ingestflow.store import chunks, documents, embedded, vectors
 from ingestflow.store.chunks import NewChunk
-from ingestflow.store.database import migrate
+from ingestflow.store.database import database_url, migrate
 from ingestflow.store.documents import NewFile
 from ingestflow.store.files import PostgresFileStore
 from support import fresh_database, temporary_home
@@ -161,7 +165,18 @@ def sizes(url: str) -> tuple[int, float, float]:
     return n, table / n, indexes / n
 
 
-async def scenario(url: str, args: argparse.Namespace) -> None:
+def restart(settings: Settings, url: str, shared_buffers_mb: int) -> str:
+    """Restart the embedded server with ``shared_buffers_mb`` (0: its default); the database's
+    URL after the restart (the port can change)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{int(shared_buffers_mb)}MB'" if shared_buffers_mb
+                     else "ALTER SYSTEM RESET shared_buffers")
+    embedded.stop_all()
+    return make_conninfo(database_url(settings), dbname=dbname)
+
+
+async def scenario(settings: Settings, url: str, args: argparse.Namespace) -> None:
     corpus = Corpus(args.spread)
     small_size = args.small_size
     small = [f"small-{i:03}" for i in range(args.small_tenants)]
@@ -183,9 +198,10 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     print(f"load without an index: {loaded_s:.0f} s in all, {without:,.0f} vectors/s (median of the last "
           f"{args.extra:,})")
 
-    policy = vectors.IndexPolicy(1, args.binary_min_dimensions, args.build_memory)
+    m, ef_construction = args.hnsw_build
+    policy = vectors.IndexPolicy(1, args.binary_min_dimensions, args.build_memory, m, ef_construction)
     binary = DIMS >= policy.binary_min_dimensions
-    memory = args.build_memory or vectors.build_memory_mb(args.vectors, DIMS, binary)  # as build_indexes sizes it
+    memory = args.build_memory or vectors.build_memory_mb(args.vectors, DIMS, binary, m)  # as build_indexes sizes it
     began = time.perf_counter()
     if args.ivfflat_lists:  # pgvector's other index, for comparison: not one the product builds
         with psycopg.connect(url, autocommit=True) as conn:
@@ -193,16 +209,10 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
             conn.execute(f"CREATE INDEX CONCURRENTLY ON embeddings_space_{int(space_id)} USING ivfflat "
                          f"((embedding::halfvec({DIMS})) halfvec_cosine_ops) WITH (lists = {args.ivfflat_lists})")
         kind = f"IVFFlat, {args.ivfflat_lists} lists"
-    elif args.hnsw_build:  # other build parameters than pgvector's defaults (m 16, ef_construction 64)
-        m, ef_construction = args.hnsw_build
-        with psycopg.connect(url, autocommit=True) as conn:  # the product's own index, so search uses it
-            conn.execute(f"SET maintenance_work_mem = '{int(memory)}MB'")
-            conn.execute(vectors._template("index_create_halfvec", space_id=space_id, dims=DIMS)
-                         + f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
-        kind = f"HNSW, halfvec, m {m}, ef_construction {ef_construction}"
     else:
         assert await vectors.build_indexes(url, policy) == [space_id]
-        kind = "HNSW, " + ("binary (sign bits, re-ranked)" if binary else "halfvec")
+        kind = ("HNSW, " + ("binary (sign bits, re-ranked)" if binary else "halfvec")
+                + f", m {m}, ef_construction {ef_construction}")
     print(f"index build, {kind}: {time.perf_counter() - began:.0f} s (maintenance_work_mem {memory} MB)")
 
     extra_truth = Truth(large_truth.queries, large_truth.scores.copy(), large_truth.ids.copy())
@@ -220,14 +230,18 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     else:
         sweep = [(f"ef_search {ef:4} rerank {rerank:2}", replace(PLAN, ef_search=ef, rerank=rerank), 0)
                  for ef in args.ef for rerank in (args.rerank if binary else [1])]
-    for label, plan, probes in sweep:
-        if probes:  # the database's default, so every client's new connection takes it
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ivfflat.probes = {int(probes)}")
-        found, one = await searches(url, plan, space_id, large_work, 1)
-        _, eight = await searches(url, plan, space_id, large_work, 8)
-        print(f"{label}: recall@{K} {recall(found, large_truth):.3f}  "
-              f"1 client {percentiles(one)}  8 clients {percentiles(eight)}")
+    for shared_buffers_mb in args.shared_buffers:
+        url = restart(settings, url, shared_buffers_mb) if len(args.shared_buffers) > 1 else url
+        with psycopg.connect(url) as conn:
+            print(f"shared_buffers {conn.execute('SHOW shared_buffers').fetchone()[0]}")
+        for label, plan, probes in sweep:
+            if probes:  # the database's default, so every client's new connection takes it
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"ALTER DATABASE {conn.info.dbname} SET ivfflat.probes = {int(probes)}")
+            found, one = await searches(url, plan, space_id, large_work, 1)
+            _, eight = await searches(url, plan, space_id, large_work, 8)
+            print(f"{label}: recall@{K} {recall(found, large_truth):.3f}  "
+                  f"1 client {percentiles(one)}  8 clients {percentiles(eight)}")
     found, ms = await searches(url, replace(PLAN, exact_max=10 ** 9), space_id, large_work[:5], 1)
     print(f"exact (no graph), 5 queries: {percentiles(ms)}")
 
@@ -259,18 +273,21 @@ def main() -> None:
                         help="HNSW_BINARY_MIN_DIMENSIONS: above 1536, the halfvec index")
     parser.add_argument("--ivfflat-lists", type=int, default=0,
                         help="build a pgvector IVFFlat index of this many lists instead of HNSW (comparison only)")
-    parser.add_argument("--hnsw-build", type=lambda s: [int(x) for x in s.split(",")], default=None,
-                        metavar="M,EF_CONSTRUCTION", help="build the halfvec HNSW index with these parameters")
+    parser.add_argument("--hnsw-build", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[DEFAULTS.hnsw_m, DEFAULTS.hnsw_ef_construction], metavar="M,EF_CONSTRUCTION",
+                        help="HNSW_M and HNSW_EF_CONSTRUCTION of the index build")
     parser.add_argument("--probes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
                         help="ivfflat.probes values, with --ivfflat-lists")
     parser.add_argument("--build-memory", type=int, default=0,
                         help="INDEX_BUILD_MEMORY_MB of the index build; 0: sized to the space, as by default")
+    parser.add_argument("--shared-buffers", type=lambda s: [int(x) for x in s.split(",")], default=[0],
+                        help="the search sweep once per shared_buffers size (MB; 0: the server's default)")
     args = parser.parse_args()
     with temporary_home() as tmp:
         settings = Settings(ingestflow_home=tmp / "home", log_level="WARNING")
         url = fresh_database(settings)
         migrate(url)
-        asyncio.run(scenario(url, args))
+        asyncio.run(scenario(settings, url, args))
 
 
 if __name__ == "__main__":

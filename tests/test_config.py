@@ -77,6 +77,11 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DAILY_COST_LIMIT_OPENAI", "-3")
     with pytest.raises(ConfigError, match="DAILY_COST_LIMIT_OPENAI"):
         load_settings()
+    monkeypatch.delenv("DAILY_COST_LIMIT_OPENAI")
+    monkeypatch.setenv("HNSW_M", "32")  # with the default HNSW_EF_CONSTRUCTION, under 2 x m
+    monkeypatch.setenv("HNSW_EF_CONSTRUCTION", "40")
+    with pytest.raises(ConfigError, match="HNSW_EF_CONSTRUCTION must be at least twice HNSW_M"):
+        load_settings()
 
 
 def test_production_refuses_hybrid(monkeypatch: pytest.MonkeyPatch) -> None:

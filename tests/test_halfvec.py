@@ -61,6 +61,9 @@ async def search_ids(url: str, space_id: int, dims: int, q: np.ndarray, k: int) 
     return [h["chunk_id"] for h in hits]
 
 
+WANTED = {"binary_min": NEVER_BINARY, "m": 16, "ef_construction": 64}  # IndexPolicy's defaults
+
+
 def test_float32_vectors_survive_the_halfvec_migration(empty_database: str) -> None:
     url, dims, n = empty_database, 256, 400
     migrate(url, through=HALFVEC_MIGRATION - 1)
@@ -86,7 +89,7 @@ def test_float32_vectors_survive_the_halfvec_migration(empty_database: str) -> N
                               " WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'").fetchone()
         assert column == ("halfvec",)
         # The vector index is gone, so the space is found missing one and gets a halfvec one.
-        assert conn.execute(query("spaces_without_index"), {"binary_min": NEVER_BINARY}).fetchall() == [
+        assert conn.execute(query("spaces_without_index"), WANTED).fetchall() == [
             (space_id, dims, False, None)]
         rows = dict(conn.execute("SELECT chunk_id, embedding FROM embeddings").fetchall())
     back = np.stack([rows[cid].to_numpy() for cid in ids]).astype(np.float32)
@@ -105,7 +108,7 @@ def test_float32_vectors_survive_the_halfvec_migration(empty_database: str) -> N
         (definition,) = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                                      (f"embeddings_hnsw_space_{space_id}",)).fetchone()
         assert f"halfvec({dims})" in definition and "halfvec_cosine_ops" in definition
-        assert conn.execute(query("spaces_without_index"), {"binary_min": NEVER_BINARY}).fetchall() == []
+        assert conn.execute(query("spaces_without_index"), WANTED).fetchall() == []
 
 
 def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: str) -> None:

@@ -197,10 +197,11 @@ def test_an_index_build_sizes_its_memory_to_the_space_and_logs_it(database_url: 
     from structlog.testing import capture_logs
 
     # Sized so the graph fits: floored at Postgres's default, capped, grows with the space.
-    assert vectors.build_memory_mb(100, 1536, binary=False) == vectors.BUILD_MEMORY_FLOOR_MB
-    assert vectors.build_memory_mb(100_000, 1536, binary=False) == 468  # 100k x (3,072 + 1,024) x 1.2
-    assert vectors.build_memory_mb(1_000_000, 1536, binary=False) == vectors.BUILD_MEMORY_CAP_MB
-    assert vectors.build_memory_mb(100_000, 8192, binary=True) < vectors.build_memory_mb(100_000, 8192 // 4, False)
+    assert vectors.build_memory_mb(100, 1536, binary=False, m=16) == vectors.BUILD_MEMORY_FLOOR_MB
+    assert vectors.build_memory_mb(100_000, 1536, binary=False, m=16) == 468  # 100k x (3,072 + 1,024) x 1.2
+    assert vectors.build_memory_mb(1_000_000, 1536, binary=False, m=16) == vectors.BUILD_MEMORY_CAP_MB
+    assert vectors.build_memory_mb(100_000, 8192, binary=True, m=16) < vectors.build_memory_mb(100_000, 8192 // 4, False, 16)
+    assert vectors.build_memory_mb(100_000, 1536, binary=False, m=32) == 585  # 100k x (3,072 + 2,048) x 1.2
 
     async def scenario(policy: vectors.IndexPolicy, count: int = 20) -> tuple[int, list[int]]:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -247,3 +248,55 @@ def test_only_a_binary_graph_widens_ef_search_to_what_it_reranks(database_url: s
     asyncio.run(seed())
     assert asyncio.run(ef_search(NEVER_BINARY)) == "40"
     assert asyncio.run(ef_search(DIMS)) == "160"
+
+
+def reloptions(url: str, index: str) -> list[str] | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (index,)).fetchone()
+    return row and row[0]
+
+
+def test_changed_build_parameters_rebuild_the_index_while_search_uses_the_old_one(database_url: str) -> None:
+    """HNSW_M / HNSW_EF_CONSTRUCTION reach the index; a change builds a replacement under the
+    _next name, concurrently, and search keeps the old index until the new one takes its
+    name. A replacement a dead build left is dropped and built again."""
+    policy = vectors.IndexPolicy(1, NEVER_BINARY, m=8, ef_construction=32)
+
+    async def indexed() -> int:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            space_id = await vectors.ensure_space(conn, "mock", "rebuilt", DIMS)
+            await write(conn, "small", space_id, unit(2000, seed=12))
+            await conn.execute("ANALYZE")
+        assert await vectors.build_indexes(database_url, policy) == [space_id]
+        assert await vectors.build_indexes(database_url, policy) == []  # built as wanted: nothing to do
+        return space_id
+
+    space_id = asyncio.run(indexed())
+    index = f"embeddings_hnsw_space_{space_id}"
+    assert reloptions(database_url, index) == ["m=8", "ef_construction=32"]
+
+    async def rebuilt_while_a_writer_holds_the_partition() -> str:
+        # CREATE INDEX CONCURRENTLY registers the new index, then waits for this writer to end.
+        async with await psycopg.AsyncConnection.connect(database_url) as writer:
+            await writer.execute(f"LOCK TABLE embeddings_space_{space_id} IN ROW EXCLUSIVE MODE")
+            build = asyncio.create_task(vectors.build_indexes(database_url, replace(policy, ef_construction=48)))
+            while f"{index}_next" not in indexes(database_url):
+                await asyncio.sleep(0.05)
+            during = explain(database_url, False, space_id)
+            await writer.rollback()
+        assert await build == [space_id]
+        return during
+
+    during = asyncio.run(rebuilt_while_a_writer_holds_the_partition())
+    assert f"{index} " in during  # the old index, by its own name, not the one being built
+    assert indexes(database_url) == [index]
+    assert reloptions(database_url, index) == ["m=8", "ef_construction=48"]
+
+    # A dead build's replacement, left under the _next name, is dropped and built again.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX {index}_next ON embeddings_space_{space_id} USING hnsw"
+                     f" ((embedding::halfvec({DIMS})) halfvec_cosine_ops) WITH (m = 4)")
+    assert asyncio.run(vectors.build_indexes(database_url, replace(policy, m=12, ef_construction=48))) == [space_id]
+    assert indexes(database_url) == [index]
+    assert reloptions(database_url, index) == ["m=12", "ef_construction=48"]
+    assert f"{index} " in explain(database_url, False, space_id)

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     # the halfvec vectors. The default: only spaces over halfvec's HNSW limit (4,000), as
     # the sign bits' recall fell to 0.51 at 1M 1536-d vectors on bench/scale.py.
     hnsw_binary_min_dimensions: int = Field(default=4001, ge=1)
+    # The graph's build parameters (pgvector's m and ef_construction): neighbours a vector
+    # keeps, and candidates weighed to choose them. A better-built graph finds the true
+    # neighbours with fewer search candidates (ef_search). A change rebuilds each index,
+    # concurrently: search goes on using the old one until the new one replaces it.
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(default=200, ge=4, le=1000)
     # maintenance_work_mem (MB) of an index build; 0: sized to the space so its graph fits
     # in memory (vector bytes + ~1 kB a vector, 64 MB to 2 GB).
     index_build_memory_mb: int = Field(default=0, ge=0)
@@ -259,6 +265,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_max_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
+        if self.hnsw_ef_construction < 2 * self.hnsw_m:
+            raise ValueError("HNSW_EF_CONSTRUCTION must be at least twice HNSW_M (pgvector's rule)")
         if self.embeddings_service_mode is not ServiceMode.MOCK and self.embeddings_provider == "openai":
             if self.openai_api_key is None or not self.openai_api_key.get_secret_value():
                 raise ValueError(

@@ -391,8 +391,7 @@ def db_index(
     from ingestflow.store import vectors
 
     settings = settings_or_exit()
-    policy = vectors.IndexPolicy(min_vectors, settings.hnsw_binary_min_dimensions,
-                                 settings.index_build_memory_mb)
+    policy = vectors.IndexPolicy.of(settings, min_vectors)
     built = asyncio.run(vectors.build_indexes(database_url_or_exit(settings), policy))
     if as_json:
         from ingestflow.cli.render import print_json

@@ -38,9 +38,11 @@ from ingestflow.store.sql import query
 if TYPE_CHECKING:
     import numpy as np
 
+    from ingestflow.config import Settings
+
 MAX_INDEXED_DIMENSIONS = 4000  # pgvector's HNSW limit for halfvec, the stored type (bit: 64,000)
-# pgvector's in-memory graph per element: the vector plus ~2*m=32 level-0 neighbour slots
-# (and the few upper levels) at ~16 bytes each, with headers: ~1 kB besides the vector.
+# pgvector's in-memory graph per element at m 16: the vector plus ~2*m=32 level-0 neighbour
+# slots (and the few upper levels) at ~16 bytes each, with headers: ~1 kB besides the vector.
 GRAPH_BYTES_PER_ELEMENT = 1024
 BUILD_MEMORY_FLOOR_MB = 64  # Postgres's default maintenance_work_mem
 BUILD_MEMORY_CAP_MB = 2048  # a sized build never takes more, however big the space
@@ -74,30 +76,44 @@ async def ensure_space(conn: AsyncConnection, provider: str, model: str, dimensi
 
 @dataclass(frozen=True)
 class IndexPolicy:
-    """When a space gets its HNSW index, and which kind (settings HNSW_MIN_VECTORS,
-    HNSW_BINARY_MIN_DIMENSIONS)."""
+    """When a space gets its HNSW index, which kind, and how it is built (settings
+    HNSW_MIN_VECTORS, HNSW_BINARY_MIN_DIMENSIONS, INDEX_BUILD_MEMORY_MB, HNSW_M,
+    HNSW_EF_CONSTRUCTION; ``of`` reads them)."""
 
     min_vectors: int  # built once the space holds this many vectors (exact search before)
     binary_min_dimensions: int  # spaces this wide index sign bits; narrower ones halfvec
     build_memory_mb: int = 0  # maintenance_work_mem of a build; 0: sized by build_memory_mb()
+    m: int = 16  # the graph's build parameters; these two defaults are pgvector's own
+    ef_construction: int = 64
+
+    @classmethod
+    def of(cls, settings: Settings, min_vectors: int | None = None) -> IndexPolicy:
+        return cls(settings.hnsw_min_vectors if min_vectors is None else min_vectors,
+                   settings.hnsw_binary_min_dimensions, settings.index_build_memory_mb,
+                   settings.hnsw_m, settings.hnsw_ef_construction)
 
 
-def build_memory_mb(vectors: int, dimensions: int, binary: bool) -> int:
+def build_memory_mb(vectors: int, dimensions: int, binary: bool, m: int) -> int:
     """maintenance_work_mem (MB) for a space's HNSW build, sized so the whole graph fits:
     past it pgvector logs "hnsw graph no longer fits into maintenance_work_mem" and goes on
     inserting on disk, several times slower. Floored at Postgres's default, capped at
     BUILD_MEMORY_CAP_MB; a fifth more than the estimate as headroom."""
     vector_bytes = (dimensions + 7) // 8 if binary else 2 * dimensions  # bits or halfvec
-    estimate = vectors * (vector_bytes + GRAPH_BYTES_PER_ELEMENT) * 1.2 / 2**20
+    graph_bytes = GRAPH_BYTES_PER_ELEMENT * m / 16  # neighbour lists grow with m
+    estimate = vectors * (vector_bytes + graph_bytes) * 1.2 / 2**20
     return int(min(max(estimate, BUILD_MEMORY_FLOOR_MB), BUILD_MEMORY_CAP_MB))
 
 
 async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
-    """Build the HNSW index of the kind each space needs, for every space with
-    ``policy.min_vectors`` vectors and no valid index of that kind yet, then drop its index
-    of the other kind (a changed policy); returns the spaces indexed. One builder at a time
+    """Build the HNSW index each space needs (its kind, with ``policy``'s m and
+    ef_construction), for every space with ``policy.min_vectors`` vectors whose index is
+    missing, invalid or built otherwise; returns the spaces indexed. One builder at a time
     (advisory lock). Each build's maintenance_work_mem is ``policy.build_memory_mb``, else
-    sized to the space, and logged with the seconds it took."""
+    sized to the space, and logged with the seconds it took.
+
+    A build goes under the index's _next name and takes the index's own name once done,
+    after the index it replaces is dropped, and the other kind's with it (a changed
+    policy): search uses the old index until then, never an exact scan of a big space."""
     built = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         got = await (await conn.execute(query("index_try_lock"))).fetchone()
@@ -106,7 +122,8 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
         notices: list[str] = []  # pgvector's, e.g. "hnsw graph no longer fits into maintenance_work_mem"
         conn.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary or ""))
         try:
-            cur = await conn.execute(query("spaces_without_index"), {"binary_min": policy.binary_min_dimensions})
+            cur = await conn.execute(query("spaces_without_index"), {
+                "binary_min": policy.binary_min_dimensions, "m": policy.m, "ef_construction": policy.ef_construction})
             for space_id, dimensions, binary, valid in await cur.fetchall():
                 if not binary and dimensions > MAX_INDEXED_DIMENSIONS:
                     continue  # pgvector's HNSW limit: such spaces are searched exactly
@@ -115,21 +132,26 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
                 if not (await cur.fetchone())[0]:
                     continue
                 kind, other = ("binary", "halfvec") if binary else ("halfvec", "binary")
+                await conn.execute(_template(f"index_drop_{kind}_next", space_id=space_id))  # a died build's
                 if valid is False:  # a build that died half-way leaves an invalid index
                     await conn.execute(_template(f"index_drop_{kind}", space_id=space_id))
                 count = (await (await conn.execute(query("space_vector_count"), {"space_id": space_id})).fetchone())[0]
-                memory = policy.build_memory_mb or build_memory_mb(count, dimensions, binary)
+                memory = policy.build_memory_mb or build_memory_mb(count, dimensions, binary, policy.m)
                 await conn.execute(query("set_build_memory"), {"memory": f"{memory}MB"})
                 began, notices[:] = time.perf_counter(), []
-                await conn.execute(_template(f"index_create_{kind}", space_id=space_id, dims=dimensions))
+                await conn.execute(_template(f"index_create_{kind}", space_id=space_id, dims=dimensions,
+                                             m=policy.m, ef_construction=policy.ef_construction))
                 # A graph that outgrew its memory was finished on disk, several times slower
                 # (1M 1536-d vectors at the 2 GB cap: 2,170 s, against 1,093 s in 8 GB).
                 spilled = any("no longer fits" in n for n in notices)
                 (log.warning if spilled else log.info)(
                     "index_built", space_id=space_id, kind=kind, vectors=count, dimensions=dimensions,
+                    m=policy.m, ef_construction=policy.ef_construction,
                     maintenance_work_mem_mb=memory, seconds=round(time.perf_counter() - began, 2),
                     notices=notices[:],
                     **({"advice": "raise INDEX_BUILD_MEMORY_MB for this space's next build"} if spilled else {}))
+                await conn.execute(_template(f"index_drop_{kind}", space_id=space_id))  # the one it replaces
+                await conn.execute(_template(f"index_rename_{kind}", space_id=space_id))
                 await conn.execute(_template(f"index_drop_{other}", space_id=space_id))
                 built.append(space_id)
         finally:

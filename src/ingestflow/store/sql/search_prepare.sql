@@ -7,8 +7,11 @@
 WITH graph AS (
     -- Whether the space's graph is the binary kind (index_create_binary.sql), which
     -- search.sql then orders by and re-ranks; else halfvec's, or none (exact).
+    -- Its _next name too: a rebuild's, valid between the old index's drop and its rename.
     SELECT EXISTS (SELECT FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
-                   WHERE c.relname = 'embeddings_binary_space_' || %(space_id)s::int AND i.indisvalid) AS binary
+                   WHERE c.relname IN ('embeddings_binary_space_' || %(space_id)s::int,
+                                       'embeddings_binary_space_' || %(space_id)s::int || '_next')
+                     AND i.indisvalid) AS binary
 )
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        -- a binary graph must yield the %(prefetch)s candidates it re-ranks; a halfvec one only ef_search
