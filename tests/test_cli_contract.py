@@ -51,6 +51,8 @@ def test_every_command_prints_one_json_document(settings: Settings, tmp_path: Pa
     assert overview["home"] == {"path": str(settings.home), "how": "env", "origin": "set by INGESTFLOW_HOME"}
     doctor = json_out(run_cli(settings, "doctor", "--json"))
     assert doctor["home"]["path"] == str(settings.home) and doctor["server_version"].startswith("18")
+    (space,) = doctor["vector_indexes"]  # the mock model's space, too small yet for a graph
+    assert space["vectors"] >= 0 and space["index"] is None
     assert json_out(run_cli(settings, "retry", "bad.pdf", "--json"))["stage"] == "queued"
 
     key = json_out(run_cli(settings, "keys", "create", "--tenant", "acme", "--json"))
@@ -60,6 +62,11 @@ def test_every_command_prints_one_json_document(settings: Settings, tmp_path: Pa
     assert json_out(run_cli(settings, "keys", "revoke", key["prefix"], "--json")) == {"revoked": 1}
 
     assert len(json_out(run_cli(settings, "db", "index", "--json"))["built"]) == 1  # the one space
+    (space,) = json_out(run_cli(settings, "doctor", "--json"))["vector_indexes"]
+    assert space["index"] == f"embeddings_hnsw_space_{space['space_id']}" and space["valid"] is True
+    assert (space["m"], space["ef_construction"]) == (settings.hnsw_m, settings.hnsw_ef_construction)
+    assert 0 < space["bytes"] < space["shared_buffers"] and space["outgrows_buffers"] is False
+    assert "Vector indexes" in run_cli(settings, "doctor").stdout
     assert json_out(run_cli(settings, "db", "migrate", "--json")) == {"applied": []}
     assert "by_day" in json_out(run_cli(settings, "costs", "--json"))
     assert json_out(run_cli(settings, "reembed", "--json"))["queued"] == 0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ingestflow.operations.health import Doctor
     from ingestflow.operations.search import SearchResult
     from ingestflow.operations.spaces import SpaceReport
+    from ingestflow.store.vectors import VectorIndex
 
 NAME_WIDTH = 48
 
@@ -211,6 +212,27 @@ def spend(s: Spend, days: list[dict[str, Any]], documents: list[dict[str, Any]])
         console.print(by_doc)
 
 
+def vector_indexes(rows: list[VectorIndex]) -> None:
+    if not rows:
+        return
+    table = _table("Vector indexes", ("space", "model", "dims", "vectors", "index", "m / ef_construction", "size",
+                                      "note"), right=("space", "dims", "vectors", "size"))
+    for r in rows:
+        if r.index is None:
+            note = "none: searched exactly (under HNSW_MIN_VECTORS, or over 4,000 dimensions)"
+        elif not r.valid:
+            note = "[red]invalid[/red] or being built: rebuilt or renamed by index maintenance"
+        elif r.outgrows_buffers:
+            note = (f"[yellow]larger than shared_buffers ({r.shared_buffers // 2**20:,} MB)[/yellow]: searches "
+                    "read graph pages from the OS cache, slower (README \"Scale\")")
+        else:
+            note = ""
+        table.add_row(str(r.space_id), escape(f"{r.provider}/{r.model}"), str(r.dimensions), f"{r.vectors:,}",
+                      r.index or "-", "-" if r.index is None else f"{r.m} / {r.ef_construction}",
+                      "-" if r.bytes is None else f"{r.bytes / 2**20:,.1f} MB", note)
+    console.print(table)
+
+
 def doctor(d: Doctor) -> None:
     config = Table(title="Configuration", show_header=False)
     for key, value in d.settings.items():
@@ -229,6 +251,7 @@ def doctor(d: Doctor) -> None:
     console.print(f"database: PostgreSQL {d.server_version}, pgvector {d.pgvector_version} ({escape(d.database)})")
     console.print("embedded server self-check: "
                   + ("not applicable (DATABASE_URL is set)" if d.self_check is None else d.self_check))
+    vector_indexes(d.vector_indexes)
     for b in d.breakers:
         since = f", open since {b['opened_at']:%H:%M:%S}" if b["opened_at"] and b["state"] != "closed" else ""
         console.print(f"breaker {b['service']}: {b['state']} ({b['consecutive_failures']} consecutive failures{since})")

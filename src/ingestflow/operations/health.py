@@ -16,7 +16,7 @@ from ingestflow.catalogue import EmbeddingModel
 from ingestflow.config import Home, ServiceMode
 from ingestflow.operations import costs
 from ingestflow.runtime import Runtime
-from ingestflow.store import breakers, database, embedded
+from ingestflow.store import breakers, database, embedded, vectors
 from ingestflow.store.outage import DatabaseUnavailable
 
 CACHE_SECONDS = 15.0
@@ -93,6 +93,7 @@ class Doctor:
     self_check: str | None  # the embedded server's self-check, None with DATABASE_URL
     breakers: list[dict[str, Any]]
     spend: costs.Spend
+    vector_indexes: list[vectors.VectorIndex]
 
     @property
     def problems(self) -> int:
@@ -105,6 +106,7 @@ async def doctor(rt: Runtime) -> Doctor:
     async with rt.db.pool.connection() as conn:
         server, pgvector = await database.server_info(conn)
         states = await breakers.states(conn)
+        indexes = await vectors.vector_indexes(conn)
     return Doctor(
         settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
         home=s.located_home,
@@ -113,5 +115,5 @@ async def doctor(rt: Runtime) -> Doctor:
         database="DATABASE_URL" if s.database_url else f"embedded under {s.home}",
         self_check=None if s.database_url or embedded.check is None
         else ("ok" if embedded.check[0] else "FAILED") + f" ({embedded.check[1]})",
-        breakers=states, spend=await costs.spend(rt, None),
+        breakers=states, spend=await costs.spend(rt, None), vector_indexes=indexes,
     )

@@ -159,6 +159,29 @@ async def build_indexes(url: str, policy: IndexPolicy) -> list[int]:
     return built
 
 
+@dataclass(frozen=True)
+class VectorIndex:
+    """A space's HNSW index as doctor shows it (``index`` None: searched exactly)."""
+
+    space_id: int
+    provider: str
+    model: str
+    dimensions: int
+    vectors: int  # the planner's estimate
+    index: str | None
+    valid: bool | None
+    m: int | None
+    ef_construction: int | None
+    bytes: int | None
+    shared_buffers: int  # bytes: graph pages outside them are read from the OS cache
+    outgrows_buffers: bool | None  # the index is larger than shared_buffers
+
+
+async def vector_indexes(conn: AsyncConnection) -> list[VectorIndex]:
+    cur = await conn.execute(query("vector_indexes"))
+    return [VectorIndex(*row) for row in await cur.fetchall()]
+
+
 async def reuse_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> dict[uuid.UUID, int]:
     """Copy vectors of identical chunk text within each document's tenant (see the .sql);
     returns how many each document got."""
