@@ -52,7 +52,7 @@ def test_every_command_prints_one_json_document(settings: Settings, tmp_path: Pa
     doctor = json_out(run_cli(settings, "doctor", "--json"))
     assert doctor["home"]["path"] == str(settings.home) and doctor["server_version"].startswith("18")
     (space,) = doctor["vector_indexes"]  # the mock model's space, too small yet for a graph
-    assert space["vectors"] >= 0 and space["index"] is None
+    assert space["dimensions"] == settings.mock_embedding_dimensions and space["index"] is None
     assert json_out(run_cli(settings, "retry", "bad.pdf", "--json"))["stage"] == "queued"
 
     key = json_out(run_cli(settings, "keys", "create", "--tenant", "acme", "--json"))

@@ -227,7 +227,8 @@ def vector_indexes(rows: list[VectorIndex]) -> None:
                     "read graph pages from the OS cache, slower (README \"Scale\")")
         else:
             note = ""
-        table.add_row(str(r.space_id), escape(f"{r.provider}/{r.model}"), str(r.dimensions), f"{r.vectors:,}",
+        table.add_row(str(r.space_id), escape(f"{r.provider}/{r.model}"), str(r.dimensions),
+                      "?" if r.vectors is None else f"{r.vectors:,}",
                       r.index or "-", "-" if r.index is None else f"{r.m} / {r.ef_construction}",
                       "-" if r.bytes is None else f"{r.bytes / 2**20:,.1f} MB", note)
     console.print(table)

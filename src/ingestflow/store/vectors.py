@@ -167,7 +167,7 @@ class VectorIndex:
     provider: str
     model: str
     dimensions: int
-    vectors: int  # the planner's estimate
+    vectors: int | None  # the planner's estimate; None before the space's first analyze
     index: str | None
     valid: bool | None
     m: int | None
