@@ -300,3 +300,24 @@ def test_changed_build_parameters_rebuild_the_index_while_search_uses_the_old_on
     assert indexes(database_url) == [index]
     assert reloptions(database_url, index) == ["m=12", "ef_construction=48"]
     assert f"{index} " in explain(database_url, False, space_id)
+
+
+def test_an_index_built_before_the_settings_has_pgvectors_defaults(database_url: str) -> None:
+    """No reloptions means m 16 and ef_construction 64: up to date for that policy, rebuilt
+    for another (the default HNSW_EF_CONSTRUCTION of 200 rebuilds it once)."""
+    async def written() -> int:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            space_id = await vectors.ensure_space(conn, "mock", "legacy", DIMS)
+            await write(conn, "small", space_id, unit(50, seed=13))
+        return space_id
+
+    space_id = asyncio.run(written())
+    index = f"embeddings_hnsw_space_{space_id}"
+    with psycopg.connect(database_url, autocommit=True) as conn:  # as the version before built it
+        conn.execute(f"CREATE INDEX {index} ON embeddings_space_{space_id} USING hnsw"
+                     f" ((embedding::halfvec({DIMS})) halfvec_cosine_ops)")
+    assert reloptions(database_url, index) is None
+    assert asyncio.run(vectors.build_indexes(database_url, vectors.IndexPolicy(1, NEVER_BINARY))) == []
+    wanted = vectors.IndexPolicy(1, NEVER_BINARY, m=16, ef_construction=200)
+    assert asyncio.run(vectors.build_indexes(database_url, wanted)) == [space_id]
+    assert reloptions(database_url, index) == ["m=16", "ef_construction=200"]
