@@ -11,11 +11,7 @@ FROM embedding_spaces s
 LEFT JOIN pg_class p ON p.relname = 'embeddings_space_' || s.id
 LEFT JOIN LATERAL (
     SELECT c.relname::text AS index, i.indisvalid AS valid, pg_relation_size(c.oid) AS bytes,
-           -- an index built without them has pgvector's defaults
-           coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions) WHERE option_name = 'm'),
-                    '16')::int AS m,
-           coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions)
-                     WHERE option_name = 'ef_construction'), '64')::int AS ef_construction
+           hnsw_option(c.reloptions, 'm') AS m, hnsw_option(c.reloptions, 'ef_construction') AS ef_construction
     FROM pg_index i
     JOIN pg_class c ON c.oid = i.indexrelid
     JOIN pg_am a ON a.oid = c.relam
