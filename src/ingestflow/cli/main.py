@@ -416,6 +416,54 @@ def db_migrate(as_json: JsonOpt = False) -> None:
         console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The archive to write (replaced if it exists).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the home's database and stored files to FILE, consistent while workers run."""
+    from ingestflow.cli.common import console, database_url_or_exit, fail, settings_or_exit
+    from ingestflow.store import backup
+
+    settings = settings_or_exit()
+    database_url_or_exit(settings)  # an embedded server that cannot start is said as every command says it
+    try:
+        report = backup.backup(settings, file)
+    except backup.BackupError as exc:
+        fail(str(exc), 1, error=exc.code)
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json(report)
+    else:
+        console.print(f"backed up to {report.path}: {report.files} stored file(s), {report.bytes:,} bytes",
+                      markup=False, highlight=False)
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="An archive written by `ingestflow db backup`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a backup into this home, which must be new (no documents, keys or costs)."""
+    from ingestflow.cli.common import console, database_url_or_exit, fail, settings_or_exit
+    from ingestflow.store import backup
+
+    settings = settings_or_exit()
+    database_url_or_exit(settings)
+    try:
+        manifest = backup.restore(settings, file)
+    except backup.BackupError as exc:
+        fail(str(exc), 1, error=exc.code)
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"restored": manifest})
+    else:
+        console.print(f"restored the backup of {manifest['created_at']} ({manifest['files']} stored file(s))",
+                      markup=False, highlight=False)
+
+
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="The project folder (the working folder by default).")] = Path("."),
