@@ -29,6 +29,7 @@ from ingestflow.tokens import count_tokens
 
 if TYPE_CHECKING:
     import numpy as np
+    from psycopg import AsyncConnection
 
 MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
 MODES: tuple[str, ...] = get_args(SearchMode)
@@ -118,21 +119,26 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
                               exact_max=rt.settings.search_exact_max_chunks,
                               rerank=rt.settings.search_binary_rerank)
-    async with rt.db.pool.connection() as conn:
-        space_id = None
-        if embedder is not None:
+    space_id = None
+    if embedder is not None:  # a write (the space's first use): on the primary
+        async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
+
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
         )
-        if plan.keyword and rows and rows[0]["keyword_capped"]:
-            notes.append(f"the query's words are in many passages: keyword search ranked the first "
-                         f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
-        if plan.keyword and await chunks.search_config_stale(conn, config):
-            notes.append(f"some passages are still indexed for keywords in another language than "
-                         f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
-                         "search skips them")
+        return rows, plan.keyword and await chunks.search_config_stale(conn, config)
+
+    rows, stale = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+    if plan.keyword and rows and rows[0]["keyword_capped"]:
+        notes.append(f"the query's words are in many passages: keyword search ranked the first "
+                     f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
+    if stale:
+        notes.append(f"some passages are still indexed for keywords in another language than "
+                     f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
+                     "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
     return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)
