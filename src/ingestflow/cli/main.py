@@ -334,6 +334,35 @@ def serve(
 
 
 @app.command()
+def mcp(
+    port: Annotated[int | None, typer.Option(help="Serve streamable HTTP on this port (API keys required) "
+                                                  "instead of stdio.")] = None,
+    host: Annotated[str, typer.Option(help="With --port: the address to listen on.")] = "127.0.0.1",
+    tenant: TenantOpt = "default",
+) -> None:
+    """A Model Context Protocol server for agents: tools search, ingest, status,
+    list_documents and get_document. Over stdio (the default) it acts for --tenant; over
+    HTTP (--port) each request's API key decides the tenant, as the HTTP API does."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
+    from ingestflow.integrations.mcp import RequireKey, Tools
+    from ingestflow.runtime import Runtime
+
+    async def body(rt: Runtime) -> None:
+        server = Tools(rt, tenant).server()
+        if port is None:
+            await server.run_stdio_async()
+            return
+        import uvicorn
+
+        app = RequireKey(server.streamable_http_app(stateless_http=True, json_response=True, host=host), rt)
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).serve()
+
+    run(body, quiet=True, long_running=port is not None)
+
+
+@app.command()
 def costs(
     tenant: TenantFilterOpt = None,
     as_json: JsonOpt = False,
