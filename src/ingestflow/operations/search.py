@@ -17,6 +17,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, get_args
 
+from ingestflow import tracing
 from ingestflow.catalogue import SearchMode
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.operations.errors import Refused
@@ -76,6 +77,20 @@ class Filters:
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
                  filters: Filters = Filters()) -> SearchResult:
+    """The ``k`` passages that best answer ``query`` among the tenant's current documents
+    (see ``_search``), traced as one search: its query embedding and retrieval below it."""
+    with tracing.span("ingestflow.search", **{"ingestflow.search.k": k, "ingestflow.search.mode": mode,
+                                              "ingestflow.query.chars": len(query),
+                                              "ingestflow.query.sha256": tracing.digest(query)}):
+        result = await _search(rt, tenant, query, k=k, mode=mode, filters=filters)
+        tracing.annotate(**{"ingestflow.search.mode": result.mode, "ingestflow.search.hits": len(result.hits),
+                            "ingestflow.search.degraded": result.degraded,
+                            "ingestflow.search.notes": len(result.notes), "gen_ai.request.model": result.model})
+        return result
+
+
+async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
+                  filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
     (blank, punctuation) matches nothing. Refused ``invalid`` for an unknown mode, a query
@@ -131,7 +146,10 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
         )
         return rows, plan.keyword and await chunks.search_config_stale(conn, config)
 
-    rows, stale = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+    with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
+                                                       "ingestflow.search.keyword": plan.keyword}):
+        # dense list, keyword list and their fusion: one SQL statement (search.sql)
+        rows, stale = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
     if plan.keyword and rows and rows[0]["keyword_capped"]:
         notes.append(f"the query's words are in many passages: keyword search ranked the first "
                      f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
