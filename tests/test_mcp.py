@@ -126,12 +126,20 @@ def test_over_http_a_key_is_required_and_a_tenant_sees_only_its_own(settings: Se
         refused = httpx.post(http_server, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized", headers
 
+    expected = {t: _passages([vars(h) for h in find(settings, "falcon", k=10, tenant=t).hits])
+                for t in ("alpha", "beta")}
+
     async def as_tenant(tenant: str) -> None:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {keys[tenant]}"})
         async with http, Client(streamable_http_client(http_server, http_client=http)) as client:
             assert {t.name for t in (await client.list_tools()).tools} == TOOLS
             found = _payload(await client.call_tool("search", {"query": "falcon", "k": 10}))
             assert {h["source_name"] for h in found["hits"]} == {f"{tenant}-{'secret' if tenant == 'alpha' else 'plan'}.md"}
+            assert _passages(found["hits"]) == expected[tenant]
+            bad = await client.call_tool("search", {"query": "falcon", "mode": "semantic"})
+            assert bad.is_error and _payload(bad)["error"]["code"] == "unknown_mode"
+            nothing = _payload(await client.call_tool("search", {"query": "zzqx flibber", "mode": "keyword"}))
+            assert nothing["hits"] == [] and nothing["notes"]
             other = "beta-plan.md" if tenant == "alpha" else "alpha-secret.md"
             assert _payload(await client.call_tool("get_document", {"document": other}))["error"]["code"] == "not_found"
             local = await client.call_tool("ingest", {"paths": ["/etc/passwd"]})
