@@ -59,8 +59,9 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
 
     The source locks make concurrent uploads of one name pick distinct version numbers.
     Unchanged bytes (the source's newest version, or a live document of the tenant under
-    any name) are a duplicate: no new work, though a failed one is queued again. Files of
-    one call are registered in a few statements, whatever their number.
+    any name) are a duplicate: no new work, though a failed one is queued again. A
+    superseded version is never one: its content is gone, so the same bytes again are a
+    new version. Files of one call are registered in a few statements, whatever their number.
     """
     digests = [sha256_hex(f.data) for f in files]
     await lock_sources(conn, [(tenant, f.source_name) for f in files])
@@ -74,7 +75,8 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
         latest = versions.get(f.source_name, row["latest_version"] or 0)
         if digest in seen:
             reg = replace(seen[digest], requeued=False)
-        elif row["latest_sha256"] == digest and latest == row["latest_version"]:
+        elif (row["latest_sha256"] == digest and latest == row["latest_version"]
+              and row["latest_stage"] != Stage.SUPERSEDED):
             reg = Registration(row["latest_id"], latest, duplicate=True, requeued=row["latest_stage"] == Stage.FAILED)
         elif row["dup_id"] is not None:
             reg = Registration(row["dup_id"], row["dup_version"], duplicate=True,

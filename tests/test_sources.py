@@ -1,0 +1,124 @@
+"""Sources and their versions through every face (issue 28): a re-upload after a delete is
+a new version, every wait ends on every terminal stage and says which. Real database, the
+real pipeline in MOCK mode, a real API server and a real worker process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from api_support import live_server, make_key
+from ingestflow import Client, Ingested
+from ingestflow.api import create_app
+from ingestflow.config import Settings
+from support import run_cli, sql, start_worker
+
+V1 = b"Handbook v1. The office opens at nine and closes at five.\n"
+V2 = b"Handbook v2. The office opens at eight and closes at four.\n"
+
+
+def two_versions(tmp_path: Path) -> list[Path]:
+    """Two folders each holding handbook.txt: one ingest of both makes versions 1 and 2."""
+    folders = []
+    for label, data in (("a", V1), ("b", V2)):
+        folder = tmp_path / label
+        folder.mkdir()
+        (folder / "handbook.txt").write_bytes(data)
+        folders.append(folder)
+    return folders
+
+
+def reupload_after_delete(client: Client) -> Ingested:
+    """v1 and v2 of handbook.txt, v2 deleted, v1's bytes again: what the last ingest says."""
+    [v1] = client.ingest(V1, name="handbook.txt")
+    [v2] = client.ingest(V2, name="handbook.txt")
+    assert (v1.version, v1.stage, v2.version, v2.stage) == (1, "complete", 2, "complete")
+    assert v2.document_id is not None
+    client.delete(v2.document_id)
+    [again] = client.ingest(V1, name="handbook.txt", timeout=60)
+    return again
+
+
+def searchable(client: Client) -> list[str]:
+    return [h.source_name for h in client.search("office opens", mode="keyword").hits]
+
+
+def test_a_reupload_after_a_delete_is_a_new_version_locally(settings: Settings) -> None:
+    with Client(settings) as client:
+        again = reupload_after_delete(client)
+        assert (again.duplicate, again.stage) == (False, "complete")
+        assert [d.source_name for d in client.documents()] == ["handbook.txt"]
+        assert searchable(client) == ["handbook.txt"]
+
+
+def test_a_reupload_after_a_delete_is_a_new_version_remotely(settings: Settings, tmp_path: Path) -> None:
+    key = make_key(settings, "acme")
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        with live_server(create_app(settings)) as base, Client(url=base, api_key=key) as client:
+            again = reupload_after_delete(client)
+            assert (again.duplicate, again.stage) == (False, "complete")
+            assert [d.source_name for d in client.documents()] == ["handbook.txt"]
+            assert searchable(client) == ["handbook.txt"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def _ingest_in_thread(client: Client, paths: list[Path]) -> list[Ingested]:
+    """The client's wait, with no timeout of its own: a wait that never ends fails the test."""
+    done: list[list[Ingested]] = []
+    thread = threading.Thread(target=lambda: done.append(client.ingest(paths)), daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert done, "the wait did not end on a terminal stage"
+    return done[0]
+
+
+def test_every_wait_ends_on_a_superseded_version_and_says_so(settings: Settings, tmp_path: Path) -> None:
+    """Versions 1 and 2 of one source in one ingest: v1 ends superseded, and the Python API
+    (local and remote), `ingest` and `ingest --server` all stop waiting and say so."""
+    folders = two_versions(tmp_path)
+    with Client(settings) as client:
+        outcomes = _ingest_in_thread(client, folders)
+        assert [(o.version, o.stage) for o in outcomes] == [(1, "superseded"), (2, "complete")]
+    sql(settings, "DELETE FROM documents")
+
+    out = run_cli(settings, "ingest", *map(str, folders))
+    assert out.returncode == 1, out.stdout + out.stderr  # not everything asked for is searchable
+    assert "superseded" in out.stdout and "a newer version of this source replaced it" in out.stdout
+    sql(settings, "DELETE FROM documents")
+
+    key = make_key(settings, "acme")
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        with live_server(create_app(settings)) as base:
+            with Client(url=base, api_key=key) as remote:
+                outcomes = _ingest_in_thread(remote, folders)
+                assert [(o.version, o.stage) for o in outcomes] == [(1, "superseded"), (2, "complete")]
+            sql(settings, "DELETE FROM documents")
+            out = run_cli(settings, "ingest", "--server", base, "--api-key", key, *map(str, folders))
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert "superseded: 1" in out.stdout and "a newer version of this source replaced it" in out.stdout
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_a_remote_wait_ends_when_the_document_is_deleted_and_says_so(settings: Settings) -> None:
+    """Nothing processes the upload (no worker), then someone deletes it: the wait ends
+    with 'deleted' (it used to stop only on complete or failed, and a 404 escaped)."""
+    key = make_key(settings, "acme")
+    with live_server(create_app(settings)) as base, Client(url=base, api_key=key) as client, \
+            Client(settings, tenant="acme") as admin:
+        waiting: list[list[Ingested]] = []
+        thread = threading.Thread(target=lambda: waiting.append(client.ingest(V1, name="gone.txt")), daemon=True)
+        thread.start()
+        while not sql(settings, "SELECT id FROM documents"):
+            thread.join(timeout=0.1)
+        [(ident,)] = sql(settings, "SELECT id FROM documents")
+        admin.delete(ident)
+        thread.join(timeout=60)
+        assert waiting, "the wait did not end when the document was deleted"
+        [outcome] = waiting[0]
+    assert (outcome.stage, outcome.error_code) == ("deleted", "not_found")
