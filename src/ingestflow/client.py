@@ -610,7 +610,8 @@ class AsyncClient:
             return await backend.documents(stage, limit, tenant)
 
     async def delete(self, document: str | uuid.UUID | Document, *, tenant: str | None = None) -> None:
-        """Remove the document with its chunks and vectors (IngestflowError ``not_found`` if unknown)."""
+        """Remove the document's source, every version, with their chunks, vectors, texts and
+        stored bytes (IngestflowError ``not_found`` if unknown); the ledger keeps amounts only."""
         backend = await self._open()
         with _public_errors():
             await backend.delete(document, tenant)

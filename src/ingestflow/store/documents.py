@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ingestflow.lifecycle import TRANSITIONS, Stage
-from ingestflow.store.files import FileStore
+from ingestflow.store.files import FileStore, lock_contents
 from ingestflow.store.sql import query
 
 NAMESPACE = uuid.UUID("6f1d7a3e-3c0b-5b7e-9a59-6f8e1b0d2c41")
@@ -89,6 +89,7 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
             requeue_ids.append(reg.document_id)
         seen[digest] = reg
         out.append(reg)
+    await lock_contents(conn, [digest for _, digest, _ in new])  # until these rows commit
     await store.put(conn, {digest: f.data for f, digest, _ in new})
     rows = [{"id": reg.document_id, "tenant": tenant, "source_name": f.source_name, "version": reg.version,
              "mime": f.mime, "size_bytes": len(f.data), "sha256": digest, "correlation_id": uuid.uuid4()}
@@ -329,13 +330,19 @@ async def chunks(conn: AsyncConnection, tenant: str, document: uuid.UUID, *, aft
                                                  "limit": limit})
 
 
-async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> str | None:
-    """Delete a document (chunks, vectors, texts, events and job by cascade; ledger rows
-    stay); returns its content hash, or None when the tenant has no such document."""
-    row = await (await conn.execute(query("delete_document"), {"tenant": tenant, "document_id": document})).fetchone()
-    return row[0] if row else None
+async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> list[str] | None:
+    """Delete the document's source: every version, under the source's lock (chunks,
+    vectors, texts, events and jobs by cascade; ledger rows keep their amounts). Returns
+    the content hash of each version deleted, or None when the tenant has no such document."""
+    row = await (await conn.execute(query("document_source"), {"tenant": tenant, "document_id": document})).fetchone()
+    if row is None:
+        return None
+    await lock_sources(conn, [(tenant, row[0])])
+    cur = await conn.execute(query("delete_document"), {"tenant": tenant, "source_name": row[0]})
+    return [sha for (sha,) in await cur.fetchall()] or None  # empty: deleted meanwhile
 
 
-async def bytes_referenced(conn: AsyncConnection, sha256: str) -> bool:
-    """Whether any document of any tenant still uses these bytes (blobs are shared)."""
-    return (await (await conn.execute(query("blob_referenced"), {"sha256": sha256})).fetchone())[0]
+async def unreferenced(conn: AsyncConnection, shas: Sequence[str]) -> list[str]:
+    """Those of these contents no document of any tenant uses any more (blobs are shared)."""
+    cur = await conn.execute(query("blobs_unreferenced"), {"shas": list(shas)})
+    return [sha for (sha,) in await cur.fetchall()]
