@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from api_support import live_server, make_key
-from ingestflow import Client, Ingested
+from ingestflow import Client, IngestflowError, Ingested
 from ingestflow.api import create_app
 from ingestflow.config import Settings
 from ingestflow.operations.documents import check_file
@@ -207,3 +207,25 @@ def test_an_upload_of_bytes_a_delete_is_removing_keeps_them(settings: Settings, 
         [again] = client.ingest(data, name="copy.txt")  # a duplicate: the wait runs its work
         assert (again.document_id, again.duplicate) == (upload, True)
         assert (client.status(upload).stage, client.status(upload).error_code) == ("complete", None)
+
+
+# -- naming a document ------------------------------------------------------------------------
+
+
+def test_an_id_prefix_needs_four_characters_and_a_name_comes_first(settings: Settings) -> None:
+    with Client(settings) as client:
+        [year] = client.ingest(b"Notes of the year.\n", name="2024")
+        [other] = client.ingest(b"Other notes.\n", name="n212125.txt")
+        ident = str(other.document_id)
+        assert ident.startswith("2024")  # the name chosen for this: "2024" is both
+        assert client.status("2024").id == year.document_id
+        cli = run_cli(settings, "status", "2024", "--json")
+        assert cli.returncode == 0 and f'"id": "{year.document_id}"' in cli.stdout, cli.stdout + cli.stderr
+        for short in (ident[:1], ident[:2], ident[:3]):
+            with pytest.raises(IngestflowError) as refused:
+                client.delete(short)
+            assert refused.value.code == "not_found" and "4 characters" in refused.value.message
+        assert [d.source_name for d in client.documents()] == ["n212125.txt", "2024"]
+        assert client.status(ident[:6]).id == other.document_id
+        client.delete("2024")
+        assert client.status("2024").id == other.document_id

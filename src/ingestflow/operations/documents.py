@@ -29,6 +29,7 @@ from ingestflow.store.documents import NewFile, Registration
 from ingestflow.store.files import lock_contents
 
 EVENTS_SHOWN = 20
+MIN_ID_PREFIX = 4  # characters of a document id that name it (git's shortest abbreviation)
 THROUGHPUT_BUCKETS = 12  # the last hour ...
 THROUGHPUT_BUCKET_SECONDS = 300  # ... in 5-minute buckets
 
@@ -102,13 +103,18 @@ def _read(path: Path, source: str) -> NewFile | Refused:
 
 
 async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
-    """A document by source name (its newest version), id, or an id prefix that names only
-    one document (else Refused: acting on whichever matched first could retry the wrong one)."""
+    """A document by source name (its newest version; a name wins over an id prefix it
+    also is, "2024" say), id, or an id prefix of at least MIN_ID_PREFIX characters that
+    names only one document (else Refused: acting on whichever matched first could
+    delete the wrong one; one character matches a sixteenth of all documents)."""
     ref = ref.strip()
     if not ref:
         raise not_found()
     async with rt.db.pool.connection() as conn:
-        found = await documents.find(conn, tenant, ref)
+        found = await documents.find(conn, tenant, ref, min_prefix=MIN_ID_PREFIX)
+    if not found and len(ref) < MIN_ID_PREFIX:
+        raise Refused("not_found", "not_found", f"No document is named {ref!r}, and an id prefix needs at least "
+                                                f"{MIN_ID_PREFIX} characters.")
     if not found:
         raise not_found()
     if found[0]["source_name"] != ref and len(found) > 1:

@@ -267,10 +267,11 @@ async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> lis
     return await (await cur.execute(query(name), params)).fetchall()
 
 
-async def find(conn: AsyncConnection, tenant: str, ref: str) -> list[dict[str, Any]]:
+async def find(conn: AsyncConnection, tenant: str, ref: str, *, min_prefix: int) -> list[dict[str, Any]]:
     """Documents named by ``ref``, best first: the source name's newest version, else those
-    whose id starts with ``ref`` (at most two: enough to tell a unique prefix)."""
-    return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref})
+    whose id starts with ``ref``, when it is ``min_prefix`` characters or more (at most
+    two: enough to tell a unique prefix)."""
+    return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref, "min_prefix": min_prefix})
 
 
 async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:
