@@ -154,20 +154,20 @@ def test_tenants_and_queries_follow_the_rules_the_api_follows(settings: Settings
 def test_an_id_prefix_of_two_documents_is_refused_not_guessed(settings: Settings, tmp_path: Path) -> None:
     from ingestflow.store.documents import document_id
 
-    first: dict[str, str] = {}  # first hex digit of the id -> file name
-    for i in range(17):  # 16 digits: two of 17 documents share one
+    first: dict[str, str] = {}  # the id's first 4 hex digits (the shortest prefix taken) -> file name
+    for i in range(100_000):  # two of a few hundred documents share them
         name = f"note{i}.md"
-        digit = str(document_id("default", name, 1))[0]
-        if digit in first:
-            pair = (first[digit], name)
+        digits = str(document_id("default", name, 1))[:4]
+        if digits in first:
+            pair = (first[digits], name)
             break
-        first[digit] = name
+        first[digits] = name
     for name in pair:
         (tmp_path / name).write_text(f"# {name}\n\nA short note.\n")
     assert run_cli(settings, "ingest", *pair, cwd=tmp_path).returncode == 0
-    shared = run_cli(settings, "status", digit)
+    shared = run_cli(settings, "status", digits)
     assert shared.returncode == 1 and "ambiguous_reference" in shared.stderr, shared.stdout + shared.stderr
-    assert run_cli(settings, "retry", digit).returncode == 1
+    assert run_cli(settings, "retry", digits).returncode == 1
     one = str(document_id("default", pair[1], 1))[:8]
     assert pair[1] in run_cli(settings, "status", one).stdout
     assert pair[0] in run_cli(settings, "status", pair[0]).stdout  # a source name is never ambiguous

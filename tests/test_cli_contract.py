@@ -106,11 +106,11 @@ def test_delete_asks_first_and_takes_the_document_out_of_search(settings: Settin
     (tmp_path / "note.md").write_text("# Note\n\nThe lighthouse keeper logs every passing ship.\n")
     assert run_cli(settings, "ingest", "note.md").returncode == 0
     declined = run_cli(settings, "delete", "note.md", stdin="n\n")
-    assert declined.returncode == 1 and "delete note.md v1" in declined.stdout
+    assert declined.returncode == 1 and "delete note.md and every version of it" in declined.stdout
     assert sql(settings, "SELECT count(*) FROM documents")[0][0] == 1
     assert run_cli(settings, "delete", "note.md").returncode == 1  # no answer is no
     agreed = run_cli(settings, "delete", "note.md", stdin="y\n")
-    assert agreed.returncode == 0 and "deleted note.md v1" in agreed.stdout, agreed.stdout + agreed.stderr
+    assert agreed.returncode == 0 and "deleted note.md (1 version)" in agreed.stdout, agreed.stdout + agreed.stderr
     assert sql(settings, "SELECT count(*) FROM documents")[0][0] == 0
     found = json_out(run_cli(settings, "search", "lighthouse keeper", "--json"))
     assert found["hits"] == []

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ingestflow.config import ConfigError, Settings, load_settings
-from ingestflow.lifecycle import Stage
+from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.costs import ServiceSpend
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import check_tenant, sources
@@ -45,7 +45,7 @@ __all__ = ["AsyncClient", "Client", "Costs", "DaySpend", "Document", "DocumentSt
 
 T = TypeVar("T")
 REFUSED = "refused"  # an Ingested's stage when nothing was stored
-DONE = (Stage.COMPLETE, Stage.FAILED)
+DELETED = "deleted"  # an Ingested's stage when the document was deleted while waited for
 COST_DAYS = 30  # GET /v1/costs's default history
 POLL_SECONDS = 0.5
 PAGE_LIMIT = 500  # the API's largest page of documents
@@ -139,9 +139,10 @@ class Costs:
 
 @dataclass(frozen=True)
 class Ingested:
-    """One file's outcome. ``stage`` is where the document is now (``complete`` or
-    ``failed`` after a wait), or ``"refused"`` when nothing was stored; the error fields
-    say why it was refused or failed."""
+    """One file's outcome. ``stage`` is where the document is now (after a wait, a terminal
+    one: ``complete``, ``failed``, or ``superseded`` when a newer version of its source
+    replaced it), ``"refused"`` when nothing was stored, or ``"deleted"`` when it was
+    deleted during the wait; the error fields say why it was refused or failed."""
 
     name: str
     document_id: uuid.UUID | None
@@ -259,6 +260,7 @@ class _Local:
             await work
         rows = {r["id"]: r for r in await documents.progress(self.rt, tenant, ids)}
         return [o if o.document_id is None else
+                _deleted(o) if o.document_id not in rows else
                 Ingested(o.name, o.document_id, o.version, o.duplicate, rows[o.document_id]["stage"],
                          *_failure(rows[o.document_id]))
                 for o in outcomes]
@@ -319,6 +321,11 @@ class _Local:
 
 def _refused(name: str, exc: Refused | IngestflowError) -> Ingested:
     return Ingested(name, None, None, False, REFUSED, exc.code, exc.message)
+
+
+def _deleted(o: Ingested) -> Ingested:
+    return Ingested(o.name, o.document_id, o.version, o.duplicate, DELETED, "not_found",
+                    "The document was deleted while it was waited for.")
 
 
 def _failure(row: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -386,21 +393,29 @@ class _Remote:
         self._no_tenant(tenant)
         outcomes = [await self._upload(name, data, batch_api) for name, data in given.files()]
         deadline = None if timeout is None else time.monotonic() + timeout
-        details: dict[uuid.UUID, dict[str, Any]] = {}
-        # The server's workers do the work; follow each document until it is done.
+        details: dict[uuid.UUID, dict[str, Any] | None] = {}  # None: deleted meanwhile
+        # The server's workers do the work; follow each document until its stage is terminal.
         while wait and not batch_api:
             pending = [o.document_id for o in outcomes if o.document_id is not None
-                       and details.get(o.document_id, {"stage": o.stage})["stage"] not in DONE]
+                       and _unfinished(details.get(o.document_id, {"stage": o.stage}))]
             if not pending or (deadline is not None and time.monotonic() > deadline):
                 break
             for ident in pending:
-                details[ident] = await self._call("GET", f"/v1/documents/{ident}")
+                try:
+                    details[ident] = await self._call("GET", f"/v1/documents/{ident}")
+                except IngestflowError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    details[ident] = None
             await asyncio.sleep(POLL_SECONDS)
         result = []
         for o in outcomes:
-            detail = details.get(o.document_id) if o.document_id is not None else None
-            if detail is None:
+            if o.document_id is None or o.document_id not in details:
                 result.append(o)
+                continue
+            detail = details[o.document_id]
+            if detail is None:
+                result.append(_deleted(o))
                 continue
             error = detail["error"] or {}
             result.append(Ingested(o.name, o.document_id, o.version, o.duplicate, detail["stage"],
@@ -455,6 +470,10 @@ class _Remote:
         r = await self._call("GET", "/v1/costs", params={"days": COST_DAYS})
         return Costs([ServiceSpend(**s) for s in r["services"]], r["today_usd"], r["daily_limit_total_usd"],
                      [_parsed(DaySpend, d) for d in r["by_day"]])
+
+
+def _unfinished(detail: dict[str, Any] | None) -> bool:
+    return detail is not None and detail["stage"] not in TERMINAL
 
 
 def _parsed(cls: type[T], data: dict[str, Any], **values: Any) -> T:
@@ -547,11 +566,11 @@ class AsyncClient:
                      wait: bool = True, batch_api: bool = False, concurrency: int = 2,
                      timeout: float | None = None) -> list[Ingested]:
         """Ingest files and folders (recursively, named as ``ingestflow ingest`` names them),
-        or ``bytes`` with a ``name``. ``wait``: until every document is complete or failed
-        (at most ``timeout`` seconds): locally a worker runs in this process (``concurrency``
-        jobs at once), remotely the server's workers do the work. ``batch_api``: embed
-        through the OpenAI Batch API (within a day; never waited for). One outcome per
-        file; a refused file does not stop the others."""
+        or ``bytes`` with a ``name``. ``wait``: until every document reaches a terminal
+        stage, which its outcome says (at most ``timeout`` seconds): locally a worker runs
+        in this process (``concurrency`` jobs at once), remotely the server's workers do
+        the work. ``batch_api``: embed through the OpenAI Batch API (within a day; never
+        waited for). One outcome per file; a refused file does not stop the others."""
         given = _Sources.of(source, name, prefix)
         backend = await self._open()
         with _public_errors():
@@ -591,7 +610,8 @@ class AsyncClient:
             return await backend.documents(stage, limit, tenant)
 
     async def delete(self, document: str | uuid.UUID | Document, *, tenant: str | None = None) -> None:
-        """Remove the document with its chunks and vectors (IngestflowError ``not_found`` if unknown)."""
+        """Remove the document's source, every version, with their chunks, vectors, texts and
+        stored bytes (IngestflowError ``not_found`` if unknown); the ledger keeps amounts only."""
         backend = await self._open()
         with _public_errors():
             await backend.delete(document, tenant)

@@ -268,8 +268,9 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a document: its chunks, vectors, events and job (its bytes unless another
-    document has the same content). Asks first, unless --yes or --json."""
+    """Delete a document's source, every version: chunks, vectors, texts, events, jobs and
+    stored bytes (unless another document has the same content); the cost ledger keeps
+    amounts, never text. Asks first, unless --yes or --json."""
     from ingestflow.cli.common import console, run, start_database
 
     start_database()
@@ -281,16 +282,18 @@ def delete(
         found = await documents.find(rt, tenant, document)
         if not (yes or as_json):
             # a prompt in the event loop is fine: nothing else runs in this process meanwhile
-            typer.confirm(f"delete {found['source_name']} v{found['version']} ({found['id']})?", abort=True)
-        await documents.delete(rt, tenant, found["id"])
-        return found
+            typer.confirm(f"delete {found['source_name']} and every version of it "
+                          f"({found['id']} is v{found['version']})?", abort=True)
+        return {**found, "versions": await documents.delete(rt, tenant, found["id"])}
 
     found = run(body)
     if as_json:
         render.print_json({"id": found["id"], "source_name": found["source_name"], "version": found["version"],
-                           "deleted": True})
+                           "versions_deleted": found["versions"], "deleted": True})
     else:
-        console.print(f"deleted {found['source_name']} v{found['version']}", markup=False, highlight=False)
+        versions = found["versions"]
+        console.print(f"deleted {found['source_name']} ({versions} version{'s' if versions > 1 else ''})",
+                      markup=False, highlight=False)
 
 
 @app.command()

@@ -1,8 +1,8 @@
 """``ingestflow ingest --server URL``: upload files to an API server and follow them.
 
 The server's workers do the processing; this client only uploads (the server detects
-each type and hashes the bytes itself) and polls each document until it is complete or
-failed, so it needs nothing but the URL and an API key: no database, no provider keys.
+each type and hashes the bytes itself) and polls each document until its stage is
+terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the URL and an API key: no database, no provider keys.
 Errors go through ``common.fail`` as every command's do (JSON on stderr with --json).
 """
 
@@ -26,12 +26,13 @@ from rich.table import Table
 
 from ingestflow.cli.common import console, fail
 from ingestflow.cli.render import print_json, tail
-from ingestflow.lifecycle import Stage
+from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import sources
 
-DONE = (Stage.COMPLETE, Stage.FAILED)
 REJECTED = "rejected"  # the upload itself was refused: not a stage, nothing was stored
+DELETED = "deleted"  # deleted while followed: not a stage either
+DONE = TERMINAL | {REJECTED, DELETED}
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -84,8 +85,7 @@ def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, ti
                     continue
                 response = client.get(f"/v1/documents/{item.id}")
                 if response.status_code == 404:
-                    item.stage, item.error = Stage.FAILED, {"code": "not_found",
-                                                            "message": "The document was deleted."}
+                    item.stage, item.error = DELETED, {"code": "not_found", "message": "The document was deleted."}
                     continue
                 response.raise_for_status()
                 item.detail = response.json()
@@ -122,27 +122,30 @@ def _summary(items: list[Tracked]) -> None:
         note = _text(error) if error else ""
         if not note and i.stage not in DONE:
             note = f"still {i.stage}"
+        elif not note and i.stage == Stage.SUPERSEDED:
+            note = "a newer version of this source replaced it"
         elif not note and i.duplicate:
             note = "unchanged"
         note = escape(note)
         table.add_row(escape(tail(i.name)), str(i.version or "-"), i.stage,
                       str(d.get("progress", {}).get("chunks", "-")), f"{d.get('cost_usd', 0.0):.6f}",
-                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REJECTED) else note)
+                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REJECTED, DELETED) else note)
     console.print(table)
-    counts = {s: sum(i.stage == s for i in items) for s in (Stage.COMPLETE, Stage.FAILED, REJECTED)}
-    console.print(f"documents: {len(items)}  complete: {counts['complete']}  failed: {counts['failed']}  "
-                  f"rejected: {counts['rejected']}")
+    counts = {s: sum(i.stage == s for i in items)
+              for s in (Stage.COMPLETE, Stage.FAILED, REJECTED, Stage.SUPERSEDED, DELETED)}
+    shown = [f"{s}: {n}" for s, n in counts.items() if n or s in (Stage.COMPLETE, Stage.FAILED, REJECTED)]
+    console.print("  ".join([f"documents: {len(items)}", *shown]))
 
 
 def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
                   timeout: float | None = None, wait: bool = True, prefix: str = "",
                   source_name: str | None = None, batch: bool = False, as_json: bool = False) -> int:
-    """Upload, follow until every document is complete or failed (unless ``wait`` is
-    false, or ``batch``: the Batch API answers within a day), print a summary (with
-    ``as_json``, one JSON document and no progress).
+    """Upload, follow until every document's stage is terminal (unless ``wait`` is false,
+    or ``batch``: the Batch API answers within a day), print a summary (with ``as_json``,
+    one JSON document and no progress).
 
     Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
-    rejected or did not finish within ``timeout``, 2 the server could not be used
+    rejected, superseded or deleted, or did not finish within ``timeout``, 2 the server could not be used
     (unreachable, bad key, bad path).
     """
     try:

@@ -62,6 +62,8 @@ def ingest_summary(rows: list[dict[str, Any]], refused: list[Submitted]) -> None
         note = ""
         if r["stage"] == Stage.FAILED:
             note = f"[red]{escape(r['error_code'])}: {escape(r['error_message'])}[/red]"
+        elif r["stage"] == Stage.SUPERSEDED:
+            note = "a newer version of this source replaced it"
         elif r["stage"] != Stage.COMPLETE:
             note = f"waiting: {escape(r['deferred_reason'] or 'queued')}"
         elif r["degraded"]:

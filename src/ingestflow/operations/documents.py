@@ -26,8 +26,10 @@ from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
 from ingestflow.store import costs, documents, jobs, usage
 from ingestflow.store.documents import NewFile, Registration
+from ingestflow.store.files import lock_contents
 
 EVENTS_SHOWN = 20
+MIN_ID_PREFIX = 4  # characters of a document id that name it (git's shortest abbreviation)
 THROUGHPUT_BUCKETS = 12  # the last hour ...
 THROUGHPUT_BUCKET_SECONDS = 300  # ... in 5-minute buckets
 
@@ -101,13 +103,18 @@ def _read(path: Path, source: str) -> NewFile | Refused:
 
 
 async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
-    """A document by source name (its newest version), id, or an id prefix that names only
-    one document (else Refused: acting on whichever matched first could retry the wrong one)."""
+    """A document by source name (its newest version; a name wins over an id prefix it
+    also is, "2024" say), id, or an id prefix of at least MIN_ID_PREFIX characters that
+    names only one document (else Refused: acting on whichever matched first could
+    delete the wrong one; one character matches a sixteenth of all documents)."""
     ref = ref.strip()
     if not ref:
         raise not_found()
     async with rt.db.pool.connection() as conn:
-        found = await documents.find(conn, tenant, ref)
+        found = await documents.find(conn, tenant, ref, min_prefix=MIN_ID_PREFIX)
+    if not found and len(ref) < MIN_ID_PREFIX:
+        raise Refused("not_found", "not_found", f"No document is named {ref!r}, and an id prefix needs at least "
+                                                f"{MIN_ID_PREFIX} characters.")
     if not found:
         raise not_found()
     if found[0]["source_name"] != ref and len(found) > 1:
@@ -130,19 +137,25 @@ async def retry(rt: Runtime, tenant: str, document: uuid.UUID, *, limits: Tenant
         await documents.requeue(conn, document, reason="retry requested")
 
 
-async def delete(rt: Runtime, tenant: str, document: uuid.UUID) -> None:
-    """Remove the document with its chunks, vectors, text, events and job; its bytes too
-    unless another document (of any tenant) has the same content. Nothing tells the
-    caller which: that would say what another tenant has uploaded."""
+async def delete(rt: Runtime, tenant: str, document: uuid.UUID) -> int:
+    """Remove the document's source: every version, with its chunks, vectors, text, events
+    and job, and the stored bytes unless another document (of any tenant) has the same
+    content; the cost ledger keeps its amounts, never text. Nothing tells the caller
+    whether bytes stayed: that would say what another tenant has uploaded. Returns how
+    many versions went."""
     async with rt.db.pool.connection() as conn:
         async with conn.transaction():
-            sha256 = await documents.delete(conn, tenant, document)
-        if sha256 is None:
+            shas = await documents.delete(conn, tenant, document)
+        if shas is None:
             raise not_found()
         # After the commit: a local file cannot be un-deleted if the transaction failed.
+        # Under the contents' locks: an upload of the same bytes holds them until it commits.
+        contents = sorted(set(shas))
         async with conn.transaction():
-            if not await documents.bytes_referenced(conn, sha256):
+            await lock_contents(conn, contents)
+            for sha256 in await documents.unreferenced(conn, contents):
                 await rt.files.delete(conn, sha256)
+    return len(shas)
 
 
 async def stage(rt: Runtime, tenant: str, document: uuid.UUID) -> str:

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ingestflow.lifecycle import TRANSITIONS, Stage
-from ingestflow.store.files import FileStore
+from ingestflow.store.files import FileStore, lock_contents
 from ingestflow.store.sql import query
 
 NAMESPACE = uuid.UUID("6f1d7a3e-3c0b-5b7e-9a59-6f8e1b0d2c41")
@@ -59,8 +59,9 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
 
     The source locks make concurrent uploads of one name pick distinct version numbers.
     Unchanged bytes (the source's newest version, or a live document of the tenant under
-    any name) are a duplicate: no new work, though a failed one is queued again. Files of
-    one call are registered in a few statements, whatever their number.
+    any name) are a duplicate: no new work, though a failed one is queued again. A
+    superseded version is never one: its content is gone, so the same bytes again are a
+    new version. Files of one call are registered in a few statements, whatever their number.
     """
     digests = [sha256_hex(f.data) for f in files]
     await lock_sources(conn, [(tenant, f.source_name) for f in files])
@@ -74,7 +75,8 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
         latest = versions.get(f.source_name, row["latest_version"] or 0)
         if digest in seen:
             reg = replace(seen[digest], requeued=False)
-        elif row["latest_sha256"] == digest and latest == row["latest_version"]:
+        elif (row["latest_sha256"] == digest and latest == row["latest_version"]
+              and row["latest_stage"] != Stage.SUPERSEDED):
             reg = Registration(row["latest_id"], latest, duplicate=True, requeued=row["latest_stage"] == Stage.FAILED)
         elif row["dup_id"] is not None:
             reg = Registration(row["dup_id"], row["dup_version"], duplicate=True,
@@ -87,6 +89,7 @@ async def register(conn: AsyncConnection, *, tenant: str, files: Sequence[NewFil
             requeue_ids.append(reg.document_id)
         seen[digest] = reg
         out.append(reg)
+    await lock_contents(conn, [digest for _, digest, _ in new])  # until these rows commit
     await store.put(conn, {digest: f.data for f, digest, _ in new})
     rows = [{"id": reg.document_id, "tenant": tenant, "source_name": f.source_name, "version": reg.version,
              "mime": f.mime, "size_bytes": len(f.data), "sha256": digest, "correlation_id": uuid.uuid4()}
@@ -264,10 +267,11 @@ async def _rows(conn: AsyncConnection, name: str, params: dict[str, Any]) -> lis
     return await (await cur.execute(query(name), params)).fetchall()
 
 
-async def find(conn: AsyncConnection, tenant: str, ref: str) -> list[dict[str, Any]]:
+async def find(conn: AsyncConnection, tenant: str, ref: str, *, min_prefix: int) -> list[dict[str, Any]]:
     """Documents named by ``ref``, best first: the source name's newest version, else those
-    whose id starts with ``ref`` (at most two: enough to tell a unique prefix)."""
-    return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref})
+    whose id starts with ``ref``, when it is ``min_prefix`` characters or more (at most
+    two: enough to tell a unique prefix)."""
+    return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref, "min_prefix": min_prefix})
 
 
 async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:
@@ -327,13 +331,19 @@ async def chunks(conn: AsyncConnection, tenant: str, document: uuid.UUID, *, aft
                                                  "limit": limit})
 
 
-async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> str | None:
-    """Delete a document (chunks, vectors, texts, events and job by cascade; ledger rows
-    stay); returns its content hash, or None when the tenant has no such document."""
-    row = await (await conn.execute(query("delete_document"), {"tenant": tenant, "document_id": document})).fetchone()
-    return row[0] if row else None
+async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> list[str] | None:
+    """Delete the document's source: every version, under the source's lock (chunks,
+    vectors, texts, events and jobs by cascade; ledger rows keep their amounts). Returns
+    the content hash of each version deleted, or None when the tenant has no such document."""
+    row = await (await conn.execute(query("document_source"), {"tenant": tenant, "document_id": document})).fetchone()
+    if row is None:
+        return None
+    await lock_sources(conn, [(tenant, row[0])])
+    cur = await conn.execute(query("delete_document"), {"tenant": tenant, "source_name": row[0]})
+    return [sha for (sha,) in await cur.fetchall()] or None  # empty: deleted meanwhile
 
 
-async def bytes_referenced(conn: AsyncConnection, sha256: str) -> bool:
-    """Whether any document of any tenant still uses these bytes (blobs are shared)."""
-    return (await (await conn.execute(query("blob_referenced"), {"sha256": sha256})).fetchone())[0]
+async def unreferenced(conn: AsyncConnection, shas: Sequence[str]) -> list[str]:
+    """Those of these contents no document of any tenant uses any more (blobs are shared)."""
+    cur = await conn.execute(query("blobs_unreferenced"), {"shas": list(shas)})
+    return [sha for (sha,) in await cur.fetchall()]

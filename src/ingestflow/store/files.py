@@ -39,6 +39,15 @@ class FileStore(Protocol):
     async def delete(self, conn: AsyncConnection, sha256: str) -> None: ...
 
 
+async def lock_contents(conn: AsyncConnection, keys: Sequence[str]) -> None:
+    """Hold these contents' locks until the transaction ends. Writing bytes that may exist
+    already (skipped: content-addressed) and committing the documents that use them, or
+    checking that nothing uses them and removing them, happen under them: either alone
+    would let an upload and a delete of the same bytes lose the file between them."""
+    if keys:
+        await conn.execute(query("lock_blobs"), {"shas": list(keys)})
+
+
 class PostgresFileStore:
     async def put(self, conn: AsyncConnection, files: Mapping[str, bytes]) -> None:
         async with conn.cursor() as cur:

@@ -144,11 +144,12 @@ async def retry(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep,
 
 
 @router.delete("/{document_id}", response_model=schemas.DeleteResponse, responses=_NOT_FOUND,
-               summary="Delete a document")
+               summary="Delete a document's source, every version")
 async def delete(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep) -> schemas.DeleteResponse:
-    """Removes the document with its chunks, vectors, text, events and job; its bytes too
-    unless another document (of any tenant) has the same content. The response does not
-    say which: that would tell one tenant what another has uploaded."""
+    """Removes every version of the document's source with their chunks, vectors, texts,
+    events and jobs; their bytes too unless another document (of any tenant) has the same
+    content. The response does not say which: that would tell one tenant what another
+    has uploaded. The cost ledger keeps the amounts spent, never text."""
     await documents.delete(rt, tenant, document_id)
     return schemas.DeleteResponse(id=document_id, deleted=True)
 
