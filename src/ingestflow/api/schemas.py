@@ -232,10 +232,12 @@ class ConfiguredService(BaseModel):
 
 
 class LiveWorker(BaseModel):
+    """A worker serves every tenant: what it did (how many jobs) would tell one tenant of
+    another's activity, so only what it is and that it is alive are shown."""
+
     host: str
     pid: int
     slots: int = Field(description="Jobs it runs in parallel.")
-    jobs_done: int = Field(description="Documents it completed since it started.")
     started_at: datetime
     heartbeat_at: datetime = Field(description="Its last heartbeat (every WORKER_HEARTBEAT_SECONDS).")
 
