@@ -117,12 +117,18 @@ def test_delete_asks_first_and_takes_the_document_out_of_search(settings: Settin
     assert found["hits"] == []
 
 
+def home_unset(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user with no INGESTFLOW_HOME, whose per-user data folder is
+    tmp_path/xdg (HOME: tmp_path/user)."""
+    (tmp_path / "user").mkdir()
+    return {"INGESTFLOW_HOME": "", "HOME": str(tmp_path / "user"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+
+
 def test_the_home_is_found_walking_up_else_the_per_user_default(settings: Settings, tmp_path: Path) -> None:
     """INGESTFLOW_HOME unset: a project's .ingestflow is found from any folder below it, with
     the .env beside it; elsewhere the per-user default, said when it is new."""
+    found_env = home_unset(tmp_path)
     user, xdg = tmp_path / "user", tmp_path / "xdg"
-    user.mkdir()
-    found_env = {"INGESTFLOW_HOME": "", "HOME": str(user), "XDG_DATA_HOME": str(xdg)}
     project = tmp_path / "project"
     deep = project / "docs" / "2026"
     deep.mkdir(parents=True)
@@ -155,9 +161,7 @@ def test_a_home_or_env_planted_by_someone_else_is_skipped(settings: Settings, tm
     """A shared folder (as the system's temp folder) holding a .ingestflow and a .env is not
     trusted by those working below it unless it is theirs and only theirs to write, as git's
     safe.directory: skipped with a warning, whatever it says is not read."""
-    user, xdg = tmp_path / "user", tmp_path / "xdg"
-    user.mkdir()
-    env = {"INGESTFLOW_HOME": "", "HOME": str(user), "XDG_DATA_HOME": str(xdg)}
+    env, xdg = home_unset(tmp_path), tmp_path / "xdg"
     shared = tmp_path / "shared"
     work = shared / "me" / "work"
     work.mkdir(parents=True)
