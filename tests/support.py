@@ -105,7 +105,7 @@ def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default"
 def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", mode: str | None = None,
          **filters: Any) -> Any:
     """The whole SearchResult of one search through the operations layer."""
-    from ingestflow.operations.search import Filters
+    from ingestflow.operations.bounds import Filters
     from ingestflow.operations.search import search as run_search
     from ingestflow.runtime import open_runtime
 

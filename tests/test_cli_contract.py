@@ -6,6 +6,7 @@ database."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -116,12 +117,18 @@ def test_delete_asks_first_and_takes_the_document_out_of_search(settings: Settin
     assert found["hits"] == []
 
 
+def home_unset(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user with no INGESTFLOW_HOME, whose per-user data folder is
+    tmp_path/xdg (HOME: tmp_path/user)."""
+    (tmp_path / "user").mkdir()
+    return {"INGESTFLOW_HOME": "", "HOME": str(tmp_path / "user"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+
+
 def test_the_home_is_found_walking_up_else_the_per_user_default(settings: Settings, tmp_path: Path) -> None:
     """INGESTFLOW_HOME unset: a project's .ingestflow is found from any folder below it, with
     the .env beside it; elsewhere the per-user default, said when it is new."""
+    found_env = home_unset(tmp_path)
     user, xdg = tmp_path / "user", tmp_path / "xdg"
-    user.mkdir()
-    found_env = {"INGESTFLOW_HOME": "", "HOME": str(user), "XDG_DATA_HOME": str(xdg)}
     project = tmp_path / "project"
     deep = project / "docs" / "2026"
     deep.mkdir(parents=True)
@@ -148,3 +155,49 @@ def test_the_home_is_found_walking_up_else_the_per_user_default(settings: Settin
     no_xdg = json_out(run_cli(settings, "status", "--json", cwd=elsewhere, **{**found_env, "XDG_DATA_HOME": ""}))
     assert no_xdg["home"]["path"] == str(user / ".local" / "share" / "ingestflow")
     assert no_xdg["home"]["how"] == "default"
+
+
+def test_a_home_or_env_planted_by_someone_else_is_skipped(settings: Settings, tmp_path: Path) -> None:
+    """A shared folder (as the system's temp folder) holding a .ingestflow and a .env is not
+    trusted by those working below it unless it is theirs and only theirs to write, as git's
+    safe.directory: skipped with a warning, whatever it says is not read."""
+    env, xdg = home_unset(tmp_path), tmp_path / "xdg"
+    shared = tmp_path / "shared"
+    work = shared / "me" / "work"
+    work.mkdir(parents=True)
+    planted = shared / ".ingestflow"
+    planted.mkdir()
+    (shared / ".env").write_text("SEARCH_MODE=keyword\n")
+
+    def doctor() -> tuple[dict[str, Any], str]:
+        done = run_cli(settings, "doctor", "--json", cwd=work, **env)
+        return json_out(done), done.stderr
+
+    report, _ = doctor()
+    assert report["home"]["path"] == str(planted) and report["settings"]["search_mode"] == "keyword"  # ours: used
+
+    planted.chmod(0o777)  # writable by every user
+    report, warned = doctor()
+    assert report["home"]["path"] == str(xdg / "ingestflow") and report["settings"]["search_mode"] == "hybrid"
+    assert f"skipped {planted}: every user can write to it" in warned, warned
+
+    planted.chmod(0o755)
+    os.chown(planted, 54321, 54321)  # another user's
+    report, warned = doctor()
+    assert report["home"]["how"] == "default" and report["settings"]["search_mode"] == "hybrid"
+    assert f"skipped {planted}: it is owned by another user (uid 54321)" in warned, warned
+
+    # The home is ours, the .env beside it (or in the working folder) is not: the home is
+    # used, that .env is not read.
+    os.chown(planted, os.geteuid(), os.getegid())
+    for dotenv in (shared / ".env", work / ".env"):
+        dotenv.write_text("SEARCH_MODE=keyword\n")
+        os.chown(dotenv, 54321, 54321)
+        report, warned = doctor()
+        assert report["home"]["path"] == str(planted) and report["settings"]["search_mode"] == "hybrid"
+        assert f"skipped {dotenv}: it is owned by another user" in warned, warned
+        os.chown(dotenv, os.geteuid(), os.getegid())
+        dotenv.chmod(0o666)
+        report, warned = doctor()
+        assert report["settings"]["search_mode"] == "hybrid" and f"skipped {dotenv}: every user" in warned
+        dotenv.unlink()

@@ -17,7 +17,7 @@ from ingestflow.store.sql import query
 from ingestflow.api import create_app
 from ingestflow.config import ConfigError, ServiceMode, Settings
 from ingestflow.operations.errors import Refused
-from ingestflow.operations.search import MAX_QUERY_CHARS, MODES
+from ingestflow.operations.bounds import MAX_QUERY_CHARS, MODES
 from ingestflow.services.mock import HashingEmbedder
 from ingestflow.testing.fake_openai import FakeOpenAI
 from provider_support import real, write_docs
@@ -133,8 +133,9 @@ def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: 
                 body = client.post("/v1/search", json={"query": query, "mode": mode}, headers=auth(key)).json()
                 assert body["hits"] == [] and body["notes"], (query, body)
         too_long = client.post("/v1/search", json={"query": "x" * (MAX_QUERY_CHARS + 1)}, headers=auth(key))
-        assert too_long.status_code == 422
-        assert client.post("/v1/search", json={"query": "x", "mode": "fuzzy"}, headers=auth(key)).status_code == 422
+        assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "query_too_long")
+        fuzzy = client.post("/v1/search", json={"query": "x", "mode": "fuzzy"}, headers=auth(key))
+        assert (fuzzy.status_code, fuzzy.json()["error"]["code"]) == (400, "unknown_mode")
         body = client.post("/v1/search", json={"query": "aurora & | ! ( ) : *"}, headers=auth(key)).json()
     assert body["mode"] == "hybrid" and "aurora" in body["hits"][0]["text"]  # the words still count
     assert sql(settings, "SELECT count(*) FROM documents WHERE stage <> 'complete'")[0][0] == 0

@@ -120,3 +120,24 @@ def test_worker_heartbeats_show_it_alive_until_killed_or_stopped(settings: Setti
         second.wait(timeout=60)
         assert sql(settings, "SELECT count(*) FROM workers WHERE pid = %s", (second.pid,)) == [(0,)]
         assert ready_workers(client)["count"] == 0
+
+
+def test_the_dashboard_shows_no_other_tenants_activity(settings: Settings, tmp_path: Path) -> None:
+    """Tenant beta's uploads, done by the worker both tenants share, change nothing alpha's
+    dashboard says about that worker but its heartbeat."""
+    alpha, beta = make_key(settings, "alpha"), make_key(settings, "beta")
+
+    def alpha_sees() -> list[dict[str, Any]]:
+        return [{k: v for k, v in w.items() if k != "heartbeat_at"} for w in board_workers(client, alpha)["alive"]]
+
+    with serving(settings, tmp_path / "serve.log", "--workers", "2", WORKER_HEARTBEAT_SECONDS=HEARTBEAT) as base, \
+            httpx.Client(base_url=base, timeout=60) as client:
+        before = wait_for(alpha_sees)
+        for name in ("notes.txt", "release-notes.md"):
+            sent = upload(client, beta, name)
+            wait_for(lambda: document(client, beta, sent["id"])["stage"] == "complete")
+        done_at = board_workers(client, alpha)["alive"][0]["heartbeat_at"]
+        wait_for(lambda: board_workers(client, alpha)["alive"][0]["heartbeat_at"] > done_at)  # one beat since
+        assert alpha_sees() == before
+        assert set(before[0]) == {"host", "pid", "slots", "started_at"}
+        assert board_workers(client, alpha)["warning"] is None

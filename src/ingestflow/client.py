@@ -15,13 +15,15 @@ refusal is an :class:`IngestflowError` whose ``code`` is the API's error code.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
@@ -30,7 +32,8 @@ from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.costs import ServiceSpend
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import check_tenant, sources
-from ingestflow.operations.search import Filters as SearchFilters
+from ingestflow.operations.bounds import Filters as SearchFilters
+from ingestflow.operations.bounds import check_arguments
 from ingestflow.operations.search import SearchHit, SearchResult
 from ingestflow.redaction import scrub
 from ingestflow.store import embedded
@@ -352,14 +355,18 @@ class _Remote:
         except httpx.HTTPError as exc:
             raise IngestflowError("server_unreachable", f"Cannot reach {self.http.base_url}: {exc}.") from None
         if response.is_success:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise IngestflowError("invalid_response", f"{self.http.base_url} answered HTTP "
+                                      f"{response.status_code} with a body that is not JSON: is it an "
+                                      "ingestflow server?") from None
         try:
             error = response.json()["error"]
             code, message = error["code"], error["message"]
         except (ValueError, KeyError, TypeError):
             code, message = "http_error", f"The server answered HTTP {response.status_code}."
-        retry_after = response.headers.get("retry-after")
-        raise IngestflowError(code, message, retry_after=float(retry_after) if retry_after else None)
+        raise IngestflowError(code, message, retry_after=_retry_after(response.headers.get("retry-after")))
 
     @staticmethod
     def _no_tenant(tenant: str | None) -> None:
@@ -367,15 +374,12 @@ class _Remote:
             raise IngestflowError("invalid_tenant", "A remote server acts for the API key's tenant; "
                                                     "do not pass tenant= with url=.")
 
-    @staticmethod
-    def _id(ref: str | uuid.UUID | Document) -> uuid.UUID:
-        if isinstance(ref, Document):
-            return ref.id
-        try:
-            return ref if isinstance(ref, uuid.UUID) else uuid.UUID(ref.strip())
-        except ValueError:
-            raise IngestflowError("invalid_document_id", f"A remote server takes a document's full id (a UUID), "
-                                                         f"not {ref!r}.") from None
+    async def _id(self, ref: str | uuid.UUID | Document) -> uuid.UUID:
+        """A document's id; a source name or an id prefix is resolved by the server, by the
+        rule a local client uses (operations/documents.py ``find``)."""
+        if isinstance(ref, Document | uuid.UUID):
+            return ref if isinstance(ref, uuid.UUID) else ref.id
+        return uuid.UUID((await self._call("GET", "/v1/documents/lookup", params={"ref": ref}))["id"])
 
     async def _upload(self, name: str, data: Path | bytes, batch_api: bool) -> Ingested:
         body = data if isinstance(data, bytes) else await asyncio.to_thread(data.read_bytes)
@@ -439,7 +443,7 @@ class _Remote:
 
     async def document(self, ref: str | uuid.UUID | Document, tenant: str | None) -> DocumentStatus:
         self._no_tenant(tenant)
-        r = await self._call("GET", f"/v1/documents/{self._id(ref)}")
+        r = await self._call("GET", f"/v1/documents/{await self._id(ref)}")
         error = r["error"] or {}
         return _parsed(DocumentStatus, r, **r["progress"], error_stage=error.get("stage"),
                        error_message=error.get("message"))
@@ -459,11 +463,11 @@ class _Remote:
 
     async def delete(self, ref: str | uuid.UUID | Document, tenant: str | None) -> None:
         self._no_tenant(tenant)
-        await self._call("DELETE", f"/v1/documents/{self._id(ref)}")
+        await self._call("DELETE", f"/v1/documents/{await self._id(ref)}")
 
     async def retry(self, ref: str | uuid.UUID | Document, tenant: str | None) -> None:
         self._no_tenant(tenant)
-        await self._call("POST", f"/v1/documents/{self._id(ref)}/retry")
+        await self._call("POST", f"/v1/documents/{await self._id(ref)}/retry")
 
     async def costs(self, tenant: str | None) -> Costs:
         self._no_tenant(tenant)
@@ -506,7 +510,7 @@ class AsyncClient:
     environment and ``.env``; keyword arguments override them, e.g.
     ``AsyncClient(database_url=...)``, or pass ``settings=``).
     ``AsyncClient(url="http://host:8000", api_key="...")`` uses an API server instead;
-    the key's tenant is the only one it can act for, and documents are named by id.
+    the key's tenant is the only one it can act for.
     Use ``async with AsyncClient() as client:`` or ``await client.aclose()``."""
 
     def __init__(self, settings: Settings | None = None, *, url: str | None = None, api_key: str | None = None,
@@ -585,9 +589,11 @@ class AsyncClient:
         """The ``k`` passages that best answer ``query`` (``mode``: hybrid, vector or keyword;
         SEARCH_MODE when None), with where each comes from (document, version, pages,
         headings) and notes on how the answer was found."""
+        with _public_errors():  # the rule every face checks with, before either backend
+            query, k, mode, checked = check_arguments(query, k, mode, filters or SearchFilters())
         backend = await self._open()
         with _public_errors():
-            return await backend.search(query, k, mode, filters or SearchFilters(), tenant)
+            return await backend.search(query, k, mode, checked, tenant)
 
     @overload
     async def status(self, document: None = None, *, tenant: str | None = None) -> Status: ...
@@ -597,7 +603,7 @@ class AsyncClient:
     async def status(self, document: str | uuid.UUID | Document | None = None, *,
                      tenant: str | None = None) -> Status | DocumentStatus:
         """The tenant's documents by stage and its queue; or, given a document (its id, an id
-        prefix or its source name; remotely its id), that document in detail."""
+        prefix or its source name), that document in detail."""
         backend = await self._open()
         with _public_errors():
             return await (backend.status(tenant) if document is None else backend.document(document, tenant))
@@ -665,11 +671,13 @@ class Client:
         return client
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
-        if _in_a_loop() or self._closed:
+        if _in_a_loop():
             call.close()  # never awaited: no "coroutine was never awaited" warning
             _outside_a_loop()
-            raise RuntimeError("this ingestflow client is closed")
         with self._turn:  # one loop runs one call at a time; other threads wait
+            if self._closed:  # checked in turn: close() may have run while this thread waited
+                call.close()
+                raise RuntimeError("this ingestflow client is closed")
             return self._runner.run(call)
 
     def __enter__(self) -> Client:
@@ -681,13 +689,15 @@ class Client:
     def close(self) -> None:
         """Close the database pool (or the HTTP connection) and the client's event loop;
         closing again does nothing."""
-        if self._closed:
-            return
-        try:
-            self._run(self._client.aclose())
-        finally:
+        _outside_a_loop()
+        with self._turn:  # after the call under way in another thread, before any waiting
+            if self._closed:
+                return
             self._closed = True
-            self._runner.close()
+            try:
+                self._runner.run(self._client.aclose())
+            finally:
+                self._runner.close()
 
     def ingest(self, source: Source, *, tenant: str | None = None, name: str | None = None, prefix: str = "",
                wait: bool = True, batch_api: bool = False, concurrency: int = 2,
@@ -726,6 +736,26 @@ class Client:
     def costs(self, *, tenant: str | None = None) -> Costs:
         """See :meth:`AsyncClient.costs`."""
         return self._run(self._client.costs(tenant=tenant))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A Retry-After header in seconds: given as seconds or as an HTTP date (RFC 9110);
+    None when absent or unreadable (the refusal matters more than the hint)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _in_a_loop() -> bool:

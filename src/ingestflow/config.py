@@ -9,12 +9,15 @@ The home (embedded database, uploaded files) is found as git finds a repository:
 ``INGESTFLOW_HOME`` if set, else the nearest ``.ingestflow`` folder in the working folder
 or above it, else a per-user default (``$XDG_DATA_HOME/ingestflow``, by default
 ``~/.local/share/ingestflow``). A command run from another folder opens the same home
-rather than a new, empty one beside it.
+rather than a new, empty one beside it. A home or a ``.env`` found on disk is used only if
+the user owns it and no other user can write to it (``trusted``), as git trusts a repository.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,9 +72,34 @@ def find_home(environ: Mapping[str, str] | None = None) -> Home:
         return Home(Path(env["INGESTFLOW_HOME"]).expanduser().resolve(), "env", ENV_ORIGIN)
     start = Path.cwd().resolve()
     for folder in (start, *start.parents):
-        if (folder / HOME_FOLDER).is_dir():
+        if (folder / HOME_FOLDER).is_dir() and trusted(folder / HOME_FOLDER):
             return Home(folder / HOME_FOLDER, "found", f"found walking up from {start}")
     return Home(per_user_home(env), "default", f"per-user default (no {HOME_FOLDER} folder in or above {start})")
+
+
+_DISTRUSTED: set[Path] = set()  # said once per process: settings are read more than once
+
+
+def trusted(path: Path) -> bool:
+    """Whether a home or a .env found on disk may be used: as git's safe.directory, only
+    when the current user owns it and other users cannot write to it. Otherwise whoever
+    planted it in a shared folder (the system's temp folder, say) would choose the
+    database, the provider URLs and so the destination of the documents and keys of
+    everybody working below it. A distrusted one is skipped, with a warning on stderr."""
+    if os.name != "posix":
+        return True
+    info = path.stat()
+    if info.st_uid != os.geteuid():
+        reason = f"it is owned by another user (uid {info.st_uid}), not by you (uid {os.geteuid()})"
+    elif info.st_mode & stat.S_IWOTH:
+        reason = "every user can write to it"
+    else:
+        return True
+    if path not in _DISTRUSTED:
+        _DISTRUSTED.add(path)
+        print(f"warning: ingestflow skipped {path}: {reason}. If it is yours, take it (chown) and make it "
+              "writable by you alone (chmod o-w); or set INGESTFLOW_HOME.", file=sys.stderr)
+    return False
 
 
 def per_user_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -361,7 +389,7 @@ def dotenv_files(environ: dict[str, str] | None = None) -> list[Path]:
         files.append(directory / ".env")
         if name:
             files.append(directory / f".env.{name}")
-    return [f for f in files if f.is_file()]
+    return [f for f in files if f.is_file() and trusted(f)]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingestflow.logging import get_logger
+from ingestflow.operations import bounds
 from ingestflow.operations.errors import Refused
 
 log = get_logger(__name__)
@@ -76,6 +77,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A field checked by the operations' own rule keeps its code and status (schemas.bound).
+        ruled = next((e for e in exc.errors() if e.get("type") in bounds.CODES), None)
+        if ruled is not None:
+            return _response(STATUS_OF["invalid"], ruled["type"], ruled["msg"])
         return _response(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)

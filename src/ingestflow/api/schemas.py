@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from ingestflow.catalogue import SearchMode
-from ingestflow.operations import workers
-from ingestflow.operations.search import MAX_QUERY_CHARS
+from ingestflow.operations import bounds, workers
+from ingestflow.operations.errors import Refused
 
 
 class ErrorDetail(BaseModel):
@@ -49,6 +50,13 @@ class DocumentSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     chunks: int
+
+
+class DocumentRef(BaseModel):
+    id: uuid.UUID
+    source_name: str
+    version: int
+    stage: str
 
 
 class DocumentPage(BaseModel):
@@ -122,20 +130,44 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
+def bound(check: Any) -> BeforeValidator:
+    """A field checked by the operations' own rule (operations/bounds.py), before pydantic
+    reads it: a refusal keeps its code (the error handler answers it 400, as the operation
+    would), so a client sees the same code from the API as from a local search."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except Refused as exc:
+            raise PydanticCustomError(exc.code, "{message}", {"message": exc.message}) from None
+
+    return BeforeValidator(validate)
+
+
+def _filter_text(field: str) -> BeforeValidator:
+    return bound(lambda value: bounds.check_filter_text(field, value))
+
+
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source_name: str | None = Field(default=None, max_length=1024)
-    document_ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
-    mime: str | None = Field(default=None, max_length=200)
+    source_name: Annotated[str | None, _filter_text("source_name")] = Field(
+        default=None, json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["source_name"]})
+    document_ids: Annotated[list[uuid.UUID] | None, bound(bounds.check_document_ids)] = Field(
+        default=None, json_schema_extra={"maxItems": bounds.MAX_FILTER_DOCUMENTS})
+    mime: Annotated[str | None, _filter_text("mime")] = Field(
+        default=None, json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["mime"]})
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(default=5, ge=1, le=100)
-    mode: SearchMode | None = Field(
+    query: Annotated[str, bound(bounds.check_query)] = Field(
+        json_schema_extra={"maxLength": bounds.MAX_QUERY_CHARS},
+        description="A blank query, or one without words, finds nothing (with a note).")
+    k: Annotated[int, bound(bounds.check_k)] = Field(
+        default=5, json_schema_extra={"minimum": bounds.MIN_K, "maximum": bounds.MAX_K})
+    mode: Annotated[SearchMode | None, bound(bounds.check_mode)] = Field(
         default=None, description="hybrid: nearest vectors and keyword matches fused by reciprocal rank "
         "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
         "keyword: full-text matches of any of the query's words only (no embedding call).")
@@ -200,10 +232,12 @@ class ConfiguredService(BaseModel):
 
 
 class LiveWorker(BaseModel):
+    """A worker serves every tenant: what it did (how many jobs) would tell one tenant of
+    another's activity, so only what it is and that it is alive are shown."""
+
     host: str
     pid: int
     slots: int = Field(description="Jobs it runs in parallel.")
-    jobs_done: int = Field(description="Documents it completed since it started.")
     started_at: datetime
     heartbeat_at: datetime = Field(description="Its last heartbeat (every WORKER_HEARTBEAT_SECONDS).")
 

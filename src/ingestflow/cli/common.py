@@ -115,4 +115,9 @@ def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: b
     except ConfigError as exc:
         fail(str(exc), 2, error="invalid_configuration")
     except Refused as exc:
-        fail(exc.message if Output.json else str(exc), 1, error=exc.code)
+        refuse(exc)
+
+
+def refuse(exc: Refused) -> NoReturn:
+    """An operation's refusal as the command's error: its code, exit 1."""
+    fail(exc.message if Output.json else str(exc), 1, error=exc.code)

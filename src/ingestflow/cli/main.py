@@ -122,14 +122,20 @@ def ingest(
 @app.command()
 def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many passages.")] = 5,
+    k: Annotated[int, typer.Option("-k", help="How many passages (1-100).")] = 5,
     mode: ModeOpt = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
     """Search the current versions of all complete documents (by meaning and by keyword)."""
-    from ingestflow.cli.common import run, start_database
+    from ingestflow.cli.common import refuse, run, start_database
+    from ingestflow.operations.errors import Refused
+    from ingestflow.operations.bounds import Filters, check_arguments
 
+    try:  # the arguments, by the rule every face uses, before the database starts
+        check_arguments(text, k, mode, Filters())
+    except Refused as exc:
+        refuse(exc)
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations.search import search as run_search

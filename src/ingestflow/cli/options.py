@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from ingestflow.catalogue import SearchMode
 
 
 def tenant_name(value: str | None) -> str | None:
@@ -23,7 +22,8 @@ def tenant_name(value: str | None) -> str | None:
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.", callback=tenant_name)]
 TenantFilterOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant.", callback=tenant_name)]
-ModeOpt = Annotated[SearchMode | None, typer.Option(
+# Checked by the search itself (operations/bounds.py), so a bad mode has the API's code, unknown_mode.
+ModeOpt = Annotated[str | None, typer.Option(
     "--mode", help="hybrid: vectors and keywords fused; vector or keyword alone. [default: SEARCH_MODE, hybrid]")]
 class Output:
     """How this process reports: set while the command line is parsed, read by ``fail``."""

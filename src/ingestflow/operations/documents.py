@@ -17,6 +17,7 @@ from typing import Any
 
 from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
+from ingestflow.operations import bounds
 from ingestflow.operations import limits as tenant_limits
 from ingestflow.operations import spaces, workers
 from ingestflow.operations.errors import Refused, not_found
@@ -108,7 +109,7 @@ async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
     names only one document (else Refused: acting on whichever matched first could
     delete the wrong one; one character matches a sixteenth of all documents)."""
     ref = ref.strip()
-    if not ref:
+    if not ref or not bounds.storable(ref):  # no stored name or id holds a NUL
         raise not_found()
     async with rt.db.pool.connection() as conn:
         found = await documents.find(conn, tenant, ref, min_prefix=MIN_ID_PREFIX)

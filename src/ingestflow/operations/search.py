@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from ingestflow import tracing
-from ingestflow.catalogue import SearchMode
 from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.operations.bounds import Filters, check_arguments
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
 from ingestflow.services.base import Embedder
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     import numpy as np
     from psycopg import AsyncConnection
 
-MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
-MODES: tuple[str, ...] = get_args(SearchMode)
 # ts_rank_cd's normalisation: 0 ranks by matched words and their proximity, whatever the
 # chunk's length (chunks are bounded by CHUNK_MAX_TOKENS anyway); chosen on bench/retrieval.py.
 RANK_NORMALIZATION = 0
@@ -68,13 +66,6 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Filters:
-    source_name: str | None = None
-    document_ids: list[uuid.UUID] | None = None
-    mime: str | None = None
-
-
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
                  filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents
@@ -93,14 +84,11 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                   filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
-    (blank, punctuation) matches nothing. Refused ``invalid`` for an unknown mode, a query
-    longer than MAX_QUERY_CHARS or one the model refuses; ``unavailable`` when a vector
+    (blank, punctuation) matches nothing. Refused ``invalid`` for arguments outside
+    operations/bounds.py or a query the model refuses; ``unavailable`` when a vector
     search cannot embed the query now."""
+    query, k, mode, filters = check_arguments(query, k, mode, filters)
     mode = mode or rt.settings.search_mode
-    if mode not in MODES:
-        raise Refused("invalid", "unknown_mode", f"Unknown search mode {mode!r}; use one of: {', '.join(MODES)}.")
-    if len(query) > MAX_QUERY_CHARS:
-        raise Refused("invalid", "query_too_long", f"The query is longer than {MAX_QUERY_CHARS} characters; shorten it.")
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
     notes: list[str] = []

@@ -87,6 +87,19 @@ async def list_documents(rt: RuntimeDep, tenant: TenantDep, stage: StageParam = 
     return schemas.DocumentPage(items=[schemas.DocumentSummary(**r) for r in page], next_cursor=next_cursor)
 
 
+@router.get("/lookup", response_model=schemas.DocumentRef,
+            responses={**_NOT_FOUND, 400: {"model": schemas.ErrorResponse, "description": "An ambiguous id prefix"}},
+            summary="Find a document by source name or id prefix")
+async def lookup(ref: Annotated[str, Query(max_length=1024, description="A source name, an id or an id prefix.")],
+                 rt: RuntimeDep, tenant: TenantDep) -> schemas.DocumentRef:
+    """The document a reference names, by the rule the CLI and the local Python client use
+    (a source name's newest version, else an id prefix that names one document), so a
+    remote client can name documents as a local one does."""
+    doc = await documents.find(rt, tenant, ref)
+    return schemas.DocumentRef(id=doc["id"], source_name=doc["source_name"], version=doc["version"],
+                               stage=doc["stage"])
+
+
 @router.get("/{document_id}", response_model=schemas.DocumentDetail, responses=_NOT_FOUND,
             summary="One document: stage, progress, cost, error, recent events")
 async def get_document(document_id: uuid.UUID, rt: RuntimeDep, tenant: TenantDep) -> schemas.DocumentDetail:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from ingestflow.api import schemas
 from ingestflow.api.deps import RuntimeDep, TenantDep
-from ingestflow.operations.search import Filters
+from ingestflow.operations.bounds import Filters
 from ingestflow.operations.search import search as run_search
 
 router = APIRouter(prefix="/v1", tags=["search"])
