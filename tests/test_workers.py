@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingestflow.config import Settings
+from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import real, worker_env
+from provider_support import write_docs as provider_docs
 from support import settings_env, sql, start_worker, submit
 
 
@@ -251,3 +254,33 @@ def test_statistics_refresh_skips_a_table_being_indexed(settings: Settings) -> N
 
         assert "documents" in asyncio.run(asyncio.wait_for(refresh(), 15))
         holder.rollback()
+
+
+def test_ctrl_c_on_ingest_hands_its_jobs_back(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Ctrl-C on `ingestflow ingest` stops its in-process worker as `ingestflow worker`
+    stops: exit 130, every unfinished job back in the queue with its attempt given back,
+    no worker row left, nothing logged about a closed pool. Before, the jobs stayed
+    `running` under a dead worker until their leases expired."""
+    fake.faults.set_rate(1.0, ["slow:0.2"])
+    s = real(settings, fake, lease_seconds=600.0, embedding_batch_size=2)
+    provider_docs(tmp_path / "docs", 30, sentences=12)
+    env = settings_env(s, **worker_env(s), EMBEDDING_BATCH_SIZE="2", LOG_LEVEL="INFO", LEASE_SECONDS="600")
+    with open(tmp_path / "ingest.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ingestflow", "ingest", str(tmp_path / "docs")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: fake.stats["requests"] >= 2, 60, "embedding under way")
+        assert sql(s, "SELECT count(*) FROM jobs WHERE state = 'running'")[0][0] > 0
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (tmp_path / "ingest.log").read_text()
+    assert code == 130, output[-3000:]
+    assert "worker_leave_failed" not in output and "Interrupted" in output
+    assert sql(s, "SELECT count(*) FROM jobs WHERE state = 'running'")[0][0] == 0
+    assert sql(s, "SELECT count(*) FROM workers")[0][0] == 0
+    unfinished = sql(s, "SELECT j.state, j.attempts, j.owner FROM jobs j JOIN documents d ON d.id = j.document_id"
+                        " WHERE d.stage <> 'complete'")
+    assert unfinished and all(row == ("ready", 0, None) for row in unfinished), unfinished
