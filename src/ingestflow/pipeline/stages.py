@@ -34,7 +34,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
-from ingestflow.lifecycle import Stage
+from ingestflow.lifecycle import IN_FLIGHT, Stage
 from ingestflow.logging import get_logger
 from ingestflow.pipeline.batch import Batch, Item, Released, Transactions, advance
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
@@ -80,9 +80,35 @@ class Pipeline:
                 for item in batch.items:
                     item.leave(Released())
                 return
+            # before work that costs (complete settles a race of versions itself)
+            if step != self.complete and (waiting := batch.at(*IN_FLIGHT)):
+                await self.retire_outdated(batch.owner, waiting)
             items = batch.at(*stages)
             if items:
                 await step(batch.owner, items)
+
+    async def retire_outdated(self, owner: str, items: list[Item]) -> None:
+        """Versions whose source has a newer version on its way end superseded now, before
+        the next stage spends anything on them: the newer one replaces them when it
+        completes (a source edited three times while queued pays for its last version
+        only). The source locks come before the fence, as in ``complete``."""
+        async with self.db.pool.connection() as conn:
+            found = await documents.outdated(conn, [i.id for i in items])
+        if not found:
+            return
+        started = time.perf_counter()
+        doomed = [i for i in items if i.id in found]
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await documents.lock_sources(conn, [(i.tenant, i.document["source_name"]) for i in doomed])
+            live = await self.tx.fence(conn, owner, doomed)
+            still = await documents.outdated(conn, [i.id for i in live])
+            retired = [i for i in live if i.id in still]
+            await documents.retire(conn, [i.id for i in retired])
+            await documents.add_events(conn, [_event(i, "superseded", Stage.SUPERSEDED, started,
+                                                     by="a newer version on its way") for i in retired])
+            await jobs.finish(conn, [i.job.id for i in retired], owner, failed=False)
+        for item in retired:
+            item.finished = True
 
     # -- parse ----------------------------------------------------------------------
 
