@@ -81,28 +81,38 @@ async def server_info(conn: psycopg.AsyncConnection) -> tuple[str, str]:
     return server, pgvector or "not installed"
 
 
-class Database:
-    """An async connection pool on a migrated database."""
+def _pool(url: str, max_size: int) -> AsyncConnectionPool:
+    # ``check``: a connection that died with the server (restart, failover) is
+    # replaced when taken from the pool instead of failing the caller's first query.
+    return AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
+                               check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS)
 
-    def __init__(self, url: str, *, max_size: int = 8) -> None:
+
+class Database:
+    """An async connection pool on a migrated database (and, for the API, a small second
+    one for admission checks)."""
+
+    def __init__(self, url: str, *, max_size: int = 8, admission_size: int = 0) -> None:
         self.url = url
-        # ``check``: a connection that died with the server (restart, failover) is
-        # replaced when taken from the pool instead of failing the caller's first query.
-        self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_size, open=False,
-            check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS,
-        )
+        self.pool = _pool(url, max_size)
+        # Admission checks (an upload's tenant limits, read before its body) on a few
+        # connections of their own when ``admission_size`` is set: a flood of uploads that
+        # are refused then queues here, never in front of searches waiting for ``pool``.
+        self.admission = _pool(url, admission_size) if admission_size else self.pool
 
     @classmethod
-    async def open(cls, settings: Settings, *, max_size: int, wait_seconds: float = 0.0) -> Database:
-        """Migrate and open the pool. ``wait_seconds``: how long a long-running process
+    async def open(cls, settings: Settings, *, max_size: int, wait_seconds: float = 0.0,
+                   admission_size: int = 0) -> Database:
+        """Migrate and open the pools. ``wait_seconds``: how long a long-running process
         (worker, API server) waits for an unreachable database at start, instead of exiting;
         short CLI commands pass 0 and report a wrong DATABASE_URL at once."""
         url = database_url(settings)
         await until_reachable(lambda: asyncio.to_thread(migrate, url), seconds=wait_seconds,
                               what="migrate the schema")
-        db = cls(url, max_size=max_size)
+        db = cls(url, max_size=max_size, admission_size=admission_size)
         await db.pool.open(wait=True)
+        if db.admission is not db.pool:
+            await db.admission.open(wait=True)
         try:
             async with db.pool.connection() as conn:
                 await chunks.check_search_config(conn, settings.search_language)
@@ -112,6 +122,8 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self.admission is not self.pool:
+            await self.admission.close()
         await self.pool.close()
 
     async def __aenter__(self) -> Database:
