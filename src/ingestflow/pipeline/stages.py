@@ -66,7 +66,14 @@ class Pipeline:
         self.chunking = chunking
         self.search_language = search_language
         self.tx = Transactions(db, lease_seconds)
-        self.embedding = Embedding(self.tx, services, batch_size=batch_size)
+        self.stopping = False  # see stop()
+        self.embedding = Embedding(self.tx, services, batch_size=batch_size, stopping=lambda: self.stopping)
+
+    def stop(self) -> None:
+        """Shutting down: no provider call starts from now on. Each document not yet sent
+        leaves its batch released (back to the queue, attempt given back); what was paid
+        for is written first, so it resumes from there."""
+        self.stopping = True
 
     async def run(self, batch: Batch) -> None:
         """Advance every document of the batch from wherever it is to complete."""
@@ -132,6 +139,9 @@ class Pipeline:
         results: dict[uuid.UUID, tuple[ParsedDocument, str | None, uuid.UUID | None]] = {}
 
         async def parse_one(item: Item) -> None:
+            if self.stopping:
+                item.leave(Released())
+                return
             results[item.id] = await self._parse(owner, item, *inputs[item.id])
 
         await _each(items, parse_one, PARSE_CONCURRENCY)
