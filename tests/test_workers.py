@@ -360,3 +360,25 @@ def test_sigterm_stops_between_provider_calls(settings: Settings, fake: FakeOpen
     total = sql(s, "SELECT count(*) FROM chunks")[0][0]
     assert sql(s, "SELECT count(*) FROM embeddings")[0][0] == fake.stats["inputs"] < total
     assert sql(s, "SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2") == [("ready", 0, 12)]
+
+
+def test_three_workers_share_the_queue(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Three live workers and 60 queued documents: each claim takes a fair share (the
+    runnable jobs over the live workers' slots), so every worker gets work. Before, the
+    first claim took all 60 (up to CLAIM_BATCH_SIZE) and two workers sat idle."""
+    fake.faults.set_rate(1.0, ["slow:0.2"])
+    s = real(settings, fake, embedding_batch_size=8)
+    procs = [start_worker(s, tmp_path / f"w{i}.log", "--concurrency", "1", **worker_env(s), EMBEDDING_BATCH_SIZE="8")
+             for i in range(3)]
+    try:
+        wait_for(lambda: sql(s, "SELECT count(*) FROM workers")[0][0] == 3, 60, "three live workers")
+        provider_docs(tmp_path / "docs", 60, sentences=12)
+        submit(s, [tmp_path / "docs"])
+        wait_for(lambda: all_complete(s), 120, "all documents complete")
+    finally:
+        for proc in procs:
+            stop(proc)
+    per_worker = sql(s, "SELECT split_part(detail->>'owner', '/', 1), count(*) FROM events WHERE kind = 'claimed'"
+                        " GROUP BY 1")
+    assert len(per_worker) == 3, per_worker
+    assert max(n for _, n in per_worker) <= 30, per_worker
