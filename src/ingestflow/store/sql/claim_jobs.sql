@@ -3,7 +3,9 @@
 -- workers claim concurrently without blocking. Candidates locked but not taken are free
 -- again when this statement's transaction ends. How many:
 -- * a fair share: the runnable jobs over the live workers' slots, rounded up, so that
---   every worker finds work (the count stops at what could change the answer);
+--   every worker finds work (the count stops at what could change the answer); jobs for
+--   the OpenAI Batch API are not shared out: the provider does their work, and each
+--   share would cost a batch of its own;
 -- * at most `limit`, and stopping before their documents' bytes pass `max_bytes` (the
 --   first is taken whatever its size when `at_least_one`);
 -- * at most half the batch a crashed job ran in (migration 0019): retried in halves, a job
@@ -13,8 +15,9 @@ WITH slots AS (
     FROM workers
     WHERE heartbeat_at > now() - make_interval(secs => 3 * interval_seconds)
 ), share AS (
-    SELECT least(%(limit)s, ceil(count(*)::numeric / (SELECT n FROM slots)))::int AS n
-    FROM (SELECT 1 FROM jobs j
+    SELECT least(%(limit)s, count(*) FILTER (WHERE batch_api)
+                            + ceil(count(*) FILTER (WHERE NOT batch_api)::numeric / (SELECT n FROM slots)))::int AS n
+    FROM (SELECT j.batch_api FROM jobs j
           WHERE j.next_attempt_at <= now()
             AND (j.state = 'ready' OR (j.state = 'running' AND j.lease_until < now()))
           LIMIT %(limit)s::bigint * (SELECT n FROM slots)) runnable
