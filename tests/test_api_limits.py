@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -82,3 +83,46 @@ def test_a_tenant_at_its_limit_is_refused_before_the_body_is_read(settings: Sett
     assert reply.startswith(b"HTTP/1.1 429"), reply[:300]
     assert f'"{code}"'.encode() in reply and b"retry-after: " in reply.lower()
     assert sql(settings, "SELECT tenant, count(*) FROM documents GROUP BY 1") == [("busy", 1)]
+
+
+def test_a_flood_of_refused_uploads_never_queues_in_front_of_a_search(settings: Settings) -> None:
+    """Tenant alpha floods uploads that its limit refuses, while every limit check is held
+    up (the test locks the usage table, so each check holds its connection until the lock
+    goes): a search by tenant beta is still answered, before any upload is. Limit checks
+    take their connections from a small pool of their own; on the one pool they shared,
+    the flood held every connection and the search waited behind it."""
+    import psycopg
+
+    alpha, beta = make_key(settings, "alpha"), make_key(settings, "beta")
+    url = settings.database_url.get_secret_value()
+    flood = 30
+
+    def stuck_checks() -> int:
+        return sql(settings, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                             " AND wait_event_type = 'Lock' AND query LIKE '%%api_usage%%'")[0][0]
+
+    with live_server(create_app(settings.model_copy(update={"api_uploads_per_day": 1}))) as base, \
+            httpx.Client(base_url=base, timeout=20) as client, ThreadPoolExecutor(flood) as pool:
+        assert client.post("/v1/documents", headers=auth(alpha), files={"file": ("a.md", MARKDOWN)}).status_code == 201
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE api_usage IN ACCESS EXCLUSIVE MODE")
+
+            def upload(i: int) -> httpx.Response:
+                with httpx.Client(base_url=base, timeout=120) as own:
+                    return own.post("/v1/documents", headers=auth(alpha),
+                                    files={"file": (f"tide-{i}.md", MARKDOWN + str(i).encode())})
+
+            uploads = [pool.submit(upload, i) for i in range(flood)]
+            deadline = time.monotonic() + 30
+            while stuck_checks() < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the rest of the flood arrives and queues for a connection
+            assert stuck_checks() >= 2
+            searched = client.post("/v1/search", headers=auth(beta), json={"query": "north quay", "k": 3})
+            assert searched.status_code == 200, searched.text
+            assert not any(u.done() for u in uploads)  # the search went first
+            assert stuck_checks() >= 2
+            holder.rollback()
+        responses = [u.result(timeout=60) for u in uploads]
+    assert Counter(r.status_code for r in responses) == {429: flood}
+    assert all(r.json()["error"]["code"] == "upload_limit" for r in responses)

@@ -164,3 +164,38 @@ def test_budget_exhausted_mid_document_resumes_without_paying_twice(
     assert sql(s, "SELECT count(*), sum(units) FROM ledger WHERE state = 'settled'")[0] == (5, sum(tokens))
     assert fake.stats["tokens_billed"] == sum(tokens)
     assert sub.registration.document_id
+
+
+def test_versions_superseded_while_queued_cost_nothing(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Three versions of 8 sources queued together, then one worker claims them all in one
+    batch: the two older versions of each source end superseded before any paid call, and
+    the provider bills the newest versions' tokens only. Before, every version was
+    embedded and then retired (most of the spend wasted)."""
+    import asyncio
+
+    from ingestflow.runtime import open_runtime
+
+    s = real(settings, fake, daily_cost_limit_openai=None, hourly_rate_limit_openai=None)
+    folder = tmp_path / "docs"
+    write_docs(folder, 8, sentences=12)
+    submit(s, folder)
+    for version in (2, 3):
+        for path in sorted(folder.iterdir()):
+            path.write_text(path.read_text() + f"\n\nRevision {version} of {path.stem} adds a closing sentence.")
+        submit(s, folder)
+    ids = [row[0] for row in sql(s, "SELECT id FROM documents")]
+
+    async def drain() -> None:  # one slot: every version of every source in one claimed batch
+        async with open_runtime(s) as rt:
+            await rt.drain(ids, 1).run()
+
+    asyncio.run(drain())
+    assert sql(s, "SELECT version, stage, count(*) FROM documents GROUP BY 1, 2 ORDER BY 1") == [
+        (1, "superseded", 8), (2, "superseded", 8), (3, "complete", 8)]
+    assert sql(s, "SELECT count(DISTINCT detail->>'owner') FROM events WHERE kind = 'claimed'") == [(1,)]
+    paid_versions = sql(s, "SELECT DISTINCT d.version FROM ledger l JOIN ledger_shares sh ON sh.ledger_id = l.id"
+                           " JOIN documents d ON d.id = sh.document_id")
+    assert paid_versions == [(3,)]
+    newest_tokens = sql(s, "SELECT sum(c.token_count) FROM chunks c JOIN documents d ON d.id = c.document_id"
+                           " WHERE d.version = 3")[0][0]
+    assert 0 < fake.stats["tokens_billed"] <= newest_tokens

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingestflow.config import Settings
+from ingestflow.testing.fake_openai import FakeOpenAI
+from provider_support import real, worker_env
+from provider_support import write_docs as provider_docs
 from support import settings_env, sql, start_worker, submit
 
 
@@ -251,3 +254,131 @@ def test_statistics_refresh_skips_a_table_being_indexed(settings: Settings) -> N
 
         assert "documents" in asyncio.run(asyncio.wait_for(refresh(), 15))
         holder.rollback()
+
+
+def test_ctrl_c_on_ingest_hands_its_jobs_back(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Ctrl-C on `ingestflow ingest` stops its in-process worker as `ingestflow worker`
+    stops: exit 130, every unfinished job back in the queue with its attempt given back,
+    no worker row left, nothing logged about a closed pool. Before, the jobs stayed
+    `running` under a dead worker until their leases expired."""
+    fake.faults.set_rate(1.0, ["slow:0.2"])
+    s = real(settings, fake, lease_seconds=600.0, embedding_batch_size=2)
+    provider_docs(tmp_path / "docs", 30, sentences=12)
+    env = settings_env(s, **worker_env(s), EMBEDDING_BATCH_SIZE="2", LOG_LEVEL="INFO", LEASE_SECONDS="600")
+    with open(tmp_path / "ingest.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ingestflow", "ingest", str(tmp_path / "docs")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: fake.stats["requests"] >= 2, 60, "embedding under way")
+        assert sql(s, "SELECT count(*) FROM jobs WHERE state = 'running'")[0][0] > 0
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (tmp_path / "ingest.log").read_text()
+    assert code == 130, output[-3000:]
+    assert "worker_leave_failed" not in output and "Interrupted" in output
+    assert sql(s, "SELECT count(*) FROM jobs WHERE state = 'running'")[0][0] == 0
+    assert sql(s, "SELECT count(*) FROM workers")[0][0] == 0
+    unfinished = sql(s, "SELECT j.state, j.attempts, j.owner FROM jobs j JOIN documents d ON d.id = j.document_id"
+                        " WHERE d.stage <> 'complete'")
+    assert unfinished and all(row == ("ready", 0, None) for row in unfinished), unfinished
+
+
+def test_a_document_that_kills_its_worker_fails_alone(settings: Settings, tmp_path: Path) -> None:
+    """Whenever a worker holds the poison document's job, it is SIGKILLed (as a document
+    that crashes its parser would). The batch it was in is retried in halves until the
+    poison runs alone; only crashes alone are charged, so it fails (worker_lost) after
+    MAX_ATTEMPTS of them and every other document completes at its first attempt. Before,
+    every crash charged the whole batch and all of it failed together."""
+    settings = settings.model_copy(update={"embedding_batch_size": 1, "chunk_max_tokens": 32,
+                                           "chunk_overlap_tokens": 0, "lease_seconds": 2.0})
+    write_docs(tmp_path / "docs", 15)
+    big_doc(tmp_path / "docs" / "poison.md")
+    submit(settings, [tmp_path / "docs"])
+    poison = sql(settings, "SELECT id FROM documents WHERE source_name = 'poison.md'")[0][0]
+    env = {"MAX_ATTEMPTS": "3"}
+    procs = {}
+
+    def spawn() -> None:
+        proc = start_worker(settings, tmp_path / f"w{len(procs)}.log", "--concurrency", "1", **env)
+        procs[proc.pid] = proc
+
+    def holder() -> int | None:
+        """The pid of the worker running the poison's job once it has started its batch."""
+        rows = sql(settings, "SELECT j.owner FROM jobs j WHERE j.document_id = %s AND j.state = 'running'"
+                             " AND j.lease_until > now() AND EXISTS (SELECT 1 FROM events e WHERE e.document_id"
+                             " = j.document_id AND e.kind = 'claimed' AND e.detail->>'owner' = j.owner)", (poison,))
+        return int(rows[0][0].split(":")[1]) if rows else None
+
+    for _ in range(2):
+        spawn()
+    kills = 0
+    try:
+        deadline = time.monotonic() + 180
+        while sql(settings, "SELECT stage FROM documents WHERE id = %s", (poison,))[0][0] != "failed":
+            assert time.monotonic() < deadline, "the poison document never failed"
+            if (pid := holder()) in procs:
+                procs.pop(pid).kill()
+                kills += 1
+                spawn()
+            time.sleep(0.05)
+        wait_for(lambda: sql(settings, "SELECT count(*) FROM documents WHERE stage = 'complete'")[0][0] == 15, 90,
+                 "the other documents to complete")
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    assert sql(settings, "SELECT error_code FROM documents WHERE id = %s", (poison,)) == [("worker_lost",)]
+    assert sql(settings, "SELECT attempts FROM jobs WHERE document_id = %s", (poison,)) == [(4,)]
+    others = sql(settings, "SELECT j.attempts, count(*) FROM jobs j WHERE j.document_id <> %s GROUP BY 1", (poison,))
+    assert others == [(1, 15)]
+    assert 4 <= kills <= 3 + 4  # three crashes alone, and at most log2(16) halvings before them
+
+
+def test_sigterm_stops_between_provider_calls(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """SIGTERM mid-embedding: no request starts after the signal, what was paid for is
+    stored, and every job goes back to the queue with its attempt given back. Before, the
+    worker finished the whole batch's embedding first (a platform's grace period then
+    SIGKILLs it, charging every job)."""
+    fake.faults.set_rate(1.0, ["slow:0.3"])
+    # a timeout long enough that no request is retried on a busy machine (the fake would bill both)
+    s = real(settings, fake, lease_seconds=600.0, embedding_batch_size=2, openai_timeout_seconds=10.0)
+    provider_docs(tmp_path / "docs", 12, sentences=12)
+    submit(s, [tmp_path / "docs"])
+    worker = start_worker(s, tmp_path / "w.log", "--concurrency", "1", **worker_env(s), EMBEDDING_BATCH_SIZE="2",
+                          LEASE_SECONDS="600")
+    try:
+        wait_for(lambda: fake.stats["requests"] >= 3, 60, "embedding under way")
+        worker.send_signal(signal.SIGTERM)
+        sent_before = fake.stats["requests"]
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert fake.stats["requests"] <= sent_before + 1  # at most one already on its way
+    total = sql(s, "SELECT count(*) FROM chunks")[0][0]
+    assert sql(s, "SELECT count(*) FROM embeddings")[0][0] == fake.stats["inputs"] < total
+    assert sql(s, "SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2") == [("ready", 0, 12)]
+
+
+def test_three_workers_share_the_queue(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Three live workers and 60 queued documents: each claim takes a fair share (the
+    runnable jobs over the live workers' slots), so every worker gets work. Before, the
+    first claim took all 60 (up to CLAIM_BATCH_SIZE) and two workers sat idle."""
+    fake.faults.set_rate(1.0, ["slow:0.2"])
+    s = real(settings, fake, embedding_batch_size=8)
+    procs = [start_worker(s, tmp_path / f"w{i}.log", "--concurrency", "1", **worker_env(s), EMBEDDING_BATCH_SIZE="8")
+             for i in range(3)]
+    try:
+        wait_for(lambda: sql(s, "SELECT count(*) FROM workers")[0][0] == 3, 60, "three live workers")
+        provider_docs(tmp_path / "docs", 60, sentences=12)
+        submit(s, [tmp_path / "docs"])
+        wait_for(lambda: all_complete(s), 120, "all documents complete")
+    finally:
+        for proc in procs:
+            stop(proc)
+    per_worker = sql(s, "SELECT split_part(detail->>'owner', '/', 1), count(*) FROM events WHERE kind = 'claimed'"
+                        " GROUP BY 1")
+    assert len(per_worker) == 3, per_worker
+    assert max(n for _, n in per_worker) <= 30, per_worker

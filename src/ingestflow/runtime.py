@@ -132,13 +132,13 @@ def file_store(settings: Settings) -> FileStore:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: bool = False
-                       ) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: bool = False,
+                       admission_size: int = 0) -> AsyncIterator[Runtime]:
     """``long_running`` (worker, API server): wait out a database that is restarting at
-    start, as the process will wait out one later."""
+    start, as the process will wait out one later. ``admission_size``: see Database."""
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
     tracing.configure()
-    db = await Database.open(settings, max_size=pool_size,
+    db = await Database.open(settings, max_size=pool_size, admission_size=admission_size,
                              wait_seconds=STARTUP_WAIT_SECONDS if long_running else 0.0)
     rt = Runtime(settings, db, file_store(settings))
     try:

@@ -96,16 +96,19 @@ class Worker:
         self._stopping = False
 
     def request_stop(self) -> None:
-        """Graceful stop (SIGTERM): running jobs are released at the next stage boundary."""
+        """Graceful stop (SIGTERM): running jobs are released before their next provider
+        call, or at the next stage boundary."""
         self._stopping = True
+        self.pipeline.stop()  # and no provider call starts from now on
         self._wake.set()
 
     async def run(self) -> None:
         """Work until asked to stop, or until idle and ``stop_when()`` is true."""
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
+        # Counted among the live workers before the first claim: claims take fair shares.
+        await self._attempt("heartbeat", self._heartbeat)
         background = [asyncio.create_task(self._listen()),
-                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat,
-                                                      at_start=True))]
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat))]
         if self.warm_up is not None:
             background.append(asyncio.create_task(asyncio.to_thread(self.warm_up)))
         if self.repair_interval is not None:
@@ -191,20 +194,20 @@ class Worker:
                 log.warning("listener_reconnect", error=redact(str(exc)))
                 await asyncio.sleep(self.poll_interval)
 
-    async def _every(self, interval: float, name: str, task: Callable[[], Awaitable[object]], *,
-                     at_start: bool = False) -> None:
-        """A maintenance task on a timer (``at_start``: first run now); a failure only waits
-        for the next turn."""
-        if not at_start:
-            await asyncio.sleep(interval)
+    async def _every(self, interval: float, name: str, task: Callable[[], Awaitable[object]]) -> None:
+        """A maintenance task on a timer; a failure only waits for the next turn."""
         while True:
-            try:
-                await task()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retried at the next turn
-                log.warning(f"{name}_failed", error=redact(f"{type(exc).__name__}: {exc}"))
             await asyncio.sleep(interval)
+            await self._attempt(name, task)
+
+    @staticmethod
+    async def _attempt(name: str, task: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await task()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - retried at the next turn
+            log.warning(f"{name}_failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
     async def _heartbeat(self) -> None:
         async with self.db.pool.connection() as conn, conn.transaction():
@@ -282,6 +285,7 @@ class Worker:
         async with self.db.pool.connection() as conn, conn.transaction():
             for failed in (False, True):
                 await jobs.finish(conn, [j.id for j, f in ended if f is failed], batch.owner, failed=failed)
+            await jobs.record_batch(conn, [i.job.id for i in items], batch.owner)
             await documents.add_events(conn, [(i.id, i.correlation_id, "claimed", i.stage,
                                                {"owner": batch.owner, "attempt": i.job.attempts}) for i in items])
         for item in items:  # claimed again and again: its workers died

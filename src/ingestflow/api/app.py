@@ -29,6 +29,7 @@ from ingestflow.runtime import open_runtime, worker_pool_size
 
 log = get_logger(__name__)
 POOL_SIZE = 10  # for requests; in-process workers get their own share on top
+ADMISSION_POOL_SIZE = 2  # for uploads' limit checks, apart: refusals never queue before searches
 
 _ERROR = {"model": ErrorResponse}
 _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -50,7 +51,8 @@ def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_access_log_filter()  # after the server has configured its logging
         pool_size = POOL_SIZE + (worker_pool_size(workers) if workers else 0)
-        async with open_runtime(settings, pool_size=pool_size, long_running=True) as rt:
+        async with open_runtime(settings, pool_size=pool_size, long_running=True,
+                                admission_size=ADMISSION_POOL_SIZE) as rt:
             rt.warm_up()
             app.state.runtime = rt
             if not workers:

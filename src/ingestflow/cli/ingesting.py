@@ -1,12 +1,19 @@
 """``ingestflow ingest`` on this machine: register the files, then run a worker in this
-process with one progress bar per stage until none of them has work due."""
+process with one progress bar per stage until none of them has work due.
+
+Ctrl-C (SIGINT) or SIGTERM while it works stops that worker as they stop ``ingestflow
+worker``: unfinished jobs go back to the queue at once and the worker leaves the list of
+live ones, so the next run or worker takes them without waiting for leases to expire. A
+second signal interrupts at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestflow.cli import render
 from ingestflow.cli.common import console, fail, run, warn
@@ -16,15 +23,22 @@ from ingestflow.operations.documents import Submitted
 from ingestflow.runtime import Runtime, worker_pool_size
 from ingestflow.store.batches import AWAITING_BATCH
 
+if TYPE_CHECKING:
+    from ingestflow.worker import Worker
+
 PROGRESS_STAGES = ((Stage.PARSED, "parse"), (Stage.CHUNKED, "chunk"), (Stage.EMBEDDED, "embed"),
                    (Stage.COMPLETE, "store"))
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED = ("Interrupted: the unfinished documents are back in the queue; `ingestflow ingest` again or "
+               "`ingestflow worker` finishes them.")
 
 
 def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: int, prefix: str,
                 source_name: str | None, batch: bool = False, as_json: bool = False) -> int:
     """Exit code: 0 all complete (or all queued, without waiting; or, ``batch``, waiting for
     their batch); 1 a file was refused or a document failed or did not complete; 2 a path
-    does not exist. ``as_json``: no progress, one JSON summary on stdout."""
+    does not exist; 128 + the signal's number when SIGINT or SIGTERM stopped the work.
+    ``as_json``: no progress, one JSON summary on stdout."""
     async def body(rt: Runtime) -> int:
         try:
             submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name,
@@ -38,11 +52,12 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
         if not as_json:
             console.print(f"{len(submitted)} files: {new} new, {len(registered) - new} unchanged, "
                           f"{len(refused)} refused")
+        stopped_by = None
         if wait and await documents.has_work(rt, ids):
             if as_json:  # no progress to draw: stdout holds only the summary
-                await rt.drain(ids, concurrency).run()
+                stopped_by = await _run_until_signalled(rt.drain(ids, concurrency))
             else:
-                await _work_with_progress(rt, tenant, ids, concurrency)
+                stopped_by = await _work_with_progress(rt, tenant, ids, concurrency)
         rows = await documents.progress(rt, tenant, ids)
         warning = None if wait else await workers.warning_for(rt, ids)
         batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
@@ -55,6 +70,9 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
         if batched and not as_json:
             console.print(f"{len(batched)} documents wait for the OpenAI Batch API (within 24 hours); "
                           "a running `ingestflow worker` stores their vectors when it answers")
+        if stopped_by is not None:
+            warn(INTERRUPTED)
+            return 128 + stopped_by
         unfinished = wait and any(r["stage"] != Stage.COMPLETE and r not in batched for r in rows)
         return 1 if refused or unfinished or any(r["stage"] == Stage.FAILED for r in rows) else 0
 
@@ -75,7 +93,36 @@ def _refused(s: Submitted) -> dict[str, Any]:
             "error": {"code": s.refused.code, "message": s.refused.message}}
 
 
-async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:
+async def _run_until_signalled(worker: Worker) -> int | None:
+    """Run the worker to its end; the first SIGINT or SIGTERM asks it to stop (jobs released,
+    its row removed) and puts the previous handlers back, so that a second one interrupts at
+    once. Returns the signal that stopped it, if one did."""
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    caught: list[int] = []
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+
+    def stop(sig: int) -> None:
+        if not caught:
+            caught.append(sig)
+            worker.request_stop()
+            restore()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await worker.run()
+    finally:
+        if not caught:
+            restore()
+    return caught[0] if caught else None
+
+
+async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> int | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     worker = rt.drain(ids, concurrency)
@@ -84,7 +131,7 @@ async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], co
         console=console, transient=False,
     ) as progress:
         tasks = {stage: progress.add_task(label, total=len(ids)) for stage, label in PROGRESS_STAGES}
-        work = asyncio.create_task(worker.run())
+        work = asyncio.create_task(_run_until_signalled(worker))
         redraw = 0.2 if len(ids) <= 2000 else 1.0  # a large run is counted less often
         while True:
             tally = await documents.stage_tally(rt, tenant, ids)
@@ -94,5 +141,5 @@ async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], co
             if work.done():
                 break
             await asyncio.wait({work}, timeout=redraw)  # redraw, or go on at once when done
-        await work
+        return await work
 

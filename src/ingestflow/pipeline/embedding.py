@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -35,7 +35,7 @@ from psycopg import AsyncConnection
 
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger
-from ingestflow.pipeline.batch import Item, Transactions
+from ingestflow.pipeline.batch import Item, Released, Transactions
 from ingestflow.services.budget import PaidCall, Reservation, split
 from ingestflow.services.guard import CallContext
 from ingestflow.services.packing import pack
@@ -64,10 +64,12 @@ class Fill:
 
 
 class Embedding:
-    def __init__(self, tx: Transactions, services: Services, *, batch_size: int) -> None:
+    def __init__(self, tx: Transactions, services: Services, *, batch_size: int,
+                 stopping: Callable[[], bool]) -> None:
         self.tx = tx
         self.services = services
         self.batch_size = batch_size  # most inputs per request (EMBEDDING_BATCH_SIZE)
+        self.stopping = stopping  # true once the worker shuts down: no further request starts
         self._space_ids: dict[tuple[str, str, int], int] = {}
 
     # -- which spaces ----------------------------------------------------------------
@@ -162,12 +164,14 @@ class Embedding:
                          for request in pack([r.tokens for r in unique], embedder.spec, max_inputs=self.batch_size,
                                              max_tokens=guard.max_request_tokens)]
         for n, (tenant, request) in enumerate(requests):
-            deferred = await self._request(owner, tenant, request, copies, by_id, fill)
-            if deferred is not None:
+            # Shutting down: the documents still to be sent go back to the queue, unpaid.
+            left: Exception | None = (Released() if self.stopping()
+                                      else await self._request(owner, tenant, request, copies, by_id, fill))
+            if left is not None:  # released, or deferred (the next request would hear the same)
                 for _, later in requests[n:]:
                     for row in later:
                         for held in (row, *copies[row.chunk_id]):
-                            by_id[held.document_id].leave(deferred)
+                            by_id[held.document_id].leave(left)
                 return
 
     async def _request(self, owner: str, tenant: str, rows: list[vectors.Pending],

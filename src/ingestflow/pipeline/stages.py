@@ -35,7 +35,7 @@ from psycopg import AsyncConnection
 
 from ingestflow import tracing
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
-from ingestflow.lifecycle import Stage
+from ingestflow.lifecycle import IN_FLIGHT, Stage
 from ingestflow.logging import get_logger
 from ingestflow.pipeline.batch import Batch, Item, Released, Transactions, advance
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
@@ -67,7 +67,14 @@ class Pipeline:
         self.chunking = chunking
         self.search_language = search_language
         self.tx = Transactions(db, lease_seconds)
-        self.embedding = Embedding(self.tx, services, batch_size=batch_size)
+        self.stopping = False  # see stop()
+        self.embedding = Embedding(self.tx, services, batch_size=batch_size, stopping=lambda: self.stopping)
+
+    def stop(self) -> None:
+        """Shutting down: no provider call starts from now on. Each document not yet sent
+        leaves its batch released (back to the queue, attempt given back); what was paid
+        for is written first, so it resumes from there."""
+        self.stopping = True
 
     async def run(self, batch: Batch) -> None:
         """Advance every document of the batch from wherever it is to complete."""
@@ -82,10 +89,36 @@ class Pipeline:
                 for item in batch.items:
                     item.leave(Released())
                 return
+            # before work that costs (complete settles a race of versions itself)
+            if step != self.complete and (waiting := batch.at(*IN_FLIGHT)):
+                await self.retire_outdated(batch.owner, waiting)
             items = batch.at(*stages)
             if items:
                 with tracing.document_spans(step.__name__, items):
                     await step(batch.owner, items)
+
+    async def retire_outdated(self, owner: str, items: list[Item]) -> None:
+        """Versions whose source has a newer version on its way end superseded now, before
+        the next stage spends anything on them: the newer one replaces them when it
+        completes (a source edited three times while queued pays for its last version
+        only). The source locks come before the fence, as in ``complete``."""
+        async with self.db.pool.connection() as conn:
+            found = await documents.outdated(conn, [i.id for i in items])
+        if not found:
+            return
+        started = time.perf_counter()
+        doomed = [i for i in items if i.id in found]
+        async with self.db.pool.connection() as conn, conn.transaction():
+            await documents.lock_sources(conn, [(i.tenant, i.document["source_name"]) for i in doomed])
+            live = await self.tx.fence(conn, owner, doomed)
+            still = await documents.outdated(conn, [i.id for i in live])
+            retired = [i for i in live if i.id in still]
+            await documents.retire(conn, [i.id for i in retired])
+            await documents.add_events(conn, [_event(i, "superseded", Stage.SUPERSEDED, started,
+                                                     by="a newer version on its way") for i in retired])
+            await jobs.finish(conn, [i.job.id for i in retired], owner, failed=False)
+        for item in retired:
+            item.finished = True
 
     # -- parse ----------------------------------------------------------------------
 
@@ -109,6 +142,9 @@ class Pipeline:
         results: dict[uuid.UUID, tuple[ParsedDocument, str | None, uuid.UUID | None]] = {}
 
         async def parse_one(item: Item) -> None:
+            if self.stopping:
+                item.leave(Released())
+                return
             results[item.id] = await self._parse(owner, item, *inputs[item.id])
 
         await _each(items, parse_one, PARSE_CONCURRENCY)

@@ -85,22 +85,31 @@ async def server_info(conn: psycopg.AsyncConnection) -> tuple[str, str]:
     return server, pgvector or "not installed"
 
 
-class Database:
-    """An async connection pool on a migrated database, and the standbys reads may use."""
+def _pool(url: str, max_size: int) -> AsyncConnectionPool:
+    # ``check``: a connection that died with the server (restart, failover) is
+    # replaced when taken from the pool instead of failing the caller's first query.
+    return AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
+                               check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS)
 
-    def __init__(self, url: str, *, max_size: int = 8, replicas: Replicas | None = None) -> None:
+
+class Database:
+    """An async connection pool on a migrated database (and, for the API, a small second
+    one for admission checks), and the standbys reads may use."""
+
+    def __init__(self, url: str, *, max_size: int = 8, admission_size: int = 0,
+                 replicas: Replicas | None = None) -> None:
         self.url = url
         self.replicas = replicas
-        # ``check``: a connection that died with the server (restart, failover) is
-        # replaced when taken from the pool instead of failing the caller's first query.
-        self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_size, open=False,
-            check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS,
-        )
+        self.pool = _pool(url, max_size)
+        # Admission checks (an upload's tenant limits, read before its body) on a few
+        # connections of their own when ``admission_size`` is set: a flood of uploads that
+        # are refused then queues here, never in front of searches waiting for ``pool``.
+        self.admission = _pool(url, admission_size) if admission_size else self.pool
 
     @classmethod
-    async def open(cls, settings: Settings, *, max_size: int, wait_seconds: float = 0.0) -> Database:
-        """Migrate and open the pool. ``wait_seconds``: how long a long-running process
+    async def open(cls, settings: Settings, *, max_size: int, wait_seconds: float = 0.0,
+                   admission_size: int = 0) -> Database:
+        """Migrate and open the pools. ``wait_seconds``: how long a long-running process
         (worker, API server) waits for an unreachable database at start, instead of exiting;
         short CLI commands pass 0 and report a wrong DATABASE_URL at once."""
         url = database_url(settings)
@@ -110,8 +119,10 @@ class Database:
         if settings.read_urls:
             replicas = Replicas(settings.read_urls, max_lag_seconds=settings.replica_max_lag_seconds,
                                 max_size=max_size)
-        db = cls(url, max_size=max_size, replicas=replicas)
+        db = cls(url, max_size=max_size, admission_size=admission_size, replicas=replicas)
         await db.pool.open(wait=True)
+        if db.admission is not db.pool:
+            await db.admission.open(wait=True)
         if replicas is not None:
             await replicas.open()
         try:
@@ -135,6 +146,8 @@ class Database:
     async def close(self) -> None:
         if self.replicas is not None:
             await self.replicas.close()
+        if self.admission is not self.pool:
+            await self.admission.close()
         await self.pool.close()
 
     async def __aenter__(self) -> Database:

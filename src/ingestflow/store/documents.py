@@ -237,6 +237,12 @@ async def make_current(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> Swap:
     return Swap(winners, lost, retired)
 
 
+async def outdated(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of these versions whose source has a newer version on its way (not failed)."""
+    cur = await conn.execute(query("newer_version_on_the_way"), {"ids": list(ids)})
+    return {row[0] for row in await cur.fetchall()}
+
+
 async def retire(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> None:
     """Versions that lost the race to a newer one: superseded at once, content dropped."""
     if ids:

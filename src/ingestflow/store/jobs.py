@@ -45,11 +45,17 @@ class ClaimedJob:
 
 async def claim(conn: AsyncConnection, owner: str, lease_seconds: float, limit: int, max_bytes: int, *,
                 at_least_one: bool = True) -> list[ClaimedJob]:
-    """Up to ``limit`` runnable jobs whose documents hold at most ``max_bytes`` together
+    """Up to ``limit`` runnable jobs (a fair share among the live workers' slots; fewer
+    after a crash, see claim_jobs.sql) whose documents hold at most ``max_bytes`` together
     (``at_least_one``: the first whatever its size), each with its own lease."""
     cur = await conn.execute(query("claim_jobs"), {"owner": owner, "lease_seconds": lease_seconds, "limit": limit,
                                                    "max_bytes": max_bytes, "at_least_one": at_least_one})
     return [ClaimedJob(*row) for row in await cur.fetchall()]
+
+
+async def record_batch(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> None:
+    """These jobs run as one batch: if it crashes, none is charged unless it ran alone."""
+    await conn.execute(query("record_batch_size"), {"job_ids": list(job_ids), "owner": owner})
 
 
 @dataclass(frozen=True)

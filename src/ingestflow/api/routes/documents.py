@@ -58,7 +58,7 @@ async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: T
     tenant's limits are checked before the body is read, and taken atomically after. The
     warning is set when no worker is alive to process it."""
     spaces.check_batch_api(rt, batch)
-    async with rt.db.pool.connection() as conn:
+    async with rt.db.admission.connection() as conn:  # not the pool searches wait for
         await check_upload(conn, tenant, limits.tenant)
     upload = await read_upload(request, limits.max_upload_bytes)
     reg = await documents.register(rt, tenant, upload.filename, upload.data, limits=limits.tenant,
