@@ -118,6 +118,24 @@ def relevant(q: Question, source_name: str, text: str, pages: Sequence[int]) -> 
     return flat(q.answer or "") in flat(text)
 
 
+Passage = tuple[str, str, Sequence[int]]  # source name, text, pages
+
+
+def judge(q: Question, passages: list[Passage]) -> list[bool]:
+    """Whether each passage answers, best first. For a question answered by pages, a passage
+    counts when it brings an answer page that none above it brought: a page holds several
+    chunks, and nDCG should count the answer pages found, not the chunks of one page."""
+    found: set[int] = set()
+    flags = []
+    for name, text, pages in passages:
+        answers = relevant(q, name, text, pages)
+        if answers and q.pages:
+            answers = not q.pages.intersection(pages) <= found
+            found |= q.pages.intersection(pages)
+        flags.append(answers)
+    return flags
+
+
 async def ingest(rt: Runtime, files: list[Path]) -> int:
     """Ingest, then ANALYZE, as a worker does after a load (keyword search reads the word
     shares it counts)."""
@@ -129,13 +147,13 @@ async def ingest(rt: Runtime, files: list[Path]) -> int:
 
 
 async def relevant_counts(rt: Runtime, qs: list[Question]) -> dict[str, int]:
-    """How many chunks answer each question (chunk overlap may repeat an answer, a page has
-    several chunks): nDCG's ideal."""
+    """How many passages can answer each question, nDCG's ideal: the chunks holding the
+    answer phrase (chunk overlap may repeat it), or the answer pages."""
     async with rt.db.pool.connection() as conn:
         rows = await (await conn.execute(
             "SELECT d.source_name, c.text, coalesce(c.metadata -> 'pages', '[]'::jsonb)"
             " FROM chunks c JOIN documents d ON d.id = c.document_id")).fetchall()
-    return {q.id: sum(1 for name, text, pages in rows if relevant(q, name, text, pages))
+    return {q.id: len(q.pages) or sum(1 for name, text, pages in rows if relevant(q, name, text, pages))
             for q in qs if q.answerable}
 
 
@@ -161,7 +179,7 @@ async def ask(rt: Runtime, qs: list[Question], mode: str) -> list[Asked]:
     for q in qs:
         result = await search(rt, "default", q.question, k=K, mode=mode)
         asked.append(Asked(q, [h.score for h in result.hits],
-                           [relevant(q, h.source_name, h.text, h.pages) for h in result.hits]))
+                           judge(q, [(h.source_name, h.text, h.pages) for h in result.hits])))
     return asked
 
 
@@ -225,7 +243,7 @@ def print_thresholds(corpus: Corpus, embedder: str, asked: dict[str, list[Asked]
     and what thresholds between them would cost."""
     print(f"\n## Top hit's score, corpus {corpus.name}, embedder {embedder} (no hit: left out)")
     print(f"{'mode':<8} {'questions':<11} " + " ".join(f"{f'q{int(q * 100)}':>8}" for q in QUANTILES))
-    candidates: dict[str, list[float]] = {}
+    candidates: dict[str, list[tuple[str, float]]] = {}
     for mode, answers in asked.items():
         tops = {label: [a.scores[0] for a in answers if a.scores and a.question.answerable == want]
                 for label, want in (("answerable", True), ("no answer", False))}
@@ -235,17 +253,17 @@ def print_thresholds(corpus: Corpus, embedder: str, asked: dict[str, list[Asked]
         # Candidates: just above the top score of 50, 80, 90 and 100% of the no-answer
         # questions (a hit must reach min_score), and just under the weakest answerable tops.
         none_tops, some_tops = tops["no answer"], tops["answerable"]
-        picks = [quantile(none_tops, q) + 1e-9 for q in (0.5, 0.8, 0.9, 1.0)] if none_tops else []
-        picks += [quantile(some_tops, q) for q in (0.05, 0.1)] if some_tops else []
-        candidates[mode] = sorted(set(picks))
+        picks = {(f">{v:.5f}", v + 1e-9) for v in (quantile(none_tops, q) for q in (0.5, 0.8, 0.9, 1.0))
+                 if none_tops}
+        picks |= {(f"{v:.5f}", v) for v in (quantile(some_tops, q) for q in (0.05, 0.1)) if some_tops}
+        candidates[mode] = sorted(picks, key=lambda pick: pick[1])
     print(f"\n## min_score trade-off, corpus {corpus.name}, embedder {embedder} "
           "(applied to the same searches' hits)")
     print(f"{'mode':<8} {'min_score':>10} {'no answer empty':>16} {'hit@1':>7} {'hit@5':>7} {'nDCG@10':>8}")
     for mode, answers in asked.items():
-        for threshold in [None, *candidates[mode]]:
+        for label, threshold in [("none", None), *candidates[mode]]:
             t = score_table(corpus, answers, ideal, threshold)
             m, na = t["all"], t["no_answer"]
-            label = "none" if threshold is None else f"{threshold:.5f}"
             print(f"{mode:<8} {label:>10} {count(na['empty'], na['n']):>16} {count(m['hit@1'], m['n']):>7} "
                   f"{count(m['hit@5'], m['n']):>7} {m['nDCG@10']:>8.3f}")
 
@@ -344,8 +362,8 @@ async def bm25_comparison(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) ->
         for i, chunk in enumerate(keyword):
             ranks[meta[chunk]] = ranks.get(meta[chunk], 0) + 1 / (rt.settings.search_rrf_k + i + 1)
         fused = sorted(ranks, key=lambda key: -ranks[key])[:10]
-        ranked_kw[q.id] = [relevant(q, *meta[c]) for c in keyword[:10]]
-        ranked_hy[q.id] = [relevant(q, *key) for key in fused]
+        ranked_kw[q.id] = judge(q, [meta[c] for c in keyword[:10]])
+        ranked_hy[q.id] = judge(q, fused)
     for label, ranked in (("BM25 keyword", ranked_kw), ("BM25 hybrid", ranked_hy)):
         for kind in ("all", "exact"):
             ids = [q.id for q in qs if q.answerable and kind in ("all", q.kind)]

@@ -28,6 +28,7 @@ SEED = 27
 PLAN = "Cedar Valley Advantage Choice (PPO)"
 YEAR = "2027"
 KINDS = ("paraphrase", "exact", "number", "procedure", "coverage")
+TOC_PAGES = 3  # enough for the outline (fewer fails the build)
 
 
 @dataclass(frozen=True)
@@ -252,11 +253,12 @@ class _Pdf:
             def header(self) -> None:
                 if self.page_no() == 1:
                     return
+                self.set_y(9)
                 self.set_font("Helvetica", "I", 8)
                 self.set_text_color(90)
-                self.cell(0, 6, f"{YEAR} Evidence of Coverage for {PLAN}", new_x="LMARGIN", new_y="NEXT")
+                self.cell(0, 6, f"{YEAR} Evidence of Coverage for {PLAN}")
                 self.set_text_color(0)
-                self.ln(2)
+                self.set_y(self.t_margin)
 
             def footer(self) -> None:
                 if self.page_no() == 1:
@@ -269,11 +271,12 @@ class _Pdf:
                 self.set_text_color(0)
 
         self.doc = Doc(format="letter")
-        self.doc.set_margins(22, 18, 22)
+        self.doc.set_margins(22, 22, 22)
         self.doc.set_auto_page_break(True, margin=22)
         self.doc.set_creation_date(datetime(2026, 10, 1, tzinfo=UTC))
         self.doc.set_title(f"{YEAR} Evidence of Coverage")
         self.running = ""
+        self.fresh_page = False  # the page after the table of contents, not yet written on
         self.chapter_no = 0
         self.fact_pages: dict[str, set[int]] = {}
         self.fact_texts: dict[str, list[str]] = {}
@@ -303,18 +306,48 @@ class _Pdf:
         self.chapter_no += 1
         self.running = f"Chapter {self.chapter_no}. {title}"
         self.section_no = 0
-        self.doc.add_page()
+        if not self.fresh_page:
+            self.doc.add_page()
+        self.fresh_page = False
+        self.doc.start_section(f"Chapter {self.chapter_no}. {title}")
         self.doc.set_font("Helvetica", "B", 18)
         self.doc.multi_cell(0, 9, f"CHAPTER {self.chapter_no}\n{title}", new_x="LMARGIN", new_y="NEXT")
         self.prose.append(title)
         self.doc.ln(4)
 
+    def contents(self) -> None:
+        """The table of contents, filled in with page numbers when the document is written."""
+        self.running = "Table of Contents"
+        self.doc.add_page()
+        # fpdf2 reserves this page and the next ones, then leaves a fresh page for what follows.
+        self.doc.insert_toc_placeholder(self._render_contents, pages=TOC_PAGES)
+        self.fresh_page = True
+
+    def _render_contents(self, doc: object, outline: list) -> None:
+        running, self.running = self.running, "Table of Contents"
+        first = self.doc.page_no()
+        self.doc.set_x(self.doc.l_margin)
+        self.doc.set_font("Helvetica", "B", 16)
+        self.doc.cell(0, 10, "Table of Contents", new_x="LMARGIN", new_y="NEXT")
+        for entry in outline:
+            self.doc.set_font("Helvetica", "" if entry.level else "B", 9.5)
+            indent = 6 * entry.level
+            self.doc.set_x(self.doc.l_margin + indent)
+            self.doc.cell(self.doc.epw - indent - 12, 5, entry.name)
+            self.doc.cell(12, 5, str(entry.page_number), align="R", new_x="LMARGIN", new_y="NEXT")
+            self.prose.append(entry.name)
+        while self.doc.page_no() < first + TOC_PAGES - 1:  # fpdf2 wants exactly TOC_PAGES pages
+            self.doc.add_page()
+        self.running = running
+
     def section(self, title: str) -> None:
         self.section_no += 1
-        self.heading(f"Section {self.chapter_no}.{self.section_no}  {title}", size=12.5)
+        self.heading(f"Section {self.chapter_no}.{self.section_no}  {title}", size=12.5, outline=True)
 
-    def heading(self, title: str, size: float = 11) -> None:
+    def heading(self, title: str, size: float = 11, outline: bool = False) -> None:
         self._room(30)  # a heading is never the last line of a page
+        if outline:
+            self.doc.start_section(" ".join(title.split()), level=1)
         self.doc.ln(2)
         self.doc.set_font("Helvetica", "B", size)
         self.doc.multi_cell(0, 6.5, title, new_x="LMARGIN", new_y="NEXT")
@@ -1151,6 +1184,7 @@ def build(path: Path) -> Booklet:
     rng = random.Random(SEED)
     p = _Pdf()
     _cover(p)
+    p.contents()
     for chapter in (_getting_started, _phone_numbers, _using_the_plan, _benefits_chart, _exclusions, _drugs,
                     _supplemental, _claims, _rights, _problems, _ending, _legal, _definitions):
         chapter(p, rng)
