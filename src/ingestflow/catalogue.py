@@ -34,6 +34,10 @@ class EmbeddingModel:
     max_tokens_per_request: int | None = None
     usd_per_mtok: Decimal = Decimal(0)  # synchronous price per million input tokens
     batch_usd_per_mtok: Decimal = Decimal(0)  # OpenAI Batch API price (half)
+    # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
+    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py.
+    chunk_tokens: int = 512
+    chunk_overlap_tokens: int = 64
 
     @property
     def max_chunk_tokens(self) -> int:
@@ -64,7 +68,8 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     _openai("text-embedding-ada-002", 1536, "0.10", shortenable=False),
     # max_seq_length of the sentence-transformers model; inputs per call bound memory.
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
-                   max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64),
+                   max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
+                   chunk_tokens=127, chunk_overlap_tokens=15),
     # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
                    max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256),

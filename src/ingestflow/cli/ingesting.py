@@ -57,7 +57,7 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
             if as_json:  # no progress to draw: stdout holds only the summary
                 stopped_by = await _run_until_signalled(rt.drain(ids, concurrency))
             else:
-                stopped_by = await _work_with_progress(rt, tenant, ids, concurrency)
+                stopped_by = await work_with_progress(rt, tenant, ids, concurrency)
         rows = await documents.progress(rt, tenant, ids)
         warning = None if wait else await workers.warning_for(rt, ids)
         batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
@@ -122,7 +122,7 @@ async def _run_until_signalled(worker: Worker) -> int | None:
     return caught[0] if caught else None
 
 
-async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> int | None:
+async def work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> int | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     worker = rt.drain(ids, concurrency)

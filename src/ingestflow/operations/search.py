@@ -25,7 +25,7 @@ from ingestflow.runtime import Runtime
 from ingestflow.services.base import Embedder
 from ingestflow.services.guard import CallContext
 from ingestflow.services.router import SpaceModel
-from ingestflow.store import chunks, vectors
+from ingestflow.store import chunks, documents, vectors
 from ingestflow.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -127,20 +127,24 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
         async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
 
-    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool]:
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
         )
-        return rows, plan.keyword and await chunks.search_config_stale(conn, config)
+        return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
+                await documents.chunking_stale(conn, tenant, rt.chunking().signature))
 
     with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
                                                        "ingestflow.search.keyword": plan.keyword}):
         # dense list, keyword list and their fusion: one SQL statement (search.sql)
-        rows, stale = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+        rows, stale, chunked_before = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
     if plan.keyword and rows and rows[0]["keyword_capped"]:
         notes.append(f"the query's words are in many passages: keyword search ranked the first "
                      f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
+    if chunked_before:
+        notes.append("some documents were chunked by an older rule or another chunk size than this "
+                     "configuration's; `ingestflow reembed` re-chunks them (it shows the cost first)")
     if stale:
         notes.append(f"some passages are still indexed for keywords in another language than "
                      f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
