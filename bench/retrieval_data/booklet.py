@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,7 +150,8 @@ FILLER = [
     "Chapter 4 tells you what you pay for {t}, and Chapter 5 lists the services that the plan does not cover.",
     "Your share of the cost for {t} counts toward your maximum out-of-pocket amount for the year.",
     "Services related to {t} are covered only when they are medically necessary and meet the plan's coverage rules.",
-    "Keep your receipts and any notices you receive about {t}; you may need them if you ask us to reconsider a decision.",
+    "Keep your receipts and any notices you receive about {t}; you may need them if you ask us to reconsider "
+    "a decision.",
     "When you use a provider who is not in our network for {t}, your share of the cost is usually higher.",
     "Some network providers ask you to pay your copayment for {t} at the time of the visit.",
     "If a provider asks you to pay the full cost of {t}, you can ask us to pay you back, as explained in Chapter 7.",
