@@ -416,6 +416,29 @@ def db_migrate(as_json: JsonOpt = False) -> None:
         console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@db_app.command("stop")
+def db_stop(as_json: JsonOpt = False) -> None:
+    """Stop the home's embedded server now, rather than EMBEDDED_SERVER_LINGER_SECONDS after
+    the last command. Exits 1 while a process (a worker, serve) uses it."""
+    from ingestflow.cli.common import console, fail, settings_or_exit
+    from ingestflow.store import embedded
+
+    settings = settings_or_exit()
+    if settings.database_url is not None:
+        fail("DATABASE_URL is set: no embedded server to stop", 1, error="invalid_request")
+    users = embedded.stop(settings)
+    if users:
+        fail(f"the embedded server under {settings.home} is in use by process {', '.join(map(str, users))}: "
+             "stop those first", 1, error="conflict")
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"home": settings.home, "stopped": users is not None})
+    else:
+        console.print(f"stopped the embedded server under {settings.home}" if users is not None
+                      else f"no embedded server running under {settings.home}", markup=False, highlight=False)
+
+
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="The project folder (the working folder by default).")] = Path("."),

@@ -18,6 +18,7 @@ from typing import Any
 
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
+from ingestflow.services.costs import embedder_spec, embedding_cost
 from ingestflow.store import batches, jobs, vectors
 from ingestflow.store.vectors import Coverage, Space
 
@@ -109,7 +110,7 @@ async def drop_space(rt: Runtime, tenant: str, space_id: int) -> int:
 async def _configured(rt: Runtime) -> Space:
     """The configured embedder's space, known without building the embedder (``status``
     loads neither numpy nor the OpenAI SDK)."""
-    spec = rt.services.embedder_spec
+    spec = embedder_spec(rt.settings)
     provider, model, dimensions = spec.provider, spec.name, spec.dimensions
     async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, provider, model, dimensions)
@@ -117,9 +118,7 @@ async def _configured(rt: Runtime) -> Space:
 
 
 def _estimate(rt: Runtime, coverage: Coverage) -> Estimate:
-    from ingestflow.services.costs import embedding_cost
-
-    spec = rt.services.embedder_spec
+    spec = embedder_spec(rt.settings)
     if spec.provider != "openai":
         return Estimate(coverage.missing_chunks, coverage.missing_tokens, Decimal(0), None)
     return Estimate(coverage.missing_chunks, coverage.missing_tokens, embedding_cost(spec, coverage.missing_tokens),

@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
-from ingestflow.catalogue import LOCAL_MODEL, MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
+from ingestflow.catalogue import MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.services.base import CallbackParser, Embedder, Parser
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget
 from ingestflow.services.costs import (
     daily_total_limit,
+    embedder_spec,
     embedding_cost,
     llamaparse_prices,
     parse_cost,
-    priced,
     service_limits,
 )
 from ingestflow.services.guard import Pricing, ServiceGuard
@@ -154,15 +154,6 @@ def real_embedder(settings: Settings) -> Embedder:
         base_url=settings.openai_api_url,
         timeout=settings.openai_timeout_seconds,
     )
-
-
-def embedder_spec(settings: Settings) -> EmbeddingModel:
-    """The catalogue entry of the embedder ``build_services`` configures, with its price."""
-    if settings.embeddings_service_mode is ServiceMode.MOCK:
-        return replace(embedding_model(MOCK_MODEL), dimensions=settings.mock_embedding_dimensions)
-    if settings.embeddings_provider == "local":
-        return embedding_model(LOCAL_MODEL)
-    return priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions), settings)
 
 
 def batch_available(settings: Settings) -> bool:

