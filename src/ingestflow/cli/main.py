@@ -311,7 +311,8 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, w.request_stop)
-        await w.run()
+        async with rt.sharing_model():
+            await w.run()
 
     run(body, pool_size=worker_pool_size(concurrency or settings_or_exit().worker_concurrency), long_running=True)
 

@@ -143,7 +143,7 @@ def real_embedder(settings: Settings) -> Embedder:
     if settings.embeddings_provider == "local":
         from ingestflow.services.local_embedder import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder()
+        return SentenceTransformerEmbedder(settings.home)
     from ingestflow.services.openai_embedder import OpenAIEmbedder
 
     assert settings.openai_api_key is not None  # enforced by Settings validation
@@ -245,7 +245,7 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         if provider == "local":
             from ingestflow.services.local_embedder import SentenceTransformerEmbedder
 
-            local = SentenceTransformerEmbedder()
+            local = SentenceTransformerEmbedder(settings.home)
             return SpaceModel(local, free) if (local.model, local.dimensions) == (model, dimensions) else None
         if provider != "openai" or settings.openai_api_key is None:
             return None
