@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,16 @@ def test_worker_heartbeats_show_it_alive_until_killed_or_stopped(settings: Setti
         second.wait(timeout=60)
         assert sql(settings, "SELECT count(*) FROM workers WHERE pid = %s", (second.pid,)) == [(0,)]
         assert ready_workers(client)["count"] == 0
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(settings: Settings) -> None:
+    """uvicorn binds after the app's start-up (database, worker): the port is checked first,
+    so the command says why at once instead of exiting 3 after its worker started."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli(settings, "serve", "--port", str(port))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "in use" in out.stderr
+    assert "worker_started" not in out.stderr and "Traceback" not in out.stderr

@@ -327,10 +327,21 @@ def serve(
 ) -> None:
     """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
     unless --workers 0, a worker in the same process that processes what is uploaded."""
+    import socket
+
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import settings_or_exit
+    from ingestflow.cli.common import fail, settings_or_exit
 
     settings = settings_or_exit()
+    # uvicorn binds after the start-up (database, worker, model): a port in use would end
+    # it only then, with exit 3. Checked first, as uvicorn binds (SO_REUSEADDR).
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? choose --port)", 2,
+             error="address_in_use")
     serve_api(settings, host, port, workers=settings.worker_concurrency if workers is None else workers)
 
 
@@ -363,10 +374,12 @@ def doctor(as_json: JsonOpt = False) -> None:
     """Configuration (secrets masked), the home and how it was found, modes, health,
     database, budget and breakers.
 
-    Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration.
+    Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration
+    (which it explains: what is wrong, where the settings were read, the way out).
     """
-    from ingestflow.cli.common import run, start_database
+    from ingestflow.cli.common import explain_configuration, run, start_database
 
+    explain_configuration()
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations import health

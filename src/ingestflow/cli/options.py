@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -23,8 +23,18 @@ def tenant_name(value: str | None) -> str | None:
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant the documents belong to.", callback=tenant_name)]
 TenantFilterOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant.", callback=tenant_name)]
-ModeOpt = Annotated[SearchMode | None, typer.Option(
-    "--mode", help="hybrid: vectors and keywords fused; vector or keyword alone. [default: SEARCH_MODE, hybrid]")]
+def search_mode(value: str | None) -> str | None:
+    """One of the search modes, said in plain words when not (a Literal type would show
+    pydantic's "Value error, ... is not one of")."""
+    modes = get_args(SearchMode)
+    if value is not None and value not in modes:
+        raise typer.BadParameter(f"{value!r} is not a search mode; use {', '.join(modes[:-1])} or {modes[-1]}")
+    return value
+
+
+ModeOpt = Annotated[str | None, typer.Option(
+    "--mode", callback=search_mode,
+    help="hybrid: vectors and keywords fused; vector or keyword alone. [default: SEARCH_MODE, hybrid]")]
 class Output:
     """How this process reports: set while the command line is parsed, read by ``fail``."""
 

@@ -31,7 +31,7 @@ from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import sources
 
 DONE = (Stage.COMPLETE, Stage.FAILED)
-REJECTED = "rejected"  # the upload itself was refused: not a stage, nothing was stored
+REFUSED = "refused"  # the upload itself was refused: not a stage, nothing was stored (as `ingest` here says)
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -67,7 +67,7 @@ def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked
         body = response.json()
         item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
     else:
-        item.stage, item.error = REJECTED, _error(response)
+        item.stage, item.error = REFUSED, _error(response)
     return item
 
 
@@ -127,11 +127,11 @@ def _summary(items: list[Tracked]) -> None:
         note = escape(note)
         table.add_row(escape(tail(i.name)), str(i.version or "-"), i.stage,
                       str(d.get("progress", {}).get("chunks", "-")), f"{d.get('cost_usd', 0.0):.6f}",
-                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REJECTED) else note)
+                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REFUSED) else note)
     console.print(table)
-    counts = {s: sum(i.stage == s for i in items) for s in (Stage.COMPLETE, Stage.FAILED, REJECTED)}
+    counts = {s: sum(i.stage == s for i in items) for s in (Stage.COMPLETE, Stage.FAILED, REFUSED)}
     console.print(f"documents: {len(items)}  complete: {counts['complete']}  failed: {counts['failed']}  "
-                  f"rejected: {counts['rejected']}")
+                  f"refused: {counts['refused']}")
 
 
 def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
@@ -164,7 +164,7 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
             if not as_json:
                 console.print(f"{len(items)} files uploaded to {server}: {new} new, "
                               f"{sum(i.duplicate for i in items)} unchanged, "
-                              f"{sum(i.error is not None for i in items)} rejected")
+                              f"{sum(i.error is not None for i in items)} refused")
             if wait and not batch:
                 _follow(client, items, poll_interval, timeout, show=not as_json)
     except httpx.HTTPError as exc:

@@ -87,6 +87,7 @@ class Doctor:
     home: Home  # which home, and how it was found
     services: list[Health]
     embedding_model: EmbeddingModel  # the catalogue entry chunks and requests follow
+    chunk_max_tokens: int  # CHUNK_MAX_TOKENS, capped by what the model reads in one input
     server_version: str
     pgvector_version: str
     database: str  # where it is
@@ -108,9 +109,11 @@ async def doctor(rt: Runtime) -> Doctor:
         states = await breakers.states(conn)
         indexes = await vectors.vector_indexes(conn)
     return Doctor(
-        settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
+        # SecretStr prints as '**********'; the home as found, not an unset INGESTFLOW_HOME
+        settings={k: str(v) for k, v in s.model_dump().items()} | {"ingestflow_home": str(s.home)},
         home=s.located_home,
         services=await check(rt), embedding_model=rt.services.embedder.spec,
+        chunk_max_tokens=rt.chunking().max_tokens,
         server_version=server, pgvector_version=pgvector,
         database="DATABASE_URL" if s.database_url else f"embedded under {s.home}",
         self_check=None if s.database_url or embedded.check is None
