@@ -137,17 +137,17 @@ def test_a_lingering_server_serves_the_next_command_until_db_stop(tmp_path: Path
 
 
 def test_a_killed_process_keeps_a_lingering_server_only_for_its_time(tmp_path: Path) -> None:
-    """The keeper counts only living users: a SIGKILLed worker, which never leaves the
-    list, does not keep the server up once the linger time has passed. While the worker
-    lives, `db stop` refuses and names it."""
+    """Users hold a lock the kernel releases however they end: a SIGKILLed worker does not
+    keep the server up once the linger time has passed. While it lives, `db stop` refuses."""
     home, datadir = tmp_path / "home", tmp_path / "home" / "pgdata"
     env = {**embedded_env(home), "EMBEDDED_SERVER_LINGER_SECONDS": "2"}
     worker = subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert eventually(lambda: worker.pid in keeper.users(datadir), 90), "the worker did not join the server"
+        assert eventually(lambda: keeper.running(datadir) is not None and keeper.in_use(datadir), 90), \
+            "the worker did not join the server"
         refused = cli(home, "db", "stop", cwd=tmp_path)
-        assert refused.returncode == 1 and str(worker.pid) in refused.stderr, refused.stdout + refused.stderr
+        assert refused.returncode == 1 and "in use" in refused.stderr, refused.stdout + refused.stderr
         assert postgres_running(datadir)
     finally:
         worker.kill()

@@ -440,16 +440,16 @@ def db_stop(as_json: JsonOpt = False) -> None:
     settings = settings_or_exit()
     if settings.database_url is not None:
         fail("DATABASE_URL is set: no embedded server to stop", 1, error="invalid_request")
-    users = embedded.stop(settings)
-    if users:
-        fail(f"the embedded server under {settings.home} is in use by process {', '.join(map(str, users))}: "
-             "stop those first", 1, error="conflict")
+    stopped = embedded.stop(settings)
+    if stopped is False:
+        fail(f"the embedded server under {settings.home} is in use (by a worker, `ingestflow serve` or a command "
+             "still running): stop those first", 1, error="conflict")
     if as_json:
         from ingestflow.cli.render import print_json
 
-        print_json({"home": settings.home, "stopped": users is not None})
+        print_json({"home": settings.home, "stopped": bool(stopped)})
     else:
-        console.print(f"stopped the embedded server under {settings.home}" if users is not None
+        console.print(f"stopped the embedded server under {settings.home}" if stopped
                       else f"no embedded server running under {settings.home}", markup=False, highlight=False)
 
 

