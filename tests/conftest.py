@@ -3,6 +3,7 @@ test cloned from a migrated template, so tests never see each other's rows."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,10 @@ from ingestflow.testing.fake_openai import FakeOpenAI
 from provider_support import KEY
 
 TEMPLATE = "ingestflow_template"
+# An embedded server a test's command starts stops with its last process, as before lingering
+# existed: hundreds of test homes must not each leave one running (test_embedded.py tests
+# lingering with its own setting).
+os.environ["EMBEDDED_SERVER_LINGER_SECONDS"] = "0"
 
 
 @pytest.fixture(scope="session")

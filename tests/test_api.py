@@ -413,7 +413,7 @@ def test_ingest_remote_uploads_and_follows(settings: Settings, tmp_path: Path,
             code = ingest_remote(base, key, [str(folder)], poll_interval=0.2, timeout=120)
             out = capsys.readouterr().out
             assert code == 1
-            assert "unsupported_type" in out and "rejected: 1" in out
+            assert "unsupported_type" in out and "refused: 1" in out
             with pytest.raises(typer.Exit) as refused:  # the contract of every command's errors (cli/common.fail)
                 ingest_remote(base, "ifk_wrong", [str(folder)])
             assert refused.value.exit_code == 2 and "refused the API key" in capsys.readouterr().err

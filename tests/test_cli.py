@@ -208,3 +208,30 @@ def test_with_json_errors_are_json_on_stderr_with_the_api_codes(settings: Settin
         assert error["code"] == code and error["message"], (args, error)
     plain = run_cli(settings, "status", "no-such-document", cwd=tmp_path)
     assert plain.stdout == "" and "not_found" in plain.stderr and not plain.stderr.lstrip().startswith("{")
+
+
+def test_what_a_person_reads_is_finished(settings: Settings, tmp_path: Path) -> None:
+    """Marks rendered (kept in --json), event details as text, doctor's figures labelled and
+    right, doctor explaining a configuration it cannot load, the words of the --mode error."""
+    (tmp_path / "aurora.md").write_text("# Lights\n\nThe aurora borealis glows green over Tromsø in winter.\n")
+    (tmp_path / "empty.md").write_text("")
+    out = run_cli(settings, "ingest", str(tmp_path / "aurora.md"), str(tmp_path / "empty.md"))
+    assert "cost $" in out.stdout and "refused: 1" in out.stdout and "tokens " not in out.stdout, out.stdout
+    found = run_cli(settings, "search", "aurora", "-k", "1", "--mode", "keyword")
+    assert "aurora" in found.stdout and "**" not in found.stdout, found.stdout
+    as_json = json.loads(run_cli(settings, "search", "aurora", "-k", "1", "--mode", "keyword", "--json").stdout)
+    assert "**aurora**" in as_json["hits"][0]["snippet"]
+    detail = run_cli(settings, "status", "aurora.md")
+    events = detail.stdout.split("Recent events", 1)[1]
+    assert "{" not in events and "'" not in events, events  # no Python dict
+    doctor = run_cli(settings, "doctor", CHUNK_MAX_TOKENS="512")
+    assert "chunks up to 512 cl100k tokens (CHUNK_MAX_TOKENS" in doctor.stdout, doctor.stdout
+    assert "planner's estimate" in doctor.stdout and " ? " not in doctor.stdout
+    home_row = next(line for line in doctor.stdout.splitlines() if "ingestflow_home" in line)
+    assert "None" not in home_row and str(settings.home) in home_row
+    invalid = run_cli(settings, "doctor", SERVICE_MODE="REAL")
+    assert invalid.returncode == 2 and "OPENAI_API_KEY is required" in invalid.stderr, invalid.stderr
+    assert "SERVICE_MODE=MOCK" in invalid.stderr and "read from" in invalid.stderr
+    mode = run_cli(settings, "search", "aurora", "--mode", "semantic")  # the search's own rule (bounds.py)
+    assert mode.returncode == 1 and "unknown_mode: Unknown search mode 'semantic'" in mode.stderr, mode.stderr
+    assert "Value error" not in mode.stderr

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from ingestflow.cli import common
 from ingestflow.config import Settings
-from ingestflow.store import embedded
+from ingestflow.store import embedded, keeper
 from support import ROOT
 
 
@@ -35,6 +35,21 @@ def postgres_running(datadir: Path) -> list[int]:
         if proc.info["name"] == "postgres" and str(datadir) in (proc.info["cmdline"] or []):
             found.append(proc.pid)
     return found
+
+
+def keepers(datadir: Path) -> list[int]:
+    """Pids of keeper processes of ``datadir``."""
+    return [proc.pid for proc in psutil.process_iter(["cmdline"])
+            if "ingestflow.store.keeper" in (proc.info["cmdline"] or []) and str(datadir) in proc.info["cmdline"]]
+
+
+def eventually(condition: object, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def embedded_env(home: Path) -> dict[str, str]:
@@ -101,6 +116,53 @@ def test_a_killed_process_does_not_keep_the_server_running(tmp_path: Path) -> No
     out = cli(home, "status", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert not postgres_running(home / "pgdata")
+
+
+def test_a_lingering_server_serves_the_next_command_until_db_stop(tmp_path: Path) -> None:
+    home, datadir = tmp_path / "home", tmp_path / "home" / "pgdata"
+    first = cli(home, "status", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="600")
+    assert first.returncode == 0, first.stdout + first.stderr
+    server = keeper.postmaster(datadir)
+    assert server is not None and postgres_running(datadir)  # still up after the command left
+    assert eventually(lambda: len(keepers(datadir)) == 1)
+    again = cli(home, "documents", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="600")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert keeper.postmaster(datadir).pid == server.pid  # joined, not started again
+    assert len(keepers(datadir)) == 1  # and no second keeper
+    stopped = cli(home, "db", "stop", cwd=tmp_path)
+    assert stopped.returncode == 0 and "stopped the embedded server" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert not postgres_running(datadir)
+    assert eventually(lambda: not keepers(datadir))  # the keeper leaves with its server
+    assert "no embedded server running" in cli(home, "db", "stop", cwd=tmp_path).stdout
+
+
+def test_a_killed_process_keeps_a_lingering_server_only_for_its_time(tmp_path: Path) -> None:
+    """Users hold a lock the kernel releases however they end: a SIGKILLed worker does not
+    keep the server up once the linger time has passed. While it lives, `db stop` refuses."""
+    home, datadir = tmp_path / "home", tmp_path / "home" / "pgdata"
+    env = {**embedded_env(home), "EMBEDDED_SERVER_LINGER_SECONDS": "2"}
+    worker = subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert eventually(lambda: keeper.running(datadir) is not None and keeper.in_use(datadir), 90), \
+            "the worker did not join the server"
+        refused = cli(home, "db", "stop", cwd=tmp_path)
+        assert refused.returncode == 1 and "in use" in refused.stderr, refused.stdout + refused.stderr
+        assert postgres_running(datadir)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert eventually(lambda: not postgres_running(datadir)), "the server outlived its linger time"
+    assert eventually(lambda: not keepers(datadir))
+
+
+def test_a_lingering_server_does_not_outlive_its_data_directory(tmp_path: Path) -> None:
+    home, datadir = tmp_path / "home", tmp_path / "home" / "pgdata"
+    assert cli(home, "status", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="600").returncode == 0
+    assert postgres_running(datadir)
+    (datadir / "PG_VERSION").unlink()  # what removing the folder removes first or last: either way
+    assert eventually(lambda: not postgres_running(datadir), 30), "the server outlived its data directory"
+    assert eventually(lambda: not keepers(datadir))
 
 
 def test_sigterm_ends_the_api_server_and_the_embedded_server_with_it(tmp_path: Path) -> None:

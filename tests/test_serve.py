@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,16 @@ def test_the_dashboard_shows_no_other_tenants_activity(settings: Settings, tmp_p
         assert alpha_sees() == before
         assert set(before[0]) == {"host", "pid", "slots", "started_at"}
         assert board_workers(client, alpha)["warning"] is None
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(settings: Settings) -> None:
+    """uvicorn binds after the app's start-up (database, worker): the port is checked first,
+    so the command says why at once instead of exiting 3 after its worker started."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli(settings, "serve", "--port", str(port))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "in use" in out.stderr
+    assert "worker_started" not in out.stderr and "Traceback" not in out.stderr

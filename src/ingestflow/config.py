@@ -271,6 +271,11 @@ class Settings(BaseSettings):
     api_uploads_per_day: int = Field(default=10_000, gt=0)  # per tenant
     metrics_token: SecretStr | None = None  # when set, /metrics needs Authorization: Bearer <it>
 
+    # The embedded server (DATABASE_URL unset) stays up this long after its last process
+    # leaves, so the next command joins it instead of starting it (0: stopped at once).
+    # `ingestflow db stop` stops it now.
+    embedded_server_linger_seconds: float = Field(default=300.0, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = False
 

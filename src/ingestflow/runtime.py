@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,6 +115,23 @@ class Runtime:
         encoding()
         warm_parsers()
         self.services.embedder  # noqa: B018 - built now (numpy, the OpenAI SDK), not in the first batch
+
+    @asynccontextmanager
+    async def sharing_model(self) -> AsyncIterator[None]:
+        """A long-running process (worker, API server) with the local model loads it now and,
+        while the block runs, embeds for the home's short-lived commands, which would each
+        load it again (seconds) for one query (services/model_sharing.py)."""
+        from ingestflow.services.local_embedder import SentenceTransformerEmbedder
+
+        embedder = self.services.embedder
+        if not isinstance(embedder, SentenceTransformerEmbedder):
+            yield
+            return
+        from ingestflow.services import model_sharing
+
+        await asyncio.to_thread(embedder.load)
+        async with model_sharing.share(embedder, self.settings.home):
+            yield
 
     def drain(self, document_ids: list[uuid.UUID], concurrency: int | None = None) -> Worker:
         """A worker that stops once none of these documents has work due."""

@@ -52,7 +52,7 @@ def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
         install_access_log_filter()  # after the server has configured its logging
         pool_size = POOL_SIZE + (worker_pool_size(workers) if workers else 0)
         async with open_runtime(settings, pool_size=pool_size, long_running=True,
-                                admission_size=ADMISSION_POOL_SIZE) as rt:
+                                admission_size=ADMISSION_POOL_SIZE) as rt, rt.sharing_model():
             rt.warm_up()
             app.state.runtime = rt
             if not workers:

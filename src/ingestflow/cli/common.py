@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from ingestflow.cli.options import Output
-from ingestflow.config import ConfigError, Settings, load_settings
+from ingestflow.config import ConfigError, Settings, dotenv_files, find_home, load_settings
 from ingestflow.operations.errors import Refused
 from ingestflow.store import embedded
 
@@ -66,6 +66,19 @@ def settings_or_exit() -> Settings:
         errors.print(f"new empty home at {settings.home}, {settings.located_home.origin}; "
                      "`ingestflow init` pins one to a folder", markup=False, highlight=False, soft_wrap=True)
     return settings
+
+
+def explain_configuration() -> None:
+    """``doctor`` on settings that do not load: what is wrong, where the settings came from
+    and the way out, then exit 2 (nothing else can be checked without them)."""
+    try:
+        load_settings()
+    except ConfigError as exc:
+        files = dotenv_files()
+        read = "the environment" + (" and " + ", ".join(map(str, files)) if files else " (no .env file found)")
+        fail(f"{exc}\nThe settings were read from {read}; home: {find_home().path}.\nSet the variables named "
+             "above there, or SERVICE_MODE=MOCK to run offline without keys. The database and services were "
+             "not checked: they need a valid configuration.", 2, error="invalid_configuration")
 
 
 def start_database() -> None:

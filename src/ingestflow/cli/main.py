@@ -325,7 +325,8 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, w.request_stop)
-        await w.run()
+        async with rt.sharing_model():
+            await w.run()
 
     run(body, pool_size=worker_pool_size(concurrency or settings_or_exit().worker_concurrency), long_running=True)
 
@@ -340,10 +341,21 @@ def serve(
 ) -> None:
     """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
     unless --workers 0, a worker in the same process that processes what is uploaded."""
+    import socket
+
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import settings_or_exit
+    from ingestflow.cli.common import fail, settings_or_exit
 
     settings = settings_or_exit()
+    # uvicorn binds after the start-up (database, worker, model): a port in use would end
+    # it only then, with exit 3. Checked first, as uvicorn binds (SO_REUSEADDR).
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? choose --port)", 2,
+             error="address_in_use")
     serve_api(settings, host, port, workers=settings.worker_concurrency if workers is None else workers)
 
 
@@ -405,10 +417,12 @@ def doctor(as_json: JsonOpt = False) -> None:
     """Configuration (secrets masked), the home and how it was found, modes, health,
     database, budget and breakers.
 
-    Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration.
+    Exits 1 when a service configured as REAL is unusable, 2 on invalid configuration
+    (which it explains: what is wrong, where the settings were read, the way out).
     """
-    from ingestflow.cli.common import run, start_database
+    from ingestflow.cli.common import explain_configuration, run, start_database
 
+    explain_configuration()
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations import health
@@ -505,6 +519,29 @@ def db_restore(
     else:
         console.print(f"restored the backup of {manifest['created_at']} ({manifest['files']} stored file(s))",
                       markup=False, highlight=False)
+
+
+@db_app.command("stop")
+def db_stop(as_json: JsonOpt = False) -> None:
+    """Stop the home's embedded server now, rather than EMBEDDED_SERVER_LINGER_SECONDS after
+    the last command. Exits 1 while a process (a worker, serve) uses it."""
+    from ingestflow.cli.common import console, fail, settings_or_exit
+    from ingestflow.store import embedded
+
+    settings = settings_or_exit()
+    if settings.database_url is not None:
+        fail("DATABASE_URL is set: no embedded server to stop", 1, error="invalid_request")
+    stopped = embedded.stop(settings)
+    if stopped is False:
+        fail(f"the embedded server under {settings.home} is in use (by a worker, `ingestflow serve` or a command "
+             "still running): stop those first", 1, error="conflict")
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"home": settings.home, "stopped": bool(stopped)})
+    else:
+        console.print(f"stopped the embedded server under {settings.home}" if stopped
+                      else f"no embedded server running under {settings.home}", markup=False, highlight=False)
 
 
 @app.command()

@@ -30,9 +30,9 @@ from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import sources
 
-REJECTED = "rejected"  # the upload itself was refused: not a stage, nothing was stored
+REFUSED = "refused"  # the upload itself was refused: not a stage, nothing was stored (as `ingest` here says)
 DELETED = "deleted"  # deleted while followed: not a stage either
-DONE = TERMINAL | {REJECTED, DELETED}
+DONE = TERMINAL | {REFUSED, DELETED}
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -68,7 +68,7 @@ def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked
         body = response.json()
         item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
     else:
-        item.stage, item.error = REJECTED, _error(response)
+        item.stage, item.error = REFUSED, _error(response)
     return item
 
 
@@ -129,11 +129,11 @@ def _summary(items: list[Tracked]) -> None:
         note = escape(note)
         table.add_row(escape(tail(i.name)), str(i.version or "-"), i.stage,
                       str(d.get("progress", {}).get("chunks", "-")), f"{d.get('cost_usd', 0.0):.6f}",
-                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REJECTED, DELETED) else note)
+                      f"[red]{note}[/red]" if i.stage in (Stage.FAILED, REFUSED, DELETED) else note)
     console.print(table)
     counts = {s: sum(i.stage == s for i in items)
-              for s in (Stage.COMPLETE, Stage.FAILED, REJECTED, Stage.SUPERSEDED, DELETED)}
-    shown = [f"{s}: {n}" for s, n in counts.items() if n or s in (Stage.COMPLETE, Stage.FAILED, REJECTED)]
+              for s in (Stage.COMPLETE, Stage.FAILED, REFUSED, Stage.SUPERSEDED, DELETED)}
+    shown = [f"{s}: {n}" for s, n in counts.items() if n or s in (Stage.COMPLETE, Stage.FAILED, REFUSED)]
     console.print("  ".join([f"documents: {len(items)}", *shown]))
 
 
@@ -167,7 +167,7 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
             if not as_json:
                 console.print(f"{len(items)} files uploaded to {server}: {new} new, "
                               f"{sum(i.duplicate for i in items)} unchanged, "
-                              f"{sum(i.error is not None for i in items)} rejected")
+                              f"{sum(i.error is not None for i in items)} refused")
             if wait and not batch:
                 _follow(client, items, poll_interval, timeout, show=not as_json)
     except httpx.HTTPError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from ingestflow.store.vectors import VectorIndex
 
 NAME_WIDTH = 48
+DETAIL_WIDTH = 100  # an event's detail in a table cell, cut at a word
+_MARK = re.compile(r"\*\*(.+?)\*\*")
 
 
 def tail(name: str, width: int = NAME_WIDTH) -> str:
@@ -56,8 +60,9 @@ def _table(title: str, columns: Iterable[str], *, right: Sequence[str] = ()) -> 
 
 
 def ingest_summary(rows: list[dict[str, Any]], refused: list[Submitted]) -> None:
-    table = _table("Ingest summary", ("document", "v", "stage", "chunks", "tokens", "note"),
-                   right=("v", "chunks", "tokens"))
+    # the columns and words of `ingest --server` (cli/remote.py): the same command, run elsewhere
+    table = _table("Ingest summary", ("document", "v", "stage", "chunks", "cost $", "note"),
+                   right=("v", "chunks", "cost $"))
     for r in rows:
         note = ""
         if r["stage"] == Stage.FAILED:
@@ -69,7 +74,7 @@ def ingest_summary(rows: list[dict[str, Any]], refused: list[Submitted]) -> None
         elif r["degraded"]:
             note = "degraded (fallback; will be repaired)"
         table.add_row(escape(tail(r["source_name"])), str(r["version"]), r["stage"], str(r["chunks"]),
-                      str(r["tokens"]), note)
+                      f"{float(r['cost_usd']):.6f}", note)
     for s in refused:  # repr() shows control characters and undecodable bytes as escapes
         assert s.refused is not None
         table.add_row(escape(tail(repr(s.name)[1:-1])), "-", "refused", "-", "-",
@@ -91,8 +96,14 @@ def search_result(query: str, result: SearchResult) -> None:
     for h in result.hits:
         name = tail(h.source_name) + (f" v{h.version}" if h.version > 1 else "")
         table.add_row(f"{h.score:.3f}", escape(name), ",".join(map(str, h.pages)) or "-",
-                      escape(" > ".join(h.heading_path)) or "-", escape(h.snippet))
+                      escape(" > ".join(h.heading_path)) or "-", marked(h.snippet))
     console.print(table)
+
+
+def marked(snippet: str) -> str:
+    """A snippet's ``**marks**`` (the query's words) in bold; the text itself escaped.
+    --json keeps the marks as they are."""
+    return _MARK.sub(r"[bold]\1[/bold]", escape(snippet))
 
 
 def documents(rows: list[dict[str, Any]]) -> None:
@@ -191,8 +202,22 @@ def document(doc: dict[str, Any]) -> None:
     events = _table("Recent events", ("time", "kind", "stage", "detail"))
     for e in doc["events"]:
         events.add_row(e["created_at"].strftime("%H:%M:%S"), e["kind"], e["stage"] or "",
-                       escape(str(e["detail"])[:100]))
+                       escape(event_detail(e["detail"])))
     console.print(events)
+
+
+def event_detail(detail: Any) -> str:
+    """An event's detail as a person reads it: ``key: value`` pairs (nested ones inline),
+    shortened at a word with "…", never a Python dict cut mid-word."""
+    def text(value: Any) -> str:
+        if isinstance(value, dict):
+            pairs = ", ".join(f"{k}: {text(v)}" for k, v in value.items())
+            return pairs if value is detail else f"({pairs})"
+        if isinstance(value, list):
+            return ", ".join(map(text, value))
+        return str(value)
+
+    return textwrap.shorten(text(detail or ""), DETAIL_WIDTH, placeholder=" …")
 
 
 def _money(value: float | None) -> str:
@@ -225,8 +250,9 @@ def spend(s: Spend, days: list[dict[str, Any]], documents: list[dict[str, Any]])
 def vector_indexes(rows: list[VectorIndex]) -> None:
     if not rows:
         return
-    table = _table("Vector indexes", ("space", "model", "dims", "vectors", "index", "m / ef_construction", "size",
-                                      "note"), right=("space", "dims", "vectors", "size"))
+    table = _table("Vector indexes", ("space", "model", "dims", "vectors (planner's estimate)", "index",
+                                      "m / ef_construction", "size", "note"),
+                   right=("space", "dims", "vectors (planner's estimate)", "size"))
     for r in rows:
         if r.index is None:
             note = "none: searched exactly (under HNSW_MIN_VECTORS, or over 4,000 dimensions)"
@@ -238,7 +264,7 @@ def vector_indexes(rows: list[VectorIndex]) -> None:
         else:
             note = ""
         table.add_row(str(r.space_id), escape(f"{r.provider}/{r.model}"), str(r.dimensions),
-                      "?" if r.vectors is None else f"{r.vectors:,}",
+                      "not estimated yet" if r.vectors is None else f"~{r.vectors:,}",
                       r.index or "-", "-" if r.index is None else f"{r.m} / {r.ef_construction}",
                       "-" if r.bytes is None else f"{r.bytes / 2**20:,.1f} MB", note)
     console.print(table)
@@ -257,10 +283,11 @@ def doctor(d: Doctor) -> None:
     console.print(health)
     m = d.embedding_model
     console.print(f"embedding model: {m.provider}/{m.name}, {m.dimensions} dims, at most {m.max_input_tokens} "
-                  f"{m.tokenizer} tokens per input (chunks up to {m.max_chunk_tokens} cl100k tokens), "
-                  f"${m.usd_per_mtok}/M tokens (batch ${m.batch_usd_per_mtok})")
+                  f"{m.tokenizer} tokens per input, ${m.usd_per_mtok}/M tokens (batch ${m.batch_usd_per_mtok})",
+                  highlight=False)
     c = d.chunking
-    console.print(f"chunking: rule {c['rule']}, {c['max_tokens']} tokens, overlap {c['overlap_tokens']}; "
+    console.print(f"chunking: rule {c['rule']}, chunks up to {c['max_tokens']} cl100k tokens (CHUNK_MAX_TOKENS, "
+                  f"else the model's default), overlap {c['overlap_tokens']}; "
                   f"{d.stale_chunking[0]} of {d.stale_chunking[1]} current documents chunked otherwise"
                   + (" (`ingestflow reembed` re-chunks them)" if d.stale_chunking[0] else ""), highlight=False)
     console.print(f"database: PostgreSQL {d.server_version}, pgvector {d.pgvector_version} ({escape(d.database)})")

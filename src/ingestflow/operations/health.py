@@ -112,7 +112,8 @@ async def doctor(rt: Runtime) -> Doctor:
         chunking = rt.chunking().signature
         stale = await documents.chunking_census(conn, None, chunking)
     return Doctor(
-        settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
+        # SecretStr prints as '**********'; the home as found, not an unset INGESTFLOW_HOME
+        settings={k: str(v) for k, v in s.model_dump().items()} | {"ingestflow_home": str(s.home)},
         home=s.located_home,
         services=await check(rt), embedding_model=rt.services.embedder.spec,
         server_version=server, pgvector_version=pgvector,

@@ -26,6 +26,7 @@ from typing import Any
 
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
+from ingestflow.services.costs import embedder_spec, embedding_cost
 from ingestflow.store import batches, documents, jobs, vectors
 from ingestflow.store.vectors import Coverage, Space
 
@@ -137,7 +138,7 @@ async def drop_space(rt: Runtime, tenant: str, space_id: int) -> int:
 async def _configured(rt: Runtime) -> Space:
     """The configured embedder's space, known without building the embedder (``status``
     loads neither numpy nor the OpenAI SDK)."""
-    spec = rt.services.embedder_spec
+    spec = embedder_spec(rt.settings)
     provider, model, dimensions = spec.provider, spec.name, spec.dimensions
     async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, provider, model, dimensions)
@@ -147,7 +148,6 @@ async def _configured(rt: Runtime) -> Space:
 async def _rechunk_estimate(rt: Runtime, stale: list[documents.Rechunk]) -> RechunkEstimate:
     from ingestflow.pipeline.chunking import chunk_markdown, document_title
     from ingestflow.services.base import PageSpan
-    from ingestflow.services.costs import embedding_cost
 
     config = rt.chunking()
 
@@ -157,7 +157,7 @@ async def _rechunk_estimate(rt: Runtime, stale: list[documents.Rechunk]) -> Rech
                                         document_title(r.text.markdown, r.text.title, r.source_name))]
 
     counts = await asyncio.to_thread(cut)
-    spec, tokens = rt.services.embedder_spec, sum(counts)
+    spec, tokens = embedder_spec(rt.settings), sum(counts)
     if spec.provider != "openai":
         return RechunkEstimate(len(stale), len(counts), tokens, Decimal(0), None)
     return RechunkEstimate(len(stale), len(counts), tokens, embedding_cost(spec, tokens),
@@ -165,9 +165,7 @@ async def _rechunk_estimate(rt: Runtime, stale: list[documents.Rechunk]) -> Rech
 
 
 def _estimate(rt: Runtime, coverage: Coverage) -> Estimate:
-    from ingestflow.services.costs import embedding_cost
-
-    spec = rt.services.embedder_spec
+    spec = embedder_spec(rt.settings)
     if spec.provider != "openai":
         return Estimate(coverage.missing_chunks, coverage.missing_tokens, Decimal(0), None)
     return Estimate(coverage.missing_chunks, coverage.missing_tokens, embedding_cost(spec, coverage.missing_tokens),

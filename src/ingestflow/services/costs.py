@@ -10,8 +10,16 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from ingestflow.catalogue import LLAMAPARSE, EmbeddingModel, PageParser
-from ingestflow.config import Settings
+from ingestflow.catalogue import (
+    LLAMAPARSE,
+    LOCAL_MODEL,
+    MOCK_MODEL,
+    EmbeddingModel,
+    PageParser,
+    embedding_model,
+    openai_model,
+)
+from ingestflow.config import ServiceMode, Settings
 from ingestflow.services.budget import ServiceLimits
 
 MILLION = Decimal(1_000_000)
@@ -32,6 +40,16 @@ def priced(model: EmbeddingModel, settings: Settings) -> EmbeddingModel:
         return model
     price = settings.openai_price_per_mtok
     return replace(model, usd_per_mtok=price, batch_usd_per_mtok=price / 2)
+
+
+def embedder_spec(settings: Settings) -> EmbeddingModel:
+    """The catalogue entry of the embedder the router configures, with its price (known
+    without building the services: ``status`` imports no provider)."""
+    if settings.embeddings_service_mode is ServiceMode.MOCK:
+        return replace(embedding_model(MOCK_MODEL), dimensions=settings.mock_embedding_dimensions)
+    if settings.embeddings_provider == "local":
+        return embedding_model(LOCAL_MODEL)
+    return priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions), settings)
 
 
 def llamaparse_prices(settings: Settings) -> PageParser:

