@@ -293,8 +293,8 @@ class _Local:
     async def documents(self, stage: str | None, limit: int, tenant: str | None) -> list[Document]:
         from ingestflow.operations import documents
 
-        rows = await documents.page(self.rt, self._tenant(tenant), stage=stage, after=None, limit=limit)
-        return [_record(Document, r) for r in rows]
+        page = await documents.page(self.rt, self._tenant(tenant), stage=stage, cursor=None, limit=limit)
+        return [_record(Document, r) for r in page.items]
 
     async def delete(self, ref: str | uuid.UUID | Document, tenant: str | None) -> None:
         from ingestflow.operations import documents
@@ -604,7 +604,8 @@ class AsyncClient:
 
     async def documents(self, stage: str | None = None, *, limit: int = 100,
                         tenant: str | None = None) -> list[Document]:
-        """Current documents, newest first, at most ``limit``; only those in ``stage`` if given."""
+        """Current documents, newest first, at most ``limit``; only those in ``stage`` if given
+        (``superseded``: the older versions)."""
         backend = await self._open()
         with _public_errors():
             return await backend.documents(stage, limit, tenant)

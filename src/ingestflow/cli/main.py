@@ -242,23 +242,37 @@ def retry(
 
 @app.command("documents")
 def documents_(
-    stage: Annotated[Stage | None, typer.Option(help="Only documents in this stage.")] = None,
+    stage: Annotated[Stage | None, typer.Option(
+        help="Only documents in this stage (superseded: the older versions).")] = None,
     tenant: TenantOpt = "default",
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The page after the one that printed this cursor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Current documents, newest first: id, name, version, stage, chunks, last change."""
+    """Current documents, newest first: id, name, version, stage, chunks, last change.
+    A listing cut at --limit says how many there are and how to list the next page
+    (with --json: total and next_cursor)."""
     from ingestflow.cli.common import run, start_database
 
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations import documents
+    from ingestflow.runtime import Runtime
 
-    rows = run(lambda rt: documents.page(rt, tenant, stage=stage, after=None, limit=limit))
+    async def body(rt: Runtime) -> tuple[documents.Page, int]:
+        page = await documents.page(rt, tenant, stage=stage, cursor=cursor, limit=limit)
+        return page, await documents.count(rt, tenant, stage=stage)
+
+    page, total = run(body)
     if as_json:
-        render.print_json({"documents": rows})
-    else:
-        render.documents(rows)
+        render.print_json({"documents": page.items, "total": total, "next_cursor": page.next_cursor})
+        return
+    render.documents(page.items)
+    if len(page.items) < total:  # names, stages and cursors need no shell quoting
+        given = [f"--stage {stage}"] if stage else []
+        given += [f"--tenant {tenant}"] if tenant != "default" else []
+        render.page_note(len(page.items), total, page.next_cursor and " ".join(
+            ["ingestflow documents", *given, f"--limit {limit}", f"--cursor {page.next_cursor}"]))
 
 
 @app.command()

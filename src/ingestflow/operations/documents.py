@@ -12,13 +12,14 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import limits as tenant_limits
-from ingestflow.operations import spaces, workers
+from ingestflow.operations import pagination, spaces, workers
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, sources
@@ -217,10 +218,36 @@ async def throughput(rt: Runtime, tenant: str) -> list[dict[str, Any]]:
                                           width_seconds=THROUGHPUT_BUCKET_SECONDS)
 
 
-async def page(rt: Runtime, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
-               limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Page:
+    """Some of a listing: ``next_cursor`` (None on the last page) asks for the rest."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+async def page(rt: Runtime, tenant: str, *, stage: str | None, cursor: str | None, limit: int) -> Page:
+    """Documents newest first, ``limit`` at most, after ``cursor`` (a ``next_cursor``
+    given before; Refused ``invalid_cursor`` for anything else). Current versions, or
+    with ``stage`` only those in it (``superseded`` lists the older versions)."""
+    after = None
+    if cursor is not None:
+        created, ident = pagination.decode(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(created), uuid.UUID(ident))
+        except ValueError:
+            raise pagination.invalid_cursor() from None
     async with rt.db.pool.connection() as conn:
-        return await documents.page(conn, tenant, stage=stage, after=after, limit=limit)
+        rows = await documents.page(conn, tenant, stage=stage, after=after, limit=limit + 1)
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page(items, pagination.encode(items[-1]["created_at"].isoformat(), items[-1]["id"]) if more else None)
+
+
+async def count(rt: Runtime, tenant: str, *, stage: str | None) -> int:
+    """How many documents ``page`` lists, over all pages."""
+    async with rt.db.pool.connection() as conn:
+        return await documents.count(conn, tenant, stage=stage)
 
 
 async def chunks(rt: Runtime, tenant: str, document: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:

@@ -318,10 +318,16 @@ async def throughput(conn: AsyncConnection, tenant: str, *, buckets: int, width_
 
 async def page(conn: AsyncConnection, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
                limit: int) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated on (created_at, id); superseded versions left out."""
+    """Newest first, keyset-paginated on (created_at, id); superseded versions only when
+    ``stage`` asks for them."""
     after_created, after_id = after or (None, None)
     return await _rows(conn, "list_documents", {"tenant": tenant, "stage": stage, "after_created": after_created,
                                                 "after_id": after_id, "limit": limit})
+
+
+async def count(conn: AsyncConnection, tenant: str, *, stage: str | None) -> int:
+    """How many documents ``page`` lists, over all pages."""
+    return int((await _rows(conn, "count_documents", {"tenant": tenant, "stage": stage}))[0]["documents"])
 
 
 async def chunks(conn: AsyncConnection, tenant: str, document: uuid.UUID, *, after: int,
