@@ -22,7 +22,7 @@ from ingestflow.operations import limits as tenant_limits
 from ingestflow.operations import pagination, spaces, workers
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
-from ingestflow.operations.naming import check_source_name, sources
+from ingestflow.operations.naming import check_source_name, project_of, sources, synced_names
 from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
 from ingestflow.store import costs, documents, jobs, usage
@@ -78,7 +78,7 @@ async def submit_paths(rt: Runtime, paths: Iterable[str | Path], tenant: str, *,
     """Register every file under ``paths``, one outcome each, many files per transaction; a
     refused file (bad name, unreadable, not indexable) is reported and the rest carry on."""
     spaces.check_batch_api(rt, batch_api)
-    found = list(sources(paths, prefix=prefix, name=name))
+    found = list(sources(paths, prefix=prefix, name=name, project=project_of(rt.settings.home)))
     outcomes: list[Submitted] = []
     for start in range(0, len(found), REGISTER_BATCH):
         part = found[start:start + REGISTER_BATCH]
@@ -122,6 +122,16 @@ async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
         raise Refused("invalid", "ambiguous_reference",
                       f"{ref!r} starts the id of more than one document; give more of the id.")
     return found[0]
+
+
+async def stale(rt: Runtime, tenant: str, folders: Iterable[str | Path], *, prefix: str,
+                present: set[str]) -> list[dict[str, Any]]:
+    """The documents named as files under ``folders`` would be whose files are gone
+    (``present``: the names found there now), to delete when a folder is kept in sync."""
+    unders = synced_names(folders, prefix=prefix, project=project_of(rt.settings.home))
+    async with rt.db.pool.connection() as conn:
+        rows = await documents.named_under(conn, tenant, unders)
+    return [r for r in rows if r["source_name"] not in present]
 
 
 async def retry(rt: Runtime, tenant: str, document: uuid.UUID, *, limits: TenantLimits | None = None) -> None:

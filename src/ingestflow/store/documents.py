@@ -274,6 +274,11 @@ async def find(conn: AsyncConnection, tenant: str, ref: str, *, min_prefix: int)
     return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref, "min_prefix": min_prefix})
 
 
+async def named_under(conn: AsyncConnection, tenant: str, prefixes: Sequence[str]) -> list[dict[str, Any]]:
+    """The newest live version of each source whose name starts with one of ``prefixes``."""
+    return await _rows(conn, "documents_named_under", {"tenant": tenant, "prefixes": list(prefixes)})
+
+
 async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:
     """One document with its job and progress (chunks, chunks with a vector, tokens)."""
     rows = await _rows(conn, "document_detail", {"tenant": tenant, "document_id": document})
