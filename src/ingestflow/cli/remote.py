@@ -2,7 +2,8 @@
 
 The server's workers do the processing; this client only uploads (the server detects
 each type and hashes the bytes itself) and polls each document until its stage is
-terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the URL and an API key: no database, no provider keys.
+terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the
+URL and an API key: no database, no provider keys.
 Errors go through ``common.fail`` as every command's do (JSON on stderr with --json).
 """
 
@@ -170,9 +171,9 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
     one JSON document and no progress).
 
     Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
-    rejected, superseded or deleted, or did not finish within ``timeout``, 2 the server could not be used
-    (unreachable, bad key, bad path). ``sync``: then delete the documents of these folders
-    whose files are gone, as ``ingest --sync`` does here.
+    rejected, superseded or deleted, or did not finish within ``timeout``, 2 the server
+    could not be used (unreachable, bad key, bad path). ``sync``: then delete the
+    documents of these folders whose files are gone, as ``ingest --sync`` does here.
     """
     try:
         if sync:

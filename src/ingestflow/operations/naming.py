@@ -116,4 +116,3 @@ def check_sync(paths: Iterable[str | Path], name: str | None) -> None:
     for path in map(Path, paths):
         if path.exists() and not path.is_dir():  # a missing one is no_such_path
             raise Refused("invalid", "invalid_sync", f"--sync keeps folders in sync; {str(path)!r} is a file.")
-
