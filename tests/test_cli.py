@@ -235,3 +235,34 @@ def test_what_a_person_reads_is_finished(settings: Settings, tmp_path: Path) -> 
     mode = run_cli(settings, "search", "aurora", "--mode", "semantic")  # the search's own rule (bounds.py)
     assert mode.returncode == 1 and "unknown_mode: Unknown search mode 'semantic'" in mode.stderr, mode.stderr
     assert "Value error" not in mode.stderr
+
+
+def test_a_listing_cut_short_says_how_much_and_pages_on(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(55):
+        (folder / f"note{i:02}.md").write_text(f"# Note {i}\n\nThe {i}th note.\n")
+    assert run_cli(settings, "ingest", "--no-wait", str(folder)).returncode == 0
+    first = run_cli(settings, "documents")
+    assert first.returncode == 0 and "50 of 55 documents; the next page: ingestflow documents --limit 50 --cursor " \
+        in first.stdout, first.stdout + first.stderr
+    command = first.stdout.split("the next page: ")[1].split()
+    rest = run_cli(settings, *command[1:])
+    assert rest.stdout.count("note") == 5 and "5 of 55 documents" in rest.stdout and "next page" not in rest.stdout
+
+    listed = json.loads(run_cli(settings, "documents", "--limit", "40", "--json").stdout)
+    assert (len(listed["documents"]), listed["total"]) == (40, 55) and listed["next_cursor"]
+    more = json.loads(run_cli(settings, "documents", "--limit", "40", "--cursor", listed["next_cursor"],
+                              "--json").stdout)
+    assert (len(more["documents"]), more["total"], more["next_cursor"]) == (15, 55, None)
+    assert len({d["id"] for d in listed["documents"] + more["documents"]}) == 55
+    bad = run_cli(settings, "documents", "--cursor", "not-a-cursor", "--json")
+    assert bad.returncode == 1 and json.loads(bad.stderr)["error"]["code"] == "invalid_cursor"
+
+    (tmp_path / "policy.md").write_text("# Policy\n\nVersion one.\n")
+    assert run_cli(settings, "ingest", str(tmp_path / "policy.md")).returncode == 0
+    (tmp_path / "policy.md").write_text("# Policy\n\nVersion two.\n")
+    assert run_cli(settings, "ingest", str(tmp_path / "policy.md")).returncode == 0
+    older = json.loads(run_cli(settings, "documents", "--stage", "superseded", "--json").stdout)
+    assert [(d["source_name"], d["version"]) for d in older["documents"]] == [("policy.md", 1)]
+    assert older["total"] == 1

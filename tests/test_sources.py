@@ -7,8 +7,11 @@ worker process."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -229,3 +232,90 @@ def test_an_id_prefix_needs_four_characters_and_a_name_comes_first(settings: Set
         assert client.status(ident[:6]).id == other.document_id
         client.delete("2024")
         assert client.status("2024").id == other.document_id
+
+
+# -- one file is one source, and a folder can be kept in sync ---------------------------------
+
+
+def project(tmp_path: Path) -> Path:
+    """A project folder (it holds the home) with mydocs/a.md, mydocs/sub/volcano.html,
+    other/c.md and an empty work/ to run commands from."""
+    proj = tmp_path / "proj"
+    for folder in (".ingestflow", "mydocs/sub", "other", "work"):
+        (proj / folder).mkdir(parents=True)
+    (proj / "mydocs" / "a.md").write_text("# A\n\nAlpha notes.\n")
+    (proj / "mydocs" / "sub" / "volcano.html").write_text("<h1>Volcano</h1><p>Lava flows slowly.</p>")
+    (proj / "other" / "c.md").write_text("# C\n\nOther notes.\n")
+    return proj
+
+
+def in_project(settings: Settings, proj: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``ingestflow *args`` run from proj/work, with the home proj/.ingestflow."""
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli(settings, *args, cwd=proj / "work", stdin=stdin, INGESTFLOW_HOME=str(proj / ".ingestflow"))
+
+    return cli
+
+
+def names(settings: Settings, tenant: str = "default") -> list[tuple[str, int, bool]]:
+    return sql(settings, "SELECT source_name, version, is_current FROM documents WHERE tenant = %s"
+                         " ORDER BY source_name, version", (tenant,))
+
+
+def test_a_file_in_the_project_is_one_source_however_it_is_reached(settings: Settings, tmp_path: Path) -> None:
+    proj = project(tmp_path)
+    here = in_project(settings, proj)
+    assert here("ingest", "../mydocs").returncode == 0
+    (proj / "mydocs" / "sub" / "volcano.html").write_text("<h1>Volcano</h1><p>Lava flows fast.</p>")
+    assert here("ingest", "../mydocs/sub/volcano.html").returncode == 0
+    assert names(settings) == [("mydocs/a.md", 1, True), ("mydocs/sub/volcano.html", 1, False),
+                               ("mydocs/sub/volcano.html", 2, True)]
+    outside = tmp_path / "outside"  # not in the project: named relative to the folder given, as before
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "x.md").write_text("# X\n\nOutside notes.\n")
+    assert here("ingest", str(outside)).returncode == 0
+    assert ("deep/x.md", 1, True) in names(settings)
+
+
+def test_ingest_sync_deletes_the_documents_whose_files_are_gone_once_agreed(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = project(tmp_path)
+    here = in_project(settings, proj)
+    assert here("ingest", "../mydocs", "../other").returncode == 0
+    (proj / "mydocs" / "sub" / "volcano.html").unlink()
+    declined = here("ingest", "--sync", "../mydocs", stdin="n\n")
+    assert "sync: 1 documents of ../mydocs have no file any more: mydocs/sub/volcano.html" in declined.stdout
+    assert "deleted nothing" in declined.stdout and len(names(settings)) == 3
+    agreed = here("ingest", "--sync", "../mydocs", stdin="y\n")
+    assert agreed.returncode == 0 and "deleted 1 documents" in agreed.stdout, agreed.stdout + agreed.stderr
+    assert names(settings) == [("mydocs/a.md", 1, True), ("other/c.md", 1, True)]  # other/ is not mydocs/
+
+    (proj / "mydocs" / "a.md").unlink()
+    counted = here("ingest", "--sync", "../mydocs", "--json")
+    assert json.loads(counted.stdout)["sync"] == {"stale": ["mydocs/a.md"], "deleted": []}  # --json asks nobody
+    refused = here("ingest", "--sync", "../other/c.md", "--json")
+    assert refused.returncode == 1 and json.loads(refused.stderr)["error"]["code"] == "invalid_sync"
+
+    monkeypatch.chdir(proj / "work")
+    monkeypatch.setenv("INGESTFLOW_HOME", str(proj / ".ingestflow"))
+    local = Settings(**{**settings.model_dump(), "ingestflow_home": proj / ".ingestflow"})
+    with Client(local) as client:
+        outcomes = client.ingest(proj / "mydocs", sync=True)
+    assert [(o.name, o.stage) for o in outcomes] == [("mydocs/a.md", "deleted")]
+    assert names(settings) == [("other/c.md", 1, True)]
+
+    key = make_key(settings, "acme")  # no worker: nothing waits, the sync is what is tested
+    (proj / "mydocs" / "a.md").write_text("# A\n\nAlpha notes.\n")
+    (proj / "mydocs" / "b.md").write_text("# B\n\nBeta notes.\n")
+    with live_server(create_app(settings)) as base:
+        with Client(url=base, api_key=key) as remote:
+            assert {o.name for o in remote.ingest(proj / "mydocs", wait=False)} == {"mydocs/a.md", "mydocs/b.md"}
+            (proj / "mydocs" / "a.md").unlink()
+            outcomes = remote.ingest("../mydocs", wait=False, sync=True)
+            assert [(o.name, o.stage) for o in outcomes][-1] == ("mydocs/a.md", "deleted")
+        assert [n for n, _, _ in names(settings, "acme")] == ["mydocs/b.md"]
+        (proj / "mydocs" / "b.md").unlink()
+        (proj / "mydocs" / "d.md").write_text("# D\n\nDelta notes.\n")
+        over_http = here("ingest", "--server", base, "--api-key", key, "--no-wait", "--sync", "--yes", "../mydocs")
+        assert "deleted 1 documents" in over_http.stdout, over_http.stdout + over_http.stderr
+    assert [n for n, _, _ in names(settings, "acme")] == ["mydocs/d.md"]

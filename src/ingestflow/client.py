@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import threading
 import time
 import uuid
@@ -27,13 +28,13 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
-from ingestflow.config import ConfigError, Settings, load_settings
+from ingestflow.config import ConfigError, Settings, find_home, load_settings
 from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.costs import ServiceSpend
 from ingestflow.operations.errors import Refused
-from ingestflow.operations.naming import check_tenant, sources
 from ingestflow.operations.bounds import Filters as SearchFilters
 from ingestflow.operations.bounds import check_arguments
+from ingestflow.operations.naming import check_sync, check_tenant, project_of, sources, synced_names
 from ingestflow.operations.search import SearchHit, SearchResult
 from ingestflow.redaction import scrub
 from ingestflow.store import embedded
@@ -167,21 +168,40 @@ class _Sources:
     data: bytes | None
     name: str | None
     prefix: str
+    sync: bool  # then delete the documents of these folders whose files are gone
 
     @classmethod
-    def of(cls, source: Source, name: str | None, prefix: str) -> _Sources:
+    def of(cls, source: Source, name: str | None, prefix: str, sync: bool) -> _Sources:
         if isinstance(source, bytes):
             if not name:
                 raise IngestflowError("invalid_name", "Bytes need a name: ingest(data, name='report.pdf').")
-            return cls([], source, name, prefix)
-        return cls([source] if isinstance(source, str | Path) else list(source), None, name, prefix)
+            if sync:
+                raise IngestflowError("invalid_sync", "sync=True keeps folders in sync; bytes have none.")
+            return cls([], source, name, prefix, sync)
+        given = cls([source] if isinstance(source, str | Path) else list(source), None, name, prefix, sync)
+        if sync:
+            with _public_errors():
+                check_sync(given.paths, name)
+        return given
 
     def files(self) -> list[tuple[str, Path | bytes]]:
-        """(source name, bytes or file), named as the CLI names them (operations/naming.py)."""
+        """(source name, bytes or file), named as the CLI names them (operations/naming.py),
+        with the project folder of the home found from here."""
         if self.data is not None:
             assert self.name is not None
             return [(self.prefix + self.name, self.data)]
-        return [(found, path) for path, found in sources(self.paths, prefix=self.prefix, name=self.name)]
+        return [(found, path) for path, found in sources(self.paths, prefix=self.prefix, name=self.name,
+                                                          project=_project())]
+
+    def stale(self, listed: Sequence[Document], present: set[str]) -> list[Document]:
+        """Of the documents ``listed``, those named as a file of these folders would be
+        whose file is gone (not in ``present``): what a sync deletes."""
+        unders = synced_names(self.paths, prefix=self.prefix, project=_project())
+        return [d for d in listed if d.source_name.startswith(unders) and d.source_name not in present]
+
+
+def _project() -> Path | None:
+    return project_of(find_home().path)
 
 
 @contextmanager
@@ -262,11 +282,17 @@ class _Local:
                 worker.request_stop()  # releases its jobs, as on SIGTERM; the stages say what is unfinished
             await work
         rows = {r["id"]: r for r in await documents.progress(self.rt, tenant, ids)}
-        return [o if o.document_id is None else
-                _deleted(o) if o.document_id not in rows else
-                Ingested(o.name, o.document_id, o.version, o.duplicate, rows[o.document_id]["stage"],
-                         *_failure(rows[o.document_id]))
-                for o in outcomes]
+        result = [o if o.document_id is None else
+                  _deleted(o) if o.document_id not in rows else
+                  Ingested(o.name, o.document_id, o.version, o.duplicate, rows[o.document_id]["stage"],
+                           *_failure(rows[o.document_id]))
+                  for o in outcomes]
+        if given.sync:
+            for g in await documents.stale(self.rt, tenant, given.paths, prefix=given.prefix,
+                                           present={o.name for o in outcomes}):
+                await documents.delete(self.rt, tenant, g["id"])
+                result.append(Ingested(g["source_name"], g["id"], g["version"], False, DELETED))
+        return result
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
                      tenant: str | None) -> SearchResult:
@@ -296,8 +322,8 @@ class _Local:
     async def documents(self, stage: str | None, limit: int, tenant: str | None) -> list[Document]:
         from ingestflow.operations import documents
 
-        rows = await documents.page(self.rt, self._tenant(tenant), stage=stage, after=None, limit=limit)
-        return [_record(Document, r) for r in rows]
+        page = await documents.page(self.rt, self._tenant(tenant), stage=stage, cursor=None, limit=limit)
+        return [_record(Document, r) for r in page.items]
 
     async def delete(self, ref: str | uuid.UUID | Document, tenant: str | None) -> None:
         from ingestflow.operations import documents
@@ -424,6 +450,11 @@ class _Remote:
             error = detail["error"] or {}
             result.append(Ingested(o.name, o.document_id, o.version, o.duplicate, detail["stage"],
                                    error.get("code"), error.get("message")))
+        if given.sync:
+            listed = {d.source_name: d for d in await self.documents(None, sys.maxsize, None)}  # one per source
+            for d in given.stale(list(listed.values()), {o.name for o in outcomes}):
+                await self.delete(d, None)
+                result.append(Ingested(d.source_name, d.id, d.version, False, DELETED))
         return result
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
@@ -568,14 +599,17 @@ class AsyncClient:
 
     async def ingest(self, source: Source, *, tenant: str | None = None, name: str | None = None, prefix: str = "",
                      wait: bool = True, batch_api: bool = False, concurrency: int = 2,
-                     timeout: float | None = None) -> list[Ingested]:
+                     timeout: float | None = None, sync: bool = False) -> list[Ingested]:
         """Ingest files and folders (recursively, named as ``ingestflow ingest`` names them),
         or ``bytes`` with a ``name``. ``wait``: until every document reaches a terminal
         stage, which its outcome says (at most ``timeout`` seconds): locally a worker runs
         in this process (``concurrency`` jobs at once), remotely the server's workers do
         the work. ``batch_api``: embed through the OpenAI Batch API (within a day; never
-        waited for). One outcome per file; a refused file does not stop the others."""
-        given = _Sources.of(source, name, prefix)
+        waited for). One outcome per file; a refused file does not stop the others.
+        ``sync`` (folders only; what ``ingest --sync --yes`` does): then delete the documents
+        named as a file of these folders would be whose file is gone, one more outcome
+        each, with stage ``"deleted"``."""
+        given = _Sources.of(source, name, prefix, sync)
         backend = await self._open()
         with _public_errors():
             try:
@@ -610,7 +644,8 @@ class AsyncClient:
 
     async def documents(self, stage: str | None = None, *, limit: int = 100,
                         tenant: str | None = None) -> list[Document]:
-        """Current documents, newest first, at most ``limit``; only those in ``stage`` if given."""
+        """Current documents, newest first, at most ``limit``; only those in ``stage`` if given
+        (``superseded``: the older versions)."""
         backend = await self._open()
         with _public_errors():
             return await backend.documents(stage, limit, tenant)
@@ -701,10 +736,11 @@ class Client:
 
     def ingest(self, source: Source, *, tenant: str | None = None, name: str | None = None, prefix: str = "",
                wait: bool = True, batch_api: bool = False, concurrency: int = 2,
-               timeout: float | None = None) -> list[Ingested]:
+               timeout: float | None = None, sync: bool = False) -> list[Ingested]:
         """See :meth:`AsyncClient.ingest`."""
         return self._run(self._client.ingest(source, tenant=tenant, name=name, prefix=prefix, wait=wait,
-                                             batch_api=batch_api, concurrency=concurrency, timeout=timeout))
+                                             batch_api=batch_api, concurrency=concurrency, timeout=timeout,
+                                             sync=sync))
 
     def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
                *, tenant: str | None = None) -> SearchResult:

@@ -13,7 +13,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -100,6 +100,23 @@ def database_url_or_exit(settings: Settings) -> str:
     except embedded.EmbeddedServerUnusable as exc:
         # the reason and the way out (DATABASE_URL) say more than a traceback
         fail(str(exc), 2, error="database_unavailable")
+
+
+SYNC_NAMES_SHOWN = 10  # names of stale documents listed before the question
+
+
+def agree_to_sync(folders: Sequence[str], names: Sequence[str], *, yes: bool, as_json: bool) -> bool:
+    """``ingest --sync``, here or with --server: show how many documents of ``folders`` have
+    no file any more (``names``) and ask whether to delete them (``yes``: without asking;
+    with --json and no --yes, never: a script's stdout holds no question)."""
+    if not as_json:
+        shown = ", ".join(names[:SYNC_NAMES_SHOWN]) + (", ..." if len(names) > SYNC_NAMES_SHOWN else "")
+        console.print(f"sync: {len(names)} documents of {', '.join(folders)} have no file any more"
+                      + (f": {shown}" if names else ""), markup=False, highlight=False, soft_wrap=True)
+    agreed = bool(names) and (yes or (not as_json and typer.confirm(f"delete these {len(names)} documents?")))
+    if names and not as_json:
+        console.print(f"deleted {len(names)} documents" if agreed else "deleted nothing", highlight=False)
+    return agreed
 
 
 def run(body: Callable[[Runtime], Awaitable[T]], *, pool_size: int = 8, quiet: bool = False,

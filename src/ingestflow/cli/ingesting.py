@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingestflow.cli import render
-from ingestflow.cli.common import console, fail, run, warn
+from ingestflow.cli.common import agree_to_sync, console, fail, run, warn
 from ingestflow.lifecycle import RANK, Stage
 from ingestflow.operations import documents, workers
 from ingestflow.operations.documents import Submitted
+from ingestflow.operations.naming import check_sync
 from ingestflow.runtime import Runtime, worker_pool_size
 from ingestflow.store.batches import AWAITING_BATCH
 
@@ -34,12 +35,17 @@ INTERRUPTED = ("Interrupted: the unfinished documents are back in the queue; `in
 
 
 def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: int, prefix: str,
-                source_name: str | None, batch: bool = False, as_json: bool = False) -> int:
+                source_name: str | None, batch: bool = False, as_json: bool = False, sync: bool = False,
+                yes: bool = False) -> int:
     """Exit code: 0 all complete (or all queued, without waiting; or, ``batch``, waiting for
     their batch); 1 a file was refused or a document failed or did not complete; 2 a path
     does not exist; 128 + the signal's number when SIGINT or SIGTERM stopped the work.
-    ``as_json``: no progress, one JSON summary on stdout."""
+    ``as_json``: no progress, one JSON summary on stdout. ``sync``: then delete the documents
+    of these folders whose files are gone, after a count and a question (``yes``: without;
+    with ``as_json`` and not ``yes``, only counted)."""
     async def body(rt: Runtime) -> int:
+        if sync:
+            check_sync(paths, source_name)
         try:
             submitted = await documents.submit_paths(rt, paths, tenant, prefix=prefix, name=source_name,
                                                      batch_api=batch)
@@ -61,12 +67,14 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
         rows = await documents.progress(rt, tenant, ids)
         warning = None if wait else await workers.warning_for(rt, ids)
         batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
-        if as_json:
-            render.print_json({"documents": [_summary(r) for r in rows] + [_refused(s) for s in refused],
-                               "warning": warning})
-        else:
+        if not as_json:
             render.ingest_summary(rows, refused)
             warn(warning)
+        synced = await _sync(rt, tenant, paths, prefix, {s.name for s in submitted}, yes=yes, as_json=as_json) \
+            if sync else None
+        if as_json:
+            render.print_json({"documents": [_summary(r) for r in rows] + [_refused(s) for s in refused],
+                               "warning": warning, **({"sync": synced} if sync else {})})
         if batched and not as_json:
             console.print(f"{len(batched)} documents wait for the OpenAI Batch API (within 24 hours); "
                           "a running `ingestflow worker` stores their vectors when it answers")
@@ -77,6 +85,18 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
         return 1 if refused or unfinished or any(r["stage"] == Stage.FAILED for r in rows) else 0
 
     return run(body, pool_size=worker_pool_size(concurrency), quiet=wait)
+
+
+async def _sync(rt: Runtime, tenant: str, folders: Sequence[str], prefix: str, present: set[str], *,
+                yes: bool, as_json: bool) -> dict[str, list[str]]:
+    """Delete the folders' documents whose files are gone, once the user agrees."""
+    gone = await documents.stale(rt, tenant, folders, prefix=prefix, present=present)
+    names = [g["source_name"] for g in gone]
+    # a prompt in the event loop is fine: nothing else runs in this process meanwhile
+    agreed = agree_to_sync(folders, names, yes=yes, as_json=as_json)
+    for g in gone if agreed else []:
+        await documents.delete(rt, tenant, g["id"])
+    return {"stale": names, "deleted": names if agreed else []}
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:

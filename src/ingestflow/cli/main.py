@@ -90,14 +90,21 @@ def ingest(
         "--server", envvar="INGESTFLOW_SERVER", help="Upload to this API server instead of running here.")] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="INGESTFLOW_API_KEY", help="API key for --server.")] = None,
+    sync: Annotated[bool, typer.Option(
+        "--sync", help="Then delete the documents of these folders whose files are gone (asks first).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --sync: delete without asking.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest documents: run the pipeline here with progress, only enqueue them, or upload
     them to a remote deployment (--server) and follow their progress.
 
     A file in a folder you give is named by its path relative to that folder; a file you
-    give directly, by its file name. With --batch, documents wait for the Batch API after
-    chunking; a worker stores their vectors when it answers. Exits 1 when a file was
+    give directly, by its file name; inside the project folder (the one holding .ingestflow),
+    by its path relative to that folder, however it was reached. --sync keeps folders in
+    sync: documents named as a file of theirs would be, whose file is gone, are deleted
+    after a count and a question (--yes: without; with --json and no --yes, only counted).
+    With --batch, documents wait for the Batch API after chunking; a worker stores their
+    vectors when it answers. Exits 1 when a file was
     refused or a document failed (or, waiting, did not complete or reach its batch), 2 when
     a path does not exist. With --json, no progress is drawn: stdout holds one summary of
     the documents (id, version, stage, chunks, cost, error).
@@ -109,14 +116,15 @@ def ingest(
         if not api_key:
             fail("--api-key (or INGESTFLOW_API_KEY) is required with --server", 2)
         raise typer.Exit(ingest_remote(server, api_key, paths, wait=not no_wait, prefix=prefix,
-                                       source_name=source_name, batch=batch, as_json=as_json))
+                                       source_name=source_name, batch=batch, as_json=as_json, sync=sync, yes=yes))
     from ingestflow.cli.common import start_database
 
     start_database()
     from ingestflow.cli.ingesting import ingest_here
 
     raise typer.Exit(ingest_here(paths, tenant=tenant, wait=not no_wait, concurrency=concurrency,
-                                 prefix=prefix, source_name=source_name, batch=batch, as_json=as_json))
+                                 prefix=prefix, source_name=source_name, batch=batch, as_json=as_json,
+                                 sync=sync, yes=yes))
 
 
 @app.command()
@@ -253,23 +261,37 @@ def retry(
 
 @app.command("documents")
 def documents_(
-    stage: Annotated[Stage | None, typer.Option(help="Only documents in this stage.")] = None,
+    stage: Annotated[Stage | None, typer.Option(
+        help="Only documents in this stage (superseded: the older versions).")] = None,
     tenant: TenantOpt = "default",
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The page after the one that printed this cursor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Current documents, newest first: id, name, version, stage, chunks, last change."""
+    """Current documents, newest first: id, name, version, stage, chunks, last change.
+    A listing cut at --limit says how many there are and how to list the next page
+    (with --json: total and next_cursor)."""
     from ingestflow.cli.common import run, start_database
 
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations import documents
+    from ingestflow.runtime import Runtime
 
-    rows = run(lambda rt: documents.page(rt, tenant, stage=stage, after=None, limit=limit))
+    async def body(rt: Runtime) -> tuple[documents.Page, int]:
+        page = await documents.page(rt, tenant, stage=stage, cursor=cursor, limit=limit)
+        return page, await documents.count(rt, tenant, stage=stage)
+
+    page, total = run(body)
     if as_json:
-        render.print_json({"documents": rows})
-    else:
-        render.documents(rows)
+        render.print_json({"documents": page.items, "total": total, "next_cursor": page.next_cursor})
+        return
+    render.documents(page.items)
+    if len(page.items) < total:  # names, stages and cursors need no shell quoting
+        given = [f"--stage {stage}"] if stage else []
+        given += [f"--tenant {tenant}"] if tenant != "default" else []
+        render.page_note(len(page.items), total, page.next_cursor and " ".join(
+            ["ingestflow documents", *given, f"--limit {limit}", f"--cursor {page.next_cursor}"]))
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 The server's workers do the processing; this client only uploads (the server detects
 each type and hashes the bytes itself) and polls each document until its stage is
-terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the URL and an API key: no database, no provider keys.
+terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the
+URL and an API key: no database, no provider keys.
 Errors go through ``common.fail`` as every command's do (JSON on stderr with --json).
 """
 
@@ -24,16 +25,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ingestflow.cli.common import console, fail
+from ingestflow.cli.common import agree_to_sync, console, fail
 from ingestflow.cli.render import print_json, tail
+from ingestflow.config import find_home
 from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.errors import Refused
-from ingestflow.operations.naming import sources
+from ingestflow.operations.naming import check_sync, project_of, sources, synced_names
 
 REFUSED = "refused"  # the upload itself was refused: not a stage, nothing was stored (as `ingest` here says)
 DELETED = "deleted"  # deleted while followed: not a stage either
 DONE = TERMINAL | {REFUSED, DELETED}
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+PAGE_LIMIT = 500  # the API's largest page of documents
 
 
 @dataclass
@@ -103,12 +106,34 @@ def _document_error(item: Tracked) -> dict[str, str] | None:
     return item.error or ({"code": failed["code"], "message": failed["message"]} if failed else None)
 
 
-def _json_summary(items: list[Tracked]) -> None:
+def _sync(client: httpx.Client, folders: list[str], prefix: str, present: set[str], *, yes: bool,
+          as_json: bool) -> dict[str, list[str]]:
+    """Delete the folders' documents whose files are gone, once the user agrees."""
+    listed: dict[str, str] = {}  # source name -> an id: a delete takes every version of the source
+    cursor = None
+    while True:
+        response = client.get("/v1/documents", params={"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})})
+        response.raise_for_status()
+        page = response.json()
+        listed.update((d["source_name"], d["id"]) for d in page["items"])
+        if (cursor := page["next_cursor"]) is None:
+            break
+    unders = synced_names(folders, prefix=prefix, project=project_of(find_home().path))
+    names = [n for n in listed if n.startswith(unders) and n not in present]
+    agreed = agree_to_sync(folders, names, yes=yes, as_json=as_json)
+    for name in names if agreed else []:
+        response = client.delete(f"/v1/documents/{listed[name]}")
+        if response.status_code != 404:  # deleted meanwhile is deleted
+            response.raise_for_status()
+    return {"stale": names, "deleted": names if agreed else []}
+
+
+def _json_summary(items: list[Tracked], synced: dict[str, list[str]] | None) -> None:
     """The shape of ``ingest --json`` run here (cli/ingesting.py)."""
     print_json({"documents": [
         {"source_name": i.name, "id": i.id, "version": i.version, "stage": i.stage,
          "chunks": i.detail.get("progress", {}).get("chunks", 0), "cost_usd": i.detail.get("cost_usd", 0.0),
-         "error": _document_error(i)} for i in items]})
+         "error": _document_error(i)} for i in items], **({"sync": synced} if synced is not None else {})})
 
 
 def _summary(items: list[Tracked]) -> None:
@@ -139,17 +164,21 @@ def _summary(items: list[Tracked]) -> None:
 
 def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval: float = 0.5,
                   timeout: float | None = None, wait: bool = True, prefix: str = "",
-                  source_name: str | None = None, batch: bool = False, as_json: bool = False) -> int:
+                  source_name: str | None = None, batch: bool = False, as_json: bool = False, sync: bool = False,
+                  yes: bool = False) -> int:
     """Upload, follow until every document's stage is terminal (unless ``wait`` is false,
     or ``batch``: the Batch API answers within a day), print a summary (with ``as_json``,
     one JSON document and no progress).
 
     Exit codes: 0 all complete (or all accepted, without waiting), 1 some failed, were
-    rejected, superseded or deleted, or did not finish within ``timeout``, 2 the server could not be used
-    (unreachable, bad key, bad path).
+    rejected, superseded or deleted, or did not finish within ``timeout``, 2 the server
+    could not be used (unreachable, bad key, bad path). ``sync``: then delete the
+    documents of these folders whose files are gone, as ``ingest --sync`` does here.
     """
     try:
-        files = list(sources(paths, prefix=prefix, name=source_name))
+        if sync:
+            check_sync(paths, source_name)
+        files = list(sources(paths, prefix=prefix, name=source_name, project=project_of(find_home().path)))
     except FileNotFoundError as exc:
         fail(str(exc), 2, error="no_such_path")
     except Refused as exc:
@@ -170,12 +199,14 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
                               f"{sum(i.error is not None for i in items)} refused")
             if wait and not batch:
                 _follow(client, items, poll_interval, timeout, show=not as_json)
+            if not as_json:
+                _summary(items)
+            synced = _sync(client, paths, prefix, {name for _, name in files}, yes=yes, as_json=as_json) \
+                if sync else None
     except httpx.HTTPError as exc:
         fail(f"cannot use the server at {server}: {exc}", 2, error="server_unavailable")
     if as_json:
-        _json_summary(items)
-    else:
-        _summary(items)
+        _json_summary(items, synced)
     if not wait or batch:
         return 0 if all(i.error is None for i in items) else 1
     return 0 if all(i.stage == Stage.COMPLETE for i in items) else 1

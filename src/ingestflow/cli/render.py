@@ -114,6 +114,12 @@ def documents(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def page_note(shown: int, total: int, next_page: str | None) -> None:
+    """Under a listing cut short: how many of how many, and the command for the next page."""
+    line = f"{shown} of {total} documents" + (f"; the next page: {next_page}" if next_page else "")
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def home(h: Home) -> None:
     console.print(f"home: {escape(str(h.path))}, {escape(h.origin)}", highlight=False, soft_wrap=True)
 

@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import bounds
 from ingestflow.operations import limits as tenant_limits
-from ingestflow.operations import spaces, workers
+from ingestflow.operations import pagination, spaces, workers
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
-from ingestflow.operations.naming import check_source_name, sources
+from ingestflow.operations.naming import check_source_name, project_of, sources, synced_names
 from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
 from ingestflow.store import costs, documents, jobs, usage
@@ -78,7 +79,7 @@ async def submit_paths(rt: Runtime, paths: Iterable[str | Path], tenant: str, *,
     """Register every file under ``paths``, one outcome each, many files per transaction; a
     refused file (bad name, unreadable, not indexable) is reported and the rest carry on."""
     spaces.check_batch_api(rt, batch_api)
-    found = list(sources(paths, prefix=prefix, name=name))
+    found = list(sources(paths, prefix=prefix, name=name, project=project_of(rt.settings.home)))
     outcomes: list[Submitted] = []
     for start in range(0, len(found), REGISTER_BATCH):
         part = found[start:start + REGISTER_BATCH]
@@ -122,6 +123,16 @@ async def find(rt: Runtime, tenant: str, ref: str) -> dict[str, Any]:
         raise Refused("invalid", "ambiguous_reference",
                       f"{ref!r} starts the id of more than one document; give more of the id.")
     return found[0]
+
+
+async def stale(rt: Runtime, tenant: str, folders: Iterable[str | Path], *, prefix: str,
+                present: set[str]) -> list[dict[str, Any]]:
+    """The documents named as files under ``folders`` would be whose files are gone
+    (``present``: the names found there now), to delete when a folder is kept in sync."""
+    unders = synced_names(folders, prefix=prefix, project=project_of(rt.settings.home))
+    async with rt.db.pool.connection() as conn:
+        rows = await documents.named_under(conn, tenant, unders)
+    return [r for r in rows if r["source_name"] not in present]
 
 
 async def retry(rt: Runtime, tenant: str, document: uuid.UUID, *, limits: TenantLimits | None = None) -> None:
@@ -216,9 +227,34 @@ async def throughput(rt: Runtime, tenant: str) -> list[dict[str, Any]]:
                                                               width_seconds=THROUGHPUT_BUCKET_SECONDS))
 
 
-async def page(rt: Runtime, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
-               limit: int) -> list[dict[str, Any]]:
-    return await rt.db.read(lambda conn: documents.page(conn, tenant, stage=stage, after=after, limit=limit))
+@dataclass(frozen=True)
+class Page:
+    """Some of a listing: ``next_cursor`` (None on the last page) asks for the rest."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+async def page(rt: Runtime, tenant: str, *, stage: str | None, cursor: str | None, limit: int) -> Page:
+    """Documents newest first, ``limit`` at most, after ``cursor`` (a ``next_cursor``
+    given before; Refused ``invalid_cursor`` for anything else). Current versions, or
+    with ``stage`` only those in it (``superseded`` lists the older versions)."""
+    after = None
+    if cursor is not None:
+        created, ident = pagination.decode(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(created), uuid.UUID(ident))
+        except ValueError:
+            raise pagination.invalid_cursor() from None
+    rows = await rt.db.read(lambda conn: documents.page(conn, tenant, stage=stage, after=after, limit=limit + 1))
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page(items, pagination.encode(items[-1]["created_at"].isoformat(), items[-1]["id"]) if more else None)
+
+
+async def count(rt: Runtime, tenant: str, *, stage: str | None) -> int:
+    """How many documents ``page`` lists, over all pages."""
+    return await rt.db.read(lambda conn: documents.count(conn, tenant, stage=stage))
 
 
 async def chunks(rt: Runtime, tenant: str, document: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:

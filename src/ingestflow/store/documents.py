@@ -352,6 +352,11 @@ async def find(conn: AsyncConnection, tenant: str, ref: str, *, min_prefix: int)
     return await _rows(conn, "find_document", {"tenant": tenant, "ref": ref, "min_prefix": min_prefix})
 
 
+async def named_under(conn: AsyncConnection, tenant: str, prefixes: Sequence[str]) -> list[dict[str, Any]]:
+    """The newest live version of each source whose name starts with one of ``prefixes``."""
+    return await _rows(conn, "documents_named_under", {"tenant": tenant, "prefixes": list(prefixes)})
+
+
 async def detail(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> dict[str, Any] | None:
     """One document with its job and progress (chunks, chunks with a vector, tokens)."""
     rows = await _rows(conn, "document_detail", {"tenant": tenant, "document_id": document})
@@ -396,10 +401,16 @@ async def throughput(conn: AsyncConnection, tenant: str, *, buckets: int, width_
 
 async def page(conn: AsyncConnection, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
                limit: int) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated on (created_at, id); superseded versions left out."""
+    """Newest first, keyset-paginated on (created_at, id); superseded versions only when
+    ``stage`` asks for them."""
     after_created, after_id = after or (None, None)
     return await _rows(conn, "list_documents", {"tenant": tenant, "stage": stage, "after_created": after_created,
                                                 "after_id": after_id, "limit": limit})
+
+
+async def count(conn: AsyncConnection, tenant: str, *, stage: str | None) -> int:
+    """How many documents ``page`` lists, over all pages."""
+    return int((await _rows(conn, "count_documents", {"tenant": tenant, "stage": stage}))[0]["documents"])
 
 
 async def chunks(conn: AsyncConnection, tenant: str, document: uuid.UUID, *, after: int,

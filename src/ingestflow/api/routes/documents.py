@@ -4,16 +4,15 @@ tenant. The work is the operations layer's (operations/documents.py), shared wit
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ingestflow.api import pagination, schemas
+from ingestflow.api import schemas
 from ingestflow.api.deps import LimitsDep, RuntimeDep, TenantDep
 from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.lifecycle import Stage
-from ingestflow.operations import documents, spaces, workers
+from ingestflow.operations import documents, pagination, spaces, workers
 from ingestflow.operations.limits import check_upload
 from ingestflow.redaction import scrub
 
@@ -73,18 +72,10 @@ async def upload(request: Request, response: Response, rt: RuntimeDep, tenant: T
 @router.get("", response_model=schemas.DocumentPage, responses=_BAD_CURSOR, summary="List documents")
 async def list_documents(rt: RuntimeDep, tenant: TenantDep, stage: StageParam = None,
                          limit: LimitParam = 50, cursor: CursorParam = None) -> schemas.DocumentPage:
-    """Newest first; superseded versions are left out."""
-    after = None
-    if cursor is not None:
-        created, ident = pagination.decode(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(created), uuid.UUID(ident))
-        except ValueError:
-            raise pagination.invalid_cursor() from None
-    rows = await documents.page(rt, tenant, stage=stage, after=after, limit=limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = pagination.encode(page[-1]["created_at"].isoformat(), page[-1]["id"]) if more else None
-    return schemas.DocumentPage(items=[schemas.DocumentSummary(**r) for r in page], next_cursor=next_cursor)
+    """Newest first; superseded versions are left out unless ``stage=superseded``."""
+    page = await documents.page(rt, tenant, stage=stage, cursor=cursor, limit=limit)
+    return schemas.DocumentPage(items=[schemas.DocumentSummary(**r) for r in page.items],
+                                next_cursor=page.next_cursor)
 
 
 @router.get("/lookup", response_model=schemas.DocumentRef,

@@ -1,5 +1,5 @@
-"""Opaque keyset cursors: clients pass back what they were given, never an offset, so
-pages stay stable while documents are added."""
+"""Opaque keyset cursors: clients (of the API, or of the CLI's listings) pass back what
+they were given, never an offset, so pages stay stable while documents are added."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from ingestflow.api.errors import ApiError
+from ingestflow.operations.errors import Refused
 
 
 def encode(*values: Any) -> str:
@@ -26,5 +26,5 @@ def decode(cursor: str, count: int) -> list[str]:
     raise invalid_cursor()
 
 
-def invalid_cursor() -> ApiError:
-    return ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")
+def invalid_cursor() -> Refused:
+    return Refused("invalid", "invalid_cursor", "The cursor is not one a listing returned.")
