@@ -333,9 +333,10 @@ def serve(
     """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
     unless --workers 0, a worker in the same process that processes what is uploaded."""
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import settings_or_exit
+    from ingestflow.cli.common import settings_or_exit, say_home_opened
 
     settings = settings_or_exit()
+    say_home_opened(settings)
     serve_api(settings, host, port, workers=settings.worker_concurrency if workers is None else workers)
 
 
