@@ -19,7 +19,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
@@ -565,13 +565,16 @@ class AsyncClient:
             except FileNotFoundError as exc:
                 raise IngestflowError("no_such_path", str(exc)) from None
 
-    async def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-                     *, tenant: str | None = None) -> SearchResult:
-        """The ``k`` passages that best answer ``query`` (``mode``: hybrid, vector or keyword;
-        SEARCH_MODE when None), with where each comes from (document, version, pages,
-        headings) and notes on how the answer was found."""
+    async def search(self, query: str, k: int = 5, mode: str | None = None,
+                     filters: SearchFilters | Mapping[str, Any] | None = None, *,
+                     tenant: str | None = None) -> SearchResult:
+        """The ``k`` passages (1-100) that best answer ``query`` (``mode``: hybrid, vector or
+        keyword; SEARCH_MODE when None; ``filters``: SearchFilters or a dict of its fields),
+        with where each comes from (document, version, pages, headings) and notes on how the
+        answer was found. Arguments out of bounds are refused as the API refuses them
+        (operations/bounds.py: ``invalid_k``, ``query_too_long``...), before any call."""
         with _public_errors():  # the rule every face checks with, before either backend
-            query, k, mode, checked = check_arguments(query, k, mode, filters or SearchFilters())
+            query, k, mode, checked = check_arguments(query, k, mode, filters)
         backend = await self._open()
         with _public_errors():
             return await backend.search(query, k, mode, checked, tenant)
@@ -686,8 +689,9 @@ class Client:
         return self._run(self._client.ingest(source, tenant=tenant, name=name, prefix=prefix, wait=wait,
                                              batch_api=batch_api, concurrency=concurrency, timeout=timeout))
 
-    def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-               *, tenant: str | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 5, mode: str | None = None,
+               filters: SearchFilters | Mapping[str, Any] | None = None, *,
+               tenant: str | None = None) -> SearchResult:
         """See :meth:`AsyncClient.search`."""
         return self._run(self._client.search(query, k, mode, filters, tenant=tenant))
 
