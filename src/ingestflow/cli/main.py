@@ -129,8 +129,8 @@ def search(
 ) -> None:
     """Search the current versions of all complete documents (by meaning and by keyword)."""
     from ingestflow.cli.common import refuse, run, start_database
-    from ingestflow.operations.errors import Refused
     from ingestflow.operations.bounds import Filters, check_arguments
+    from ingestflow.operations.errors import Refused
 
     try:  # the arguments, by the rule every face uses, before the database starts
         check_arguments(text, k, mode, Filters())
@@ -333,7 +333,7 @@ def serve(
     """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
     unless --workers 0, a worker in the same process that processes what is uploaded."""
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import settings_or_exit, say_home_opened
+    from ingestflow.cli.common import say_home_opened, settings_or_exit
 
     settings = settings_or_exit()
     say_home_opened(settings)
