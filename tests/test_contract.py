@@ -9,8 +9,8 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     ("lone surrogate in the query", {"query": "kites \ud800"}, "invalid_query"),
     ("NUL in a source_name filter", {"query": "kites", "filters": {"source_name": "a\x00b"}}, "invalid_filters"),
     ("NUL in a mime filter", {"query": "kites", "filters": {"mime": "text/\x00"}}, "invalid_filters"),
+    ("unknown filter", {"query": "kites", "filters": {"author": "me"}}, "invalid_filters"),
+    ("a document id that is not one", {"query": "kites", "filters": {"document_ids": ["good.md"]}}, "invalid_filters"),
+    ("k as text", {"query": "kites", "k": "5"}, "invalid_k"),
     ("too many document ids", {"query": "kites", "filters": {"document_ids": [str(uuid.uuid4())] * 1001}},
      "invalid_filters"),
 ]
@@ -57,10 +60,9 @@ def faces(settings: Settings, tmp_path: Path) -> Iterator[tuple[Client, Client, 
 
 
 def client_code(client: Client, arguments: dict[str, Any]) -> str:
-    filters = arguments.get("filters")
-    with pytest.raises(IngestflowError) as refused:
+    with pytest.raises(IngestflowError) as refused:  # filters as a dict, as JSON and LangChain give them
         client.search(arguments["query"], k=arguments.get("k", 5), mode=arguments.get("mode"),
-                      filters=SearchFilters(**filters) if filters else None)
+                      filters=arguments.get("filters"))
     return refused.value.code
 
 
@@ -72,7 +74,7 @@ def api_code(api: httpx.Client, arguments: dict[str, Any]) -> str:
 
 def cli_code(settings: Settings, arguments: dict[str, Any]) -> str | None:
     """The CLI's error code, or None when the command line cannot say this mistake."""
-    if "filters" in arguments or "\ud800" in arguments["query"]:
+    if "filters" in arguments or "\ud800" in arguments["query"] or arguments.get("k") == "5":
         return None  # no filter options; a command line is bytes, never a lone surrogate
     args = ["search", arguments["query"], "--tenant", "acme", "--json", "-k", str(arguments.get("k", 5))]
     if "mode" in arguments:
@@ -91,6 +93,9 @@ def test_the_same_mistake_has_the_same_code_on_every_face(
         seen[what] = (client_code(local, arguments), client_code(remote, arguments), api_code(api, arguments),
                       code if cli is None else cli)
     assert seen == {what: (code,) * 4 for what, _, code in MISTAKES}
+    typed = local.search("kites", filters=SearchFilters(source_name="good.md"))  # the dataclass, as documented
+    assert [h.source_name for h in typed.hits] == ["good.md"]
+    assert remote.search("kites", filters={"source_name": "good.md"}).hits == typed.hits
 
 
 def test_a_blank_query_is_answered_alike_everywhere(settings: Settings,
@@ -163,6 +168,16 @@ def test_odd_answers_are_the_public_error(settings: Settings) -> None:
         assert (unreadable.value.code, unreadable.value.retry_after) == ("unavailable", None)
 
 
+def searching(client: Client, started: threading.Barrier, errors: list[BaseException]) -> None:
+    """Search until the client refuses; what refused it goes to ``errors``."""
+    started.wait()
+    try:
+        while True:
+            client.search("kites", mode="keyword")
+    except BaseException as exc:  # noqa: BLE001 - what a user's thread would see
+        errors.append(exc)
+
+
 def test_closing_a_client_other_threads_use(settings: Settings, tmp_path: Path) -> None:
     """Threads searching while another closes the client get "closed", never a broken loop."""
     (tmp_path / "good.md").write_text(TEXT)
@@ -171,16 +186,7 @@ def test_closing_a_client_other_threads_use(settings: Settings, tmp_path: Path) 
         client.ingest(tmp_path / "good.md")
         errors: list[BaseException] = []
         started = threading.Barrier(5)
-
-        def search() -> None:
-            started.wait()
-            try:
-                while True:
-                    client.search("kites", mode="keyword")
-            except BaseException as exc:  # noqa: BLE001 - what a user's thread would see
-                errors.append(exc)
-
-        threads = [threading.Thread(target=search) for _ in range(4)]
+        threads = [threading.Thread(target=searching, args=(client, started, errors)) for _ in range(4)]
         for t in threads:
             t.start()
         started.wait()

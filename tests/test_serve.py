@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from api_support import auth, make_key, serving, wait_for
+from conftest import TEMPLATE, new_database
 from ingestflow.config import Settings
 from ingestflow.operations.workers import NO_WORKER
 from support import SAMPLES, run_cli, sql, start_worker
@@ -135,8 +137,8 @@ def test_the_dashboard_shows_no_other_tenants_activity(settings: Settings, tmp_p
             httpx.Client(base_url=base, timeout=60) as client:
         before = wait_for(alpha_sees)
         for name in ("notes.txt", "release-notes.md"):
-            sent = upload(client, beta, name)
-            wait_for(lambda: document(client, beta, sent["id"])["stage"] == "complete")
+            sent = upload(client, beta, name)["id"]
+            wait_for(lambda sent=sent: document(client, beta, sent)["stage"] == "complete")
         done_at = board_workers(client, alpha)["alive"][0]["heartbeat_at"]
         wait_for(lambda: board_workers(client, alpha)["alive"][0]["heartbeat_at"] > done_at)  # one beat since
         assert alpha_sees() == before
@@ -155,3 +157,22 @@ def test_a_port_in_use_is_refused_before_anything_starts(settings: Settings) -> 
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "in use" in out.stderr
     assert "worker_started" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_says_which_home_it_opened_and_a_key_from_elsewhere_is_told_why(settings: Settings, pg_server: str,
+                                                                              tmp_path: Path) -> None:
+    key = make_key(settings, "acme")
+    with new_database(pg_server, TEMPLATE) as elsewhere:  # another home's database
+        stranger = make_key(settings.model_copy(update={"database_url": SecretStr(elsewhere)}), "acme")
+    with serving(settings, tmp_path / "serve.log", "--workers", "0") as base, \
+            httpx.Client(base_url=base, timeout=60) as client:
+        said = (tmp_path / "serve.log").read_text()
+        assert f"home {settings.home}, set by INGESTFLOW_HOME; database: DATABASE_URL" in said, said
+        assert client.get("/v1/dashboard", headers=auth(key)).status_code == 200
+        refused = client.get("/v1/dashboard", headers=auth(stranger))
+        assert refused.status_code == 401
+        message = refused.json()["error"]["message"]
+        assert "database it was made in" in message and "`ingestflow keys create`" in message
+        assert str(settings.home) not in message  # the path is for the operator, not for any caller
+        nothing = client.get("/v1/dashboard").json()["error"]["message"]
+        assert nothing == "A valid API key is required (Authorization: Bearer <key>)."

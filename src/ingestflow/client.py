@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ingestflow.config import ConfigError, Settings, find_home, load_settings
 from ingestflow.lifecycle import TERMINAL, Stage
-from ingestflow.operations.costs import ServiceSpend
-from ingestflow.operations.errors import Refused
 from ingestflow.operations.bounds import Filters as SearchFilters
 from ingestflow.operations.bounds import check_arguments
+from ingestflow.operations.costs import ServiceSpend
+from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import check_sync, check_tenant, project_of, sources, synced_names
 from ingestflow.operations.search import SearchHit, SearchResult
 from ingestflow.redaction import scrub
@@ -618,13 +618,16 @@ class AsyncClient:
             except FileNotFoundError as exc:
                 raise IngestflowError("no_such_path", str(exc)) from None
 
-    async def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-                     *, tenant: str | None = None) -> SearchResult:
-        """The ``k`` passages that best answer ``query`` (``mode``: hybrid, vector or keyword;
-        SEARCH_MODE when None), with where each comes from (document, version, pages,
-        headings) and notes on how the answer was found."""
+    async def search(self, query: str, k: int = 5, mode: str | None = None,
+                     filters: SearchFilters | Mapping[str, Any] | None = None, *,
+                     tenant: str | None = None) -> SearchResult:
+        """The ``k`` passages (1-100) that best answer ``query`` (``mode``: hybrid, vector or
+        keyword; SEARCH_MODE when None; ``filters``: SearchFilters or a dict of its fields),
+        with where each comes from (document, version, pages, headings) and notes on how the
+        answer was found. Arguments out of bounds are refused as the API refuses them
+        (operations/bounds.py: ``invalid_k``, ``query_too_long``...), before any call."""
         with _public_errors():  # the rule every face checks with, before either backend
-            query, k, mode, checked = check_arguments(query, k, mode, filters or SearchFilters())
+            query, k, mode, checked = check_arguments(query, k, mode, filters)
         backend = await self._open()
         with _public_errors():
             return await backend.search(query, k, mode, checked, tenant)
@@ -742,8 +745,9 @@ class Client:
                                              batch_api=batch_api, concurrency=concurrency, timeout=timeout,
                                              sync=sync))
 
-    def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-               *, tenant: str | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 5, mode: str | None = None,
+               filters: SearchFilters | Mapping[str, Any] | None = None, *,
+               tenant: str | None = None) -> SearchResult:
         """See :meth:`AsyncClient.search`."""
         return self._run(self._client.search(query, k, mode, filters, tenant=tenant))
 

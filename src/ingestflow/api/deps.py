@@ -37,6 +37,11 @@ def get_limits(request: Request) -> ApiLimits:
     return request.app.state.limits
 
 
+# A key made against another home (another database) is the usual cause: the server's
+# start-up line says which home it opened; the path is not told to whoever calls.
+UNKNOWN_KEY = ("This API key is not known to this server, or was revoked. A key works only with the database it "
+               "was made in: make one with `ingestflow keys create` in the home (or DATABASE_URL) this server "
+               "opened, which `ingestflow serve` prints when it starts.")
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ifk_...`")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key in `X-API-Key`.")
 
@@ -49,12 +54,13 @@ async def get_tenant(
     """The tenant of the presented key; 401 without a live key, or with two different keys."""
     given = {t for t in (bearer.credentials if bearer is not None else None, api_key) if t}
     token = given.pop() if len(given) == 1 else None
+    message = "A valid API key is required (Authorization: Bearer <key>)."
     if token:
         tenant = await keys.tenant_for(get_runtime(request).db, token)
         if tenant is not None:
             return tenant
-    raise ApiError(401, "unauthorized", "A valid API key is required (Authorization: Bearer <key>).",
-                   headers={"WWW-Authenticate": "Bearer"})
+        message = UNKNOWN_KEY
+    raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

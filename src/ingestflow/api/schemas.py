@@ -144,19 +144,26 @@ def bound(check: Any) -> BeforeValidator:
     return BeforeValidator(validate)
 
 
-def _filter_text(field: str) -> BeforeValidator:
-    return bound(lambda value: bounds.check_filter_text(field, value))
+def _checked(check: Any) -> Any:
+    """``check`` run for its refusal only; the value goes on to pydantic as given."""
+
+    def validate(value: Any) -> Any:
+        check(value)
+        return value
+
+    return validate
 
 
 class SearchFilters(BaseModel):
+    """Checked as a whole by the operations' rule (``SearchRequest.filters``)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    source_name: Annotated[str | None, _filter_text("source_name")] = Field(
-        default=None, json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["source_name"]})
-    document_ids: Annotated[list[uuid.UUID] | None, bound(bounds.check_document_ids)] = Field(
-        default=None, json_schema_extra={"maxItems": bounds.MAX_FILTER_DOCUMENTS})
-    mime: Annotated[str | None, _filter_text("mime")] = Field(
-        default=None, json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["mime"]})
+    source_name: str | None = Field(default=None,
+                                    json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["source_name"]})
+    document_ids: list[uuid.UUID] | None = Field(default=None,
+                                                 json_schema_extra={"maxItems": bounds.MAX_FILTER_DOCUMENTS})
+    mime: str | None = Field(default=None, json_schema_extra={"maxLength": bounds.MAX_FILTER_CHARS["mime"]})
 
 
 class SearchRequest(BaseModel):
@@ -171,7 +178,7 @@ class SearchRequest(BaseModel):
         default=None, description="hybrid: nearest vectors and keyword matches fused by reciprocal rank "
         "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
         "keyword: full-text matches of any of the query's words only (no embedding call).")
-    filters: SearchFilters | None = None
+    filters: Annotated[SearchFilters | None, bound(_checked(bounds.check_filters))] = None
 
 
 class SearchHit(BaseModel):

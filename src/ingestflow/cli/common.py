@@ -81,6 +81,22 @@ def explain_configuration() -> None:
              "not checked: they need a valid configuration.", 2, error="invalid_configuration")
 
 
+def say_home_opened(settings: Settings) -> None:
+    """Say on stderr which home and database a server opened: its API keys are those made
+    there (`ingestflow keys create` run against another home makes keys it will refuse)."""
+    if settings.database_url is None:
+        database = "its embedded PostgreSQL"
+    else:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(settings.database_url.get_secret_value())
+        host, port = parts.get("host") or "localhost", parts.get("port") or 5432
+        database = f"DATABASE_URL {host}:{port}/{parts.get('dbname')}"
+    errors.print(f"home {settings.home}, {settings.located_home.origin}; database: {database}. API keys are "
+                 "checked against this database: make them with `ingestflow keys create` using the same home "
+                 "and settings.", markup=False, highlight=False, soft_wrap=True)
+
+
 def start_database() -> None:
     """Start the embedded server in the background, if the settings use it. A command calls
     this before it imports the code it runs, so the server's start overlaps those imports.

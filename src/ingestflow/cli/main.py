@@ -137,8 +137,8 @@ def search(
 ) -> None:
     """Search the current versions of all complete documents (by meaning and by keyword)."""
     from ingestflow.cli.common import refuse, run, start_database
-    from ingestflow.operations.errors import Refused
     from ingestflow.operations.bounds import Filters, check_arguments
+    from ingestflow.operations.errors import Refused
 
     try:  # the arguments, by the rule every face uses, before the database starts
         check_arguments(text, k, mode, Filters())
@@ -366,7 +366,7 @@ def serve(
     import socket
 
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import fail, settings_or_exit
+    from ingestflow.cli.common import fail, say_home_opened, settings_or_exit
 
     settings = settings_or_exit()
     # uvicorn binds after the start-up (database, worker, model): a port in use would end
@@ -378,6 +378,7 @@ def serve(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? choose --port)", 2,
              error="address_in_use")
+    say_home_opened(settings)
     serve_api(settings, host, port, workers=settings.worker_concurrency if workers is None else workers)
 
 

@@ -18,13 +18,13 @@ from ingestflow.client import AsyncClient, Client, SearchFilters, SearchHit
 @dataclass(frozen=True)
 class Query:
     """How a retriever searches: through which client, and the arguments of
-    ``Client.search`` (every field but ``client``; a new search argument is one more field
-    here, and both retrievers take it at call time)."""
+    ``Client.search`` (every field but ``client``: a new search argument is one more field
+    here, and a LangChain call can give it)."""
 
     client: Client | AsyncClient
     k: int = 5
     mode: str | None = None
-    filters: SearchFilters | None = None
+    filters: SearchFilters | Mapping[str, Any] | None = None
 
     def given(self, arguments: Mapping[str, Any]) -> Query:
         """This search with some arguments replaced (a call's ``k=1``); TypeError for a name

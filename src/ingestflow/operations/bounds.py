@@ -12,7 +12,8 @@ from __future__ import annotations
 import numbers
 import reprlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any, get_args
 
 from ingestflow.catalogue import SearchMode
@@ -107,9 +108,25 @@ class Filters:
     mime: str | None = None
 
 
-def check_arguments(query: Any, k: Any, mode: Any, filters: Filters) -> tuple[str, int, str | None, Filters]:
+def check_filters(filters: Any) -> Filters:
+    """Filters, or their fields as a mapping (JSON's shape, a LangChain call's ``filters=``);
+    None: no filter."""
+    if filters is None:
+        return Filters()
+    if isinstance(filters, Mapping):
+        unknown = sorted(set(filters) - {f.name for f in fields(Filters)})
+        if unknown:
+            raise Refused("invalid", "invalid_filters", f"Unknown filter(s) {reprlib.repr(unknown)}; use "
+                                                        "source_name, document_ids or mime.")
+        filters = Filters(**filters)
+    if not isinstance(filters, Filters):
+        raise Refused("invalid", "invalid_filters", "filters are source_name, document_ids and mime: an object "
+                                                    "of them (SearchFilters in Python).")
+    return Filters(check_filter_text("source_name", filters.source_name), check_document_ids(filters.document_ids),
+                   check_filter_text("mime", filters.mime))
+
+
+def check_arguments(query: Any, k: Any, mode: Any, filters: Any) -> tuple[str, int, str | None, Filters]:
     """A search's arguments, checked in the order the API's schema checks them, so the
     first mistake is the same one on every face."""
-    return (check_query(query), check_k(k), check_mode(mode),
-            Filters(check_filter_text("source_name", filters.source_name), check_document_ids(filters.document_ids),
-                    check_filter_text("mime", filters.mime)))
+    return check_query(query), check_k(k), check_mode(mode), check_filters(filters)

@@ -18,9 +18,11 @@ router = APIRouter(prefix="/v1", tags=["search"])
 async def search(body: schemas.SearchRequest, rt: RuntimeDep, tenant: TenantDep) -> schemas.SearchResponse:
     """The k passages that best answer the query among the tenant's current documents: by
     default nearest vectors (in the tenant's active space) and keyword matches fused; `mode`
-    picks one list alone. A query without words finds nothing, with a note. 400 for a query
-    the model refuses, 503 while a `vector` search cannot embed the query (with Retry-After;
-    a hybrid one answers from keywords instead, `degraded`)."""
+    picks one list alone. A query without words finds nothing, with a note. 400 for arguments
+    out of bounds (the code says which: query_too_long, invalid_query, invalid_k, unknown_mode,
+    invalid_filters; as a local client's) or a query the model refuses, 503 while a `vector`
+    search cannot embed the query (with Retry-After; a hybrid one answers from keywords
+    instead, `degraded`)."""
     filters = Filters(**body.filters.model_dump()) if body.filters else Filters()
     result = await run_search(rt, tenant, body.query, k=body.k, mode=body.mode, filters=filters)
     return schemas.SearchResponse(
