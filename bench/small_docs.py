@@ -1,7 +1,7 @@
 """Many small documents: what batching buys (issue 9).
 
     .venv/bin/python bench/small_docs.py [--docs 1000 10000] [--runs 3]
-                                         [--real [--real-docs 200 10000] [--warm]]
+                                         [--real [--real-docs 200 10000] [--warm]] [--speedup-only]
 
 For N one-paragraph Markdown documents on a fresh database of the embedded server:
 - MOCK in-process (submit + an in-process worker until done): wall, docs/s, database
@@ -17,6 +17,8 @@ For N one-paragraph Markdown documents on a fresh database of the embedded serve
   ceil(chunks / 2048), and the wall's parts: the submit, the workers' start-up, the time
   after the submit; inputs per request and failed documents (`--docs` with no number
   skips the MOCK runs);
+- with --real (or only them, --speedup-only): 1, 2 and 4 worker processes sharing one
+  queue of 400 documents against the same 200 ms provider, and their speed-up (issue 30.5);
 (The Batch API and the model switch have their own benchmark, bench/backfill.py.)
 Figures are printed; nothing is asserted (targets live in the README).
 """
@@ -101,6 +103,18 @@ def start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Po
     return procs
 
 
+def until_finished(conn: psycopg.Connection, n: int) -> tuple[int, int, int]:
+    """Poll until ``n`` documents are complete or failed: (complete, failed, polls)."""
+    polls = 0
+    while True:
+        polls += 1
+        done, failed = conn.execute("SELECT count(*) FILTER (WHERE stage = 'complete'),"
+                                    " count(*) FILTER (WHERE stage = 'failed') FROM documents").fetchone()
+        if done + failed >= n:
+            return done, failed, polls
+        time.sleep(0.05)
+
+
 def with_workers(settings: Settings, folder: Path, workers: int, logs: Path, warm: bool) -> dict[str, float]:
     """REAL mode: `ingest --no-wait`, then worker processes (``warm``: started before the
     submit) until every document is complete."""
@@ -120,15 +134,8 @@ def with_workers(settings: Settings, folder: Path, workers: int, logs: Path, war
             submit = time.perf_counter() - started
             procs = procs or start_workers(workers, env, logs)
             startup = 0.0 if warm else time.perf_counter() - started - submit
-            polls = 0
             with psycopg.connect(url, autocommit=True) as conn:
-                while True:
-                    polls += 1
-                    done, failed = conn.execute("SELECT count(*) FILTER (WHERE stage = 'complete'),"
-                                                " count(*) FILTER (WHERE stage = 'failed') FROM documents").fetchone()
-                    if done + failed >= n:
-                        break
-                    time.sleep(0.05)
+                done, failed, polls = until_finished(conn, n)
                 wall = time.perf_counter() - started
                 chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         finally:
@@ -139,6 +146,60 @@ def with_workers(settings: Settings, folder: Path, workers: int, logs: Path, war
         return {"wall": wall, "submit": submit, "startup": startup, "docs": done, "failed": failed,
                 "chunks": chunks, "requests": fake.stats["requests"], "inputs": fake.stats["inputs"],
                 "minimum": math.ceil(chunks / 2048), "transactions": commits(url) - before - polls}
+
+
+# -- worker processes sharing a queue: speed-up with 1, 2 and 4 (issue 30.5) --------------
+SPEEDUP_DOCS = 400
+SPEEDUP_INPUTS = 8  # EMBEDDING_BATCH_SIZE: a worker's share takes many 200 ms requests
+SPEEDUP_WORKERS = (1, 2, 4)
+
+
+def worker_speedups(base: Settings, work: Path, runs: int) -> None:
+    """REAL mode against the fake OpenAI answering each request in 200 ms: 1, 2 and 4
+    `ingestflow worker` processes of one slot each, started and alive before
+    `ingest --no-wait` queues the documents; the wall from the submit's end to the last
+    document complete, and the speed-up over one worker (target >= 0.8 x N until the
+    provider's rate limit binds). Requests carry SPEEDUP_INPUTS inputs, so that the work
+    is the provider's waiting, which workers can share, not this machine's two cores."""
+    folder = work / "speedup"
+    small_docs(folder, SPEEDUP_DOCS)
+    walls: dict[int, float] = {}
+    for n in SPEEDUP_WORKERS:
+        results = [_speedup_run(base.model_copy(update={"database_url": SecretStr(fresh_database(base))}),
+                                folder, n, work) for _ in range(runs)]
+        walls[n] = statistics.median(r["wall"] for r in results)
+        print(f"{f'REAL, {SPEEDUP_DOCS} docs, {n} worker process(es)':<34} {walls[n]:7.2f} s after the submit  "
+              f"speed-up {walls[1] / walls[n]:.2f} x (target >= {0.8 * n:.1f})  "
+              f"claims per worker {results[0]['claims']}  requests {results[0]['requests']}  "
+              f"failed {sum(r['failed'] for r in results)}  [runs {_walls(r['wall'] for r in results)}]")
+
+
+def _speedup_run(settings: Settings, folder: Path, workers: int, logs: Path) -> dict[str, object]:
+    url = settings.database_url.get_secret_value()
+    with FakeOpenAI(api_key=KEY, slow_seconds=REQUEST_SECONDS) as fake:
+        fake.faults.set_rate(1.0, ["slow"])
+        env = {**os.environ, "DATABASE_URL": url, "INGESTFLOW_HOME": str(settings.ingestflow_home),
+               "SERVICE_MODE": "REAL", "OPENAI_API_KEY": KEY, "OPENAI_API_URL": fake.url,
+               "DAILY_COST_LIMIT_OPENAI": "none", "HOURLY_RATE_LIMIT_OPENAI": "none", "LOG_LEVEL": "INFO",
+               "WORKER_CONCURRENCY": "1", "EMBEDDING_BATCH_SIZE": str(SPEEDUP_INPUTS)}
+        procs = start_workers(workers, env, logs)
+        try:
+            subprocess.run([sys.executable, "-m", "ingestflow", "ingest", "--no-wait", str(folder)],
+                           env={**env, "LOG_LEVEL": "WARNING"}, check=True, capture_output=True)
+            started = time.perf_counter()
+            with psycopg.connect(url, autocommit=True) as conn:
+                _, failed, _ = until_finished(conn, SPEEDUP_DOCS)
+                wall = time.perf_counter() - started
+                claims = sorted(n for (n,) in conn.execute(
+                    "SELECT count(*) FROM events WHERE kind = 'claimed'"
+                    " GROUP BY split_part(detail->>'owner', '/', 1)").fetchall())
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=60)
+        return {"wall": wall, "failed": failed, "claims": claims, "requests": fake.stats["requests"]}
+# -- end of the worker speed-ups --------------------------------------------------------
 
 
 def report(label: str, runs: list[dict[str, float]]) -> None:
@@ -160,10 +221,16 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="also REAL mode with 1 and 4 worker processes")
     parser.add_argument("--real-docs", type=int, nargs="+", default=[200, 10000])
     parser.add_argument("--warm", action="store_true", help="REAL: start the workers before the submit")
+    parser.add_argument("--speedup-only", action="store_true",
+                        help="only the worker speed-ups (which --real also prints)")
     args = parser.parse_args()
     with temporary_home() as tmp:
         work = Path(tmp)
         base = Settings(ingestflow_home=work / "home", log_level="WARNING")
+        if args.real or args.speedup_only:
+            worker_speedups(base, work, args.runs)
+        if args.speedup_only:
+            return
         for n in args.docs:
             folder = work / f"docs{n}"
             small_docs(folder, n)

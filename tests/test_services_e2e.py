@@ -158,7 +158,9 @@ def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path
 
 
 def test_a_text_shared_by_many_documents_is_paid_once(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
-    """A boilerplate section repeated across a batch is sent once; each chunk gets its vector."""
+    """A boilerplate section repeated across a batch is sent once; each chunk gets its vector.
+    (One slot, so one batch: two slots each take a fair share of the queue, and two
+    batches running at once may each send the text before either has stored it.)"""
     from support import ingest
 
     folder = tmp_path / "letters"
@@ -167,7 +169,7 @@ def test_a_text_shared_by_many_documents_is_paid_once(settings: Settings, fake: 
     for i in range(20):
         (folder / f"letter{i:02}.md").write_text(f"# Letter {i}\n\nYour parcel {i} left depot {i * 7}.\n\n{footer}")
     s = real(settings, fake)
-    ingest(s, [folder])
+    ingest(s, [folder], concurrency=1)
     chunks, distinct = sql(s, "SELECT count(*), count(DISTINCT text) FROM chunks")[0]
     assert chunks == 40 and distinct == 21
     assert fake.stats["inputs"] == distinct and bad_vectors(s) == 0

@@ -382,3 +382,30 @@ def test_three_workers_share_the_queue(settings: Settings, fake: FakeOpenAI, tmp
                         " GROUP BY 1")
     assert len(per_worker) == 3, per_worker
     assert max(n for _, n in per_worker) <= 30, per_worker
+
+
+def test_a_claim_is_sized_to_the_pace_of_recent_batches(settings: Settings, tmp_path: Path) -> None:
+    """A worker whose batches have taken 10 s a job claims about BATCH_TARGET_SECONDS of
+    work (3 jobs), not all 10 runnable ones: a worker joining later finds the rest. Its
+    pace comes from the batches it ran."""
+    import asyncio
+
+    from ingestflow.runtime import open_runtime
+    from ingestflow.worker import BATCH_TARGET_SECONDS
+
+    write_docs(tmp_path / "docs", 10)
+    submit(settings, [tmp_path / "docs"])
+
+    async def main() -> None:
+        async with open_runtime(settings.model_copy(update={"batch_fill_seconds": 0.0})) as rt:
+            worker = rt.worker(concurrency=1)
+            assert worker.claim_limit() == settings.claim_batch_size
+            worker.seconds_per_job = BATCH_TARGET_SECONDS / 3
+            owner = f"{worker.owner}/0"
+            claimed = await worker._claim(owner)
+            assert len(claimed) == 3
+            await worker.process(claimed, owner)
+            assert worker.seconds_per_job is not None and worker.seconds_per_job < BATCH_TARGET_SECONDS / 3
+
+    asyncio.run(main())
+    assert sql(settings, "SELECT count(*) FROM documents WHERE stage = 'complete'") == [(3,)]

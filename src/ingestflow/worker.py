@@ -42,6 +42,10 @@ from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
 from ingestflow.store.outage import DatabaseUnavailable, backoff, until_reachable
 
 log = get_logger("ingestflow.worker")
+# A claim is sized to about this much work, at the pace of this worker's recent batches:
+# long enough to share transactions and requests, short enough that a worker joining
+# later finds work instead of waiting for one long batch to end.
+BATCH_TARGET_SECONDS = 30.0
 
 StopCondition = Callable[[], Awaitable[bool]]
 
@@ -91,6 +95,7 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds  # how often this worker says it is alive (store/workers.py)
         self.warm_up = warm_up  # loads what jobs need (tokenizer, parsers), beside the first claim
         self.processed = 0
+        self.seconds_per_job: float | None = None  # the pace of recent batches (see claim_limit)
         self.stop_when: StopCondition | None = None  # checked when idle; true ends run()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -158,20 +163,28 @@ class Worker:
             except TimeoutError:
                 pass
 
+    def claim_limit(self) -> int:
+        """``claim_size``, or fewer once batches here have shown their pace: about
+        BATCH_TARGET_SECONDS of work (the claim's fair share bounds it too, claim_jobs.sql)."""
+        if not self.seconds_per_job:
+            return self.claim_size
+        return max(1, min(self.claim_size, int(BATCH_TARGET_SECONDS / self.seconds_per_job)))
+
     async def _claim(self, owner: str) -> list[ClaimedJob]:
-        """Up to ``claim_size`` jobs. When fewer are runnable, wait up to ``fill_seconds``
+        """Up to ``claim_limit()`` jobs. When fewer are runnable, wait up to ``fill_seconds``
         for more to arrive (a NOTIFY wakes the wait), so that documents trickling in share
         transactions and provider requests instead of each paying its own."""
-        claimed = await self._claim_more(owner, self.claim_size, self.claim_bytes, at_least_one=True)
+        limit = self.claim_limit()
+        claimed = await self._claim_more(owner, limit, self.claim_bytes, at_least_one=True)
         deadline = time.monotonic() + self.fill_seconds
-        while (claimed and len(claimed) < self.claim_size and (room := self.claim_bytes - _bytes(claimed)) > 0
+        while (claimed and len(claimed) < limit and (room := self.claim_bytes - _bytes(claimed)) > 0
                and (left := deadline - time.monotonic()) > 0):
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=left)
             except TimeoutError:
                 break
-            claimed += await self._claim_more(owner, self.claim_size - len(claimed), room, at_least_one=False)
+            claimed += await self._claim_more(owner, limit - len(claimed), room, at_least_one=False)
         return claimed
 
     async def _claim_more(self, owner: str, limit: int, max_bytes: int, *, at_least_one: bool
@@ -262,8 +275,11 @@ class Worker:
         """Run a batch of claimed jobs; whatever happens, each job ends up done, failed,
         rescheduled or back in the queue (never ``running`` without a live worker behind it)."""
         batch = Batch(owner, [], should_stop=lambda: self._stopping)
+        started = time.monotonic()
         try:
             await self._process(claimed, batch)
+            pace = (time.monotonic() - started) / len(claimed)
+            self.seconds_per_job = pace if self.seconds_per_job is None else (self.seconds_per_job + pace) / 2
         except DatabaseUnavailable as exc:
             log.warning("jobs_interrupted", jobs=len(claimed), reason=type(exc).__name__)
             await self._give_back([i.job.id for i in batch.items if i.active] if batch.items
