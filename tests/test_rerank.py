@@ -25,7 +25,7 @@ from ingestflow.services.base import RerankResult
 from ingestflow.services.cohere_reranker import CohereReranker
 from ingestflow.services.mock import OverlapReranker
 from ingestflow.testing.fake_cohere import FakeCohere
-from support import find, ingest, sql
+from support import find, ingest, run_cli, sql
 
 KEY = "co-test-SECRET-reranker-0a1b2c3d4e"
 QUERY = "apple harvest season"
@@ -239,16 +239,25 @@ def test_search_reranks_the_fused_candidates_and_records_the_ledger(corpus: Sett
 
 def test_retries_on_429_and_5xx_then_reranks(corpus: Settings, cohere: FakeCohere) -> None:
     s = reranking(corpus, cohere)
-    cohere.faults.inject("429:0.2", "500")
+    cohere.faults.inject("429:0.2", "500", "bad_index")
     started = time.monotonic()
     result = find(s, QUERY, k=2)
     assert result.reranker == "cohere/rerank-v3.5" and not result.degraded
-    assert cohere.stats["requests"] == 3 and cohere.stats["status_429"] == cohere.stats["status_500"] == 1
+    assert cohere.stats["requests"] == 4 and cohere.stats["status_429"] == cohere.stats["status_500"] == 1
     assert time.monotonic() - started >= 0.2  # Retry-After was honoured
-    rows = ledger(s)
-    assert [(r[5], r[6]) for r in rows] == [("released", "rate_limited"), ("released", "server_error"),
-                                            ("settled", "ok")]
-    assert rows[-1][3:5] == (1, Decimal("0.002"))
+    # Not answered: released, free. Answered but unusable: billed, and the ledger says so.
+    assert [r[3:] for r in ledger(s)] == [
+        (0, Decimal(0), "released", "rate_limited", "default"), (0, Decimal(0), "released", "server_error", "default"),
+        (1, Decimal("0.002"), "settled", "invalid_response", "default"), (1, Decimal("0.002"), "settled", "ok", "default")]
+
+
+def test_the_shared_rate_limiter_never_holds_a_search_long(corpus: Settings, cohere: FakeCohere) -> None:
+    s = reranking(corpus, cohere, rate_limit_rpm_cohere=1)
+    assert find(s, QUERY, k=2).reranker == "cohere/rerank-v3.5"
+    started = time.monotonic()
+    second = find(s, QUERY, k=2)  # the next slot is a minute away: answered now, in the fused order
+    assert time.monotonic() - started < 30
+    assert second.degraded and "(rate_limited)" in second.notes[-1] and cohere.stats["requests"] == 1
 
 
 def test_budget_refusal_answers_in_the_fused_order(corpus: Settings, cohere: FakeCohere) -> None:
@@ -294,8 +303,18 @@ def test_a_bad_key_degrades_search_and_never_leaks(corpus: Settings, cohere: Fak
         result = find(s, QUERY, k=2)
     assert result.degraded and "(auth_failed)" in result.notes[-1] and len(result.hits) == 2
     assert cohere.stats["status_401"] == 1  # permanent: not retried
+    from ingestflow.operations import health
+    from ingestflow.runtime import open_runtime
+
+    async def doctor() -> tuple[str, str]:
+        async with open_runtime(s) as rt:
+            checks = await health.check(rt)
+            return repr(rt.services), repr([h for h in checks if h.service.name == "reranker"])
+
+    services, checks = run(doctor())
+    assert "auth_failed" in checks
     captured = capsys.readouterr()
-    for text in (*result.notes, caplog.text, captured.out, captured.err, repr(s)):
+    for text in (*result.notes, caplog.text, captured.out, captured.err, repr(s), services, checks):
         assert wrong not in text
     assert "rerank_skipped" in caplog.text + captured.out + captured.err
 
@@ -308,6 +327,9 @@ def test_mock_mode_reranks_deterministically_for_free(corpus: Settings, cohere: 
         [(h.document_id, h.ordinal, h.relevance) for h in second.hits]
     assert Path(first.hits[0].source_name).name == "harvest.md" and first.hits[0].relevance == 1.0
     assert cohere.stats["requests"] == 0 and ledger(s) == []
+    cli = run_cli(s, "search", QUERY, "-k", "2", RERANK_PROVIDER="cohere", RERANK_MODE="MOCK", COLUMNS="200")
+    assert cli.returncode == 0, cli.stderr
+    assert "reranked by mock/mock-overlap-v1" in cli.stdout and "relevance" in cli.stdout and "1.000" in cli.stdout
 
 
 def test_doctor_and_costs_show_the_reranker(corpus: Settings, cohere: FakeCohere) -> None:
