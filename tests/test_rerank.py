@@ -348,3 +348,16 @@ def test_doctor_and_costs_show_the_reranker(corpus: Settings, cohere: FakeCohere
     assert (reranker.service.mode, reranker.service.provider, reranker.healthy) == ("REAL", "cohere/rerank-v3.5", True)
     (row,) = [r for r in spend.services if r.service == "cohere"]
     assert row.today_usd == pytest.approx(0.002) and row.today_units == 1 and row.daily_limit_usd == 5.0
+
+
+def test_the_python_client_and_retrievers_carry_the_relevance(corpus: Settings, cohere: FakeCohere) -> None:
+    from ingestflow.client import Client
+    from ingestflow.integrations.langchain import IngestflowRetriever
+
+    with Client(reranking(corpus, cohere, ServiceMode.MOCK, cohere_api_key=None)) as client:
+        result = client.search(QUERY, k=2)
+        docs = IngestflowRetriever(client=client, k=2).invoke(QUERY)
+    assert result.reranker == "mock/mock-overlap-v1" and result.hits[0].relevance == 1.0
+    assert [d.metadata["relevance"] for d in docs] == [h.relevance for h in result.hits]
+    with Client(corpus) as plain:
+        assert "relevance" not in IngestflowRetriever(client=plain, k=2).invoke(QUERY)[0].metadata

@@ -20,7 +20,8 @@ from ingestflow.integrations import Query, metadata, node_id
 
 class IngestflowRetriever(BaseRetriever):
     """The ``k`` best passages for a query, as Documents whose metadata holds the source
-    name, document id, version, pages, heading path, score and snippet. With an
+    name, document id, version, pages, heading path, score and snippet (and the reranker's
+    relevance when RERANK_PROVIDER is set). With an
     ``AsyncClient``, use ``ainvoke``; a ``Client`` serves both."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

@@ -116,13 +116,19 @@ class Services:
     batch_available: bool = False  # whether ``batch`` will be a client
     batch_mode: str = "off"  # EMBEDDING_BATCH_API: off | on | auto
     batch_auto_backlog: int = 0  # auto: queued documents from which the Batch API is used
-    reranking: Reranking | None = None  # RERANK_PROVIDER=none: searches are not reranked
+    make_reranking: Callable[[], Reranking | None] = lambda: None  # see ``reranking``
 
     @cached_property
     def embedder(self) -> Embedder:
         """Built on first use: a command that never embeds (``status``, a no-op re-ingest)
         loads neither numpy for the mock nor the OpenAI SDK."""
         return self.make_embedder()
+
+    @cached_property
+    def reranking(self) -> Reranking | None:
+        """The reranker and its guard, built on first use (the mock loads numpy); None with
+        RERANK_PROVIDER=none: searches are not reranked."""
+        return self.make_reranking()
 
     @cached_property
     def batch(self) -> BatchEmbedding | None:
@@ -134,7 +140,8 @@ class Services:
         built = self.__dict__
         embedders = [built.get("embedder"), self.embedder_fallback,
                      *(m.embedder for m in built.get("_space_models", {}).values() if m is not None)]
-        others = (self.parser, self.parser_fallback, self.reranking.reranker if self.reranking else None)
+        reranking = built.get("reranking")
+        others = (self.parser, self.parser_fallback, reranking.reranker if reranking else None)
         for service in {id(s): s for s in (*embedders, *others) if s is not None}.values():
             await service.aclose()
         if built.get("batch") is not None:
@@ -316,15 +323,15 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
             RateLimits(settings.rate_limit_rpm_llamaparse, None),
         )
 
-    reranking = None
-    if (rerank := reranker(settings)) is not None:
-        reranking = Reranking(rerank, free)
-        if rerank.provider == "cohere":
-            prices = cohere_rerank_prices(settings)
-            reranking = Reranking(rerank, paid_guard(
-                "cohere", Pricing(prices.name, "search_units", lambda n: rerank_cost(prices, n)),
-                RateLimits(settings.rate_limit_rpm_cohere, None), max_wait_seconds=RERANK_MAX_WAIT_SECONDS,
-            ))
+    def reranking() -> Reranking | None:
+        rerank = reranker(settings)
+        if rerank is None or rerank.provider != "cohere":
+            return None if rerank is None else Reranking(rerank, free)
+        prices = cohere_rerank_prices(settings)
+        return Reranking(rerank, paid_guard(
+            "cohere", Pricing(prices.name, "search_units", lambda n: rerank_cost(prices, n)),
+            RateLimits(settings.rate_limit_rpm_cohere, None), max_wait_seconds=RERANK_MAX_WAIT_SECONDS,
+        ))
 
     return Services(
         parser=parser,
@@ -341,5 +348,5 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         batch_available=batch_available(settings),
         batch_mode=settings.embedding_batch_api,
         batch_auto_backlog=settings.embedding_batch_auto_backlog,
-        reranking=reranking,
+        make_reranking=reranking,
     )
