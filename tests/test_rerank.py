@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import auth, make_key
+from api_support import auth, live_server, make_key
 from ingestflow.api import create_app
 from ingestflow.catalogue import RERANK_MODELS
 from ingestflow.config import ConfigError, ServiceMode, Settings, load_settings
@@ -212,6 +212,10 @@ def test_settings_need_a_key_and_a_priced_model(settings: Settings, monkeypatch:
     loaded = load_settings()
     assert loaded.rerank_service_mode is ServiceMode.REAL and KEY in loaded.secret_values()
     assert KEY not in repr(loaded)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("RERANK_MODE", "HYBRID")
+    with pytest.raises(ConfigError, match="refuses HYBRID"):
+        load_settings()
 
 
 # -- search, through the guard ---------------------------------------------------------------
@@ -354,10 +358,13 @@ def test_the_python_client_and_retrievers_carry_the_relevance(corpus: Settings, 
     from ingestflow.client import Client
     from ingestflow.integrations.langchain import IngestflowRetriever
 
-    with Client(reranking(corpus, cohere, ServiceMode.MOCK, cohere_api_key=None)) as client:
+    s = reranking(corpus, cohere, ServiceMode.MOCK, cohere_api_key=None)
+    with Client(s) as client:
         result = client.search(QUERY, k=2)
         docs = IngestflowRetriever(client=client, k=2).invoke(QUERY)
     assert result.reranker == "mock/mock-overlap-v1" and result.hits[0].relevance == 1.0
     assert [d.metadata["relevance"] for d in docs] == [h.relevance for h in result.hits]
+    with live_server(create_app(s)) as base, Client(url=base, api_key=make_key(s, "default")) as remote:
+        assert remote.search(QUERY, k=2) == result  # the API answers what the operations layer does
     with Client(corpus) as plain:
         assert "relevance" not in IngestflowRetriever(client=plain, k=2).invoke(QUERY)[0].metadata
