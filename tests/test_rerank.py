@@ -255,6 +255,17 @@ def test_retries_on_429_and_5xx_then_reranks(corpus: Settings, cohere: FakeCoher
         (1, Decimal("0.002"), "settled", "invalid_response", "default"), (1, Decimal("0.002"), "settled", "ok", "default")]
 
 
+def test_a_long_retry_after_never_holds_a_search(corpus: Settings, cohere: FakeCohere) -> None:
+    s = reranking(corpus, cohere, call_retry_cap_seconds=30.0)  # what workers wait is not what a person waits
+    cohere.faults.inject("429:60")
+    started = time.monotonic()
+    first = find(s, QUERY, k=2)
+    assert time.monotonic() - started < 20
+    assert first.degraded and "(rate_limited)" in first.notes[-1] and cohere.stats["requests"] == 1
+    second = find(s, QUERY, k=2)  # everybody waits for Cohere's minute: no request, an answer now
+    assert second.degraded and "(rate_limited)" in second.notes[-1] and cohere.stats["requests"] == 1
+
+
 def test_the_shared_rate_limiter_never_holds_a_search_long(corpus: Settings, cohere: FakeCohere) -> None:
     s = reranking(corpus, cohere, rate_limit_rpm_cohere=1)
     assert find(s, QUERY, k=2).reranker == "cohere/rerank-v3.5"

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     cohere_rerank_model: str = "rerank-v3.5"
     # A search waits on the reranker: short, so that a slow provider degrades the answer
     # (fused order, with a note) instead of holding it.
-    cohere_timeout_seconds: float = Field(default=10.0, gt=0)
+    cohere_timeout_seconds: float = Field(default=5.0, gt=0)
 
     cost_tracking_enabled: bool = True
     # Safe defaults for money: paid services are capped until a limit is lifted

@@ -41,7 +41,7 @@ class CohereReranker:
     provider = "cohere"
 
     def __init__(self, *, api_key: str, model: str = "rerank-v3.5", base_url: str = DEFAULT_BASE_URL,
-                 timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+                 timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
         self.spec = cohere_rerank_model(model)  # ValueError for a model the catalogue cannot price
         self.model = model
         self.base_url = base_url.rstrip("/")

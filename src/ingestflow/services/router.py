@@ -39,7 +39,7 @@ from ingestflow.services.costs import (
 )
 from ingestflow.services.guard import Pricing, ServiceGuard
 from ingestflow.services.local_parser import LocalParser
-from ingestflow.services.ratelimit import RateLimiter, RateLimits
+from ingestflow.services.ratelimit import MAX_WAIT_SECONDS, RateLimiter, RateLimits
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.services.webhooks import job_secret
 from ingestflow.store.database import Database
@@ -48,9 +48,11 @@ if TYPE_CHECKING:
     from ingestflow.services.llamaparse import LlamaParseParser
     from ingestflow.services.openai_batch import OpenAIBatchClient
 
-# A search waits at most this long for a reranking slot under RATE_LIMIT_RPM_COHERE, then
-# answers in the fused order: a person is waiting.
+# A person waits on a search, so its reranking call waits at most this long for a slot
+# under RATE_LIMIT_RPM_COHERE, and a retry at most RERANK_RETRY_CAP_SECONDS (a provider's
+# Retry-After, four times that: retry.py); past that the search answers in the fused order.
 RERANK_MAX_WAIT_SECONDS = 5.0
+RERANK_RETRY_CAP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -260,9 +262,11 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
     retry = call_retry(settings)
     budget = build_budget(settings, db)
 
-    def paid_guard(service: str, pricing: Pricing, limits: RateLimits, **limiter: float) -> ServiceGuard:
+    def paid_guard(service: str, pricing: Pricing, limits: RateLimits, *, policy: RetryPolicy = retry,
+                   max_wait_seconds: float = MAX_WAIT_SECONDS) -> ServiceGuard:
         return ServiceGuard(
-            service, retry, pricing=pricing, budget=budget, limiter=RateLimiter(db, service, limits, **limiter),
+            service, policy, pricing=pricing, budget=budget,
+            limiter=RateLimiter(db, service, limits, max_wait_seconds=max_wait_seconds),
             breaker=CircuitBreaker(db, service, owner=owner,
                                    failure_threshold=settings.breaker_failure_threshold,
                                    failure_rate=settings.breaker_failure_rate,
@@ -331,6 +335,7 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         return Reranking(rerank, paid_guard(
             "cohere", Pricing(prices.name, "search_units", lambda n: rerank_cost(prices, n)),
             RateLimits(settings.rate_limit_rpm_cohere, None), max_wait_seconds=RERANK_MAX_WAIT_SECONDS,
+            policy=replace(retry, cap_seconds=min(retry.cap_seconds, RERANK_RETRY_CAP_SECONDS)),
         ))
 
     return Services(
