@@ -25,7 +25,8 @@ NEVER_BINARY = 1_000_000  # an HNSW_BINARY_MIN_DIMENSIONS no space reaches: half
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a child process that reproduces ``settings``."""
-    prefixes = ("SERVICE_", "EMBEDDINGS_", "PARSER_", "OPENAI_", "LLAMA", "DAILY_", "HOURLY_")
+    prefixes = ("SERVICE_", "EMBEDDINGS_", "PARSER_", "RERANK_", "OPENAI_", "LLAMA", "COHERE_", "CO_API",
+                "DAILY_", "HOURLY_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     assert settings.database_url is not None
     env.update(

@@ -52,9 +52,9 @@ def test_doctor_fails_when_a_real_service_is_unusable(settings: Settings) -> Non
     assert "sk-nothing-listens-here" not in out.stdout + out.stderr
 
 
-def test_fake_providers_command_serves_both(settings: Settings) -> None:
+def test_fake_providers_command_serves_all_three(settings: Settings) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "ingestflow", "fake-providers", "--openai-port", "18081",
-                             "--llamaparse-port", "18082"], env=settings_env(settings),
+                             "--llamaparse-port", "18082", "--cohere-port", "18083"], env=settings_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
 
@@ -73,6 +73,7 @@ def test_fake_providers_command_serves_both(settings: Settings) -> None:
         models = get_json("http://127.0.0.1:18081/v1/models")
         assert any(m["id"] == "text-embedding-3-small" for m in models["data"])  # type: ignore[index]
         assert ".pdf" in get_json("http://127.0.0.1:18082/api/v1/parsing/supported_file_extensions")  # type: ignore[operator]
+        assert get_json("http://127.0.0.1:18083/v1/models/rerank-v3.5")["endpoints"] == ["rerank"]  # type: ignore[index]
     finally:
         # SIGTERM, not SIGINT: a shell running the suite in the background (nohup, `cmd &`)
         # starts it with SIGINT ignored, and the child inherits that, so SIGINT never stopped it.

@@ -1,5 +1,5 @@
-"""What each paid service and embedding model is: sizes, limits, tokenizer and prices;
-and the search modes, which the CLI, the API and the settings all offer.
+"""What each paid service, embedding model and reranking model is: sizes, limits,
+tokenizer and prices; and the search modes, which the CLI, the API and the settings all offer.
 
 One entry per model. The chunker caps chunks by the chosen model, the request packer and
 the fake OpenAI server enforce the same per-request limits, the cost table and the config
@@ -108,3 +108,38 @@ def openai_model(name: str, dimensions: int | None = None) -> EmbeddingModel:
     if not model.shortenable or not 1 <= dimensions <= model.dimensions:
         raise ValueError(f"{name} cannot return {dimensions} dimensions")
     return replace(model, dimensions=dimensions)
+
+
+@dataclass(frozen=True)
+class RerankModel:
+    """A reranking model, billed per search unit: one query with up to
+    ``documents_per_search_unit`` documents, each cut to ``max_tokens_per_doc`` tokens (sent
+    explicitly, so that no document is split and counted twice)."""
+
+    provider: str
+    name: str
+    usd_per_1000_searches: Decimal = Decimal(0)
+    documents_per_search_unit: int = 100
+    max_tokens_per_doc: int = 4096  # Rerank 3.5's context, and the API's default
+
+    def search_units(self, documents: int) -> int:
+        """What a request reranking ``documents`` is billed: the exact estimate reserved."""
+        return -(-documents // self.documents_per_search_unit) if documents else 0
+
+
+MOCK_RERANK_MODEL = "mock-overlap-v1"
+RERANK_MODELS: dict[str, RerankModel] = {m.name: m for m in (
+    # Cohere's list price, $2.00 per 1,000 searches, for each model of the Rerank 3 family.
+    RerankModel("cohere", "rerank-v3.5", Decimal("2.00")),
+    RerankModel("cohere", "rerank-english-v3.0", Decimal("2.00")),
+    RerankModel("cohere", "rerank-multilingual-v3.0", Decimal("2.00")),
+    RerankModel("mock", MOCK_RERANK_MODEL),
+)}
+
+
+def cohere_rerank_model(name: str) -> RerankModel:
+    model = RERANK_MODELS.get(name)
+    if model is None or model.provider != "cohere":
+        known = ", ".join(m.name for m in RERANK_MODELS.values() if m.provider == "cohere")
+        raise ValueError(f"unknown Cohere rerank model {name!r}; known: {known}")
+    return model

@@ -465,7 +465,7 @@ class _Remote:
         r = await self._call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
                                                          "filters": wanted or None})
         return SearchResult([SearchHit(**h) for h in r["hits"]], r["provider"], r["model"], r["mode"],
-                            r["degraded"], r["notes"])
+                            r["degraded"], r["notes"], r.get("reranker"))
 
     async def status(self, tenant: str | None) -> Status:
         self._no_tenant(tenant)

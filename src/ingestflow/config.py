@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingestflow.catalogue import MAX_CHUNK_TOKENS, SearchMode, openai_model
+from ingestflow.catalogue import MAX_CHUNK_TOKENS, SearchMode, cohere_rerank_model, openai_model
 
 
 class ServiceMode(StrEnum):
@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     parser_mode: ServiceMode | None = None
     embeddings_provider: Literal["openai", "local"] = "openai"
     parser_provider: Literal["local", "llamaparse"] = "local"
+    # Reranking of a search's fused candidates: "none" (off) or "cohere"; RERANK_MODE
+    # overrides SERVICE_MODE for it (MOCK: a deterministic offline reranker).
+    rerank_provider: Literal["none", "cohere"] = "none"
+    rerank_mode: ServiceMode | None = None
 
     openai_api_key: SecretStr | None = None
     openai_api_url: str | None = Field(
@@ -154,6 +158,15 @@ class Settings(BaseSettings):
     llamaparse_poll_seconds: float = Field(default=60.0, gt=0)  # fallback poll while waiting
     llamaparse_timeout_seconds: float = Field(default=1800.0, gt=0)
 
+    cohere_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("COHERE_API_KEY", "CO_API_KEY")
+    )
+    cohere_base_url: str = "https://api.cohere.com"
+    cohere_rerank_model: str = "rerank-v3.5"
+    # A search waits on the reranker: short, so that a slow provider degrades the answer
+    # (fused order, with a note) instead of holding it.
+    cohere_timeout_seconds: float = Field(default=5.0, gt=0)
+
     cost_tracking_enabled: bool = True
     # Safe defaults for money: paid services are capped until a limit is lifted
     # explicitly with "none".
@@ -161,18 +174,22 @@ class Settings(BaseSettings):
     hourly_rate_limit_openai: int | None = Field(default=100, ge=0)
     daily_cost_limit_llamaparse: float | None = Field(default=5.00, ge=0)
     hourly_rate_limit_llamaparse: int | None = Field(default=None, ge=0)
+    daily_cost_limit_cohere: float | None = Field(default=5.00, ge=0)
+    hourly_rate_limit_cohere: int | None = Field(default=None, ge=0)
     daily_cost_limit_total: float | None = Field(default=None, ge=0)
 
     # Prices: the catalogue's (catalogue.py) unless set here.
     openai_price_per_mtok: Decimal | None = Field(default=None, ge=0)
     llamaparse_credits_per_page: Decimal | None = Field(default=None, ge=0)
     llamaparse_usd_per_1000_credits: Decimal | None = Field(default=None, ge=0)
+    cohere_usd_per_1000_searches: Decimal | None = Field(default=None, ge=0)
     cost_alert_ratio: float = Field(default=0.8, gt=0, le=1)
 
     # Client-side rate limits shared by all workers (unset: only the provider's headers).
     rate_limit_rpm_openai: int | None = Field(default=None, gt=0)
     rate_limit_tpm_openai: int | None = Field(default=None, gt=0)
     rate_limit_rpm_llamaparse: int | None = Field(default=None, gt=0)
+    rate_limit_rpm_cohere: int | None = Field(default=None, gt=0)
 
     # Resilience: per-call retries (the one retry layer) and the shared circuit breaker.
     call_retry_attempts: int = Field(default=4, ge=1)
@@ -237,6 +254,9 @@ class Settings(BaseSettings):
     # exactly instead of the graph: a small tenant in a big shared space gets its true k
     # nearest, quickly, where the graph would visit max_scan_tuples of other tenants' first.
     search_exact_max_chunks: int = Field(default=2_000, ge=0)
+    # With a reranker (RERANK_PROVIDER), this many fused passages are reranked and the
+    # best k of them returned; Cohere bills one search unit per 100.
+    rerank_candidates: int = Field(default=50, ge=1, le=1000)
     # Upper bound on inputs per embedding request, below the provider's own limits: smaller
     # requests commit progress more often and spread better under tight rate limits.
     embedding_batch_size: int = Field(default=2048, ge=1, le=2048)
@@ -279,7 +299,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("service_mode", "embeddings_mode", "parser_mode", mode="before")
+    @field_validator("service_mode", "embeddings_mode", "parser_mode", "rerank_mode", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         if isinstance(value, str):
@@ -293,7 +313,8 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("daily_cost_limit_openai", "hourly_rate_limit_openai", "daily_cost_limit_llamaparse",
-                     "hourly_rate_limit_llamaparse", "daily_cost_limit_total", mode="before")
+                     "hourly_rate_limit_llamaparse", "daily_cost_limit_cohere", "hourly_rate_limit_cohere",
+                     "daily_cost_limit_total", mode="before")
     @classmethod
     def _no_limit(cls, value: object) -> object:
         """``none`` (or ``off``, ``unlimited``) lifts a limit."""
@@ -324,12 +345,22 @@ class Settings(BaseSettings):
                     f"LLAMAPARSE_API_KEY is required when PARSER_MODE is "
                     f"{self.parser_service_mode.value} with PARSER_PROVIDER=llamaparse"
                 )
+        if self.rerank_provider == "cohere":
+            try:
+                cohere_rerank_model(self.cohere_rerank_model)
+            except ValueError as exc:
+                raise ValueError(f"COHERE_RERANK_MODEL: {exc}") from None
+            key = self.cohere_api_key
+            if self.rerank_service_mode is not ServiceMode.MOCK and (key is None or not key.get_secret_value()):
+                raise ValueError(f"COHERE_API_KEY is required when RERANK_MODE is "
+                                 f"{self.rerank_service_mode.value} with RERANK_PROVIDER=cohere")
         if self.llamaparse_webhook_url and not (
                 self.llamaparse_webhook_secret and self.llamaparse_webhook_secret.get_secret_value()):
             raise ValueError("LLAMAPARSE_WEBHOOK_URL needs LLAMAPARSE_WEBHOOK_SECRET to sign the callbacks")
         if self.is_production and ServiceMode.HYBRID in (
             self.embeddings_service_mode,
             self.parser_service_mode,
+            self.rerank_service_mode if self.rerank_provider != "none" else None,
         ):
             raise ValueError(
                 "ENVIRONMENT=production refuses HYBRID mode: a fallback to mock services "
@@ -344,6 +375,10 @@ class Settings(BaseSettings):
     @property
     def parser_service_mode(self) -> ServiceMode:
         return self.parser_mode or self.service_mode
+
+    @property
+    def rerank_service_mode(self) -> ServiceMode:
+        return self.rerank_mode or self.service_mode
 
     @property
     def is_production(self) -> bool:
@@ -364,7 +399,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction of logs and error texts."""
         secrets = [self.openai_api_key, self.llamaparse_api_key, self.llamaparse_webhook_secret,
-                   self.metrics_token]
+                   self.cohere_api_key, self.metrics_token]
         values = [s.get_secret_value() for s in secrets if s is not None]
         from urllib.parse import urlsplit
 

@@ -191,6 +191,9 @@ class SearchHit(BaseModel):
     pages: list[int] = Field(description="The pages the passage's text was read from (empty without pages).")
     heading_path: list[str]
     snippet: str = Field(description="The passage's best fragments, the query's words marked **like this**.")
+    relevance: float | None = Field(default=None, description="The reranker's relevance (0..1), by which "
+                                    "reranked hits are ordered; null when the search was not reranked. "
+                                    "`score` stays the retrieval's own.")
 
 
 class SearchResponse(BaseModel):
@@ -198,8 +201,10 @@ class SearchResponse(BaseModel):
     provider: str = Field(description="Who embedded the query (\"postgres\" when keywords alone answered).")
     model: str
     mode: SearchMode
-    degraded: bool = Field(description="Answered from the fallback model's index, or from keywords alone.")
+    degraded: bool = Field(description="Answered from the fallback model's index, from keywords alone, or "
+                           "in the fused order because the reranker could not answer.")
     notes: list[str]
+    reranker: str | None = Field(default=None, description="provider/model that reranked the hits (RERANK_PROVIDER).")
 
 
 class ServiceSpend(BaseModel):

@@ -597,24 +597,27 @@ def init(
 def fake_providers(
     openai_port: Annotated[int, typer.Option(help="Port of the fake OpenAI API.")] = 8081,
     llamaparse_port: Annotated[int, typer.Option(help="Port of the fake LlamaParse API.")] = 8082,
-    api_key: Annotated[str, typer.Option(help="Key both fakes accept.")] = "sk-fake",
+    cohere_port: Annotated[int, typer.Option(help="Port of the fake Cohere Rerank API.")] = 8083,
+    api_key: Annotated[str, typer.Option(help="Key every fake accepts.")] = "sk-fake",
     rpm: Annotated[int | None, typer.Option(help="Fake OpenAI requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Fake OpenAI tokens-per-minute limit.")] = None,
 ) -> None:
-    """Run the fake OpenAI and LlamaParse servers on loopback until Ctrl-C (or SIGTERM).
+    """Run the fake OpenAI, LlamaParse and Cohere servers on loopback until Ctrl-C (or SIGTERM).
 
-    Point a deployment at them (OPENAI_API_URL, LLAMAPARSE_BASE_URL) to test it without
-    paying; inject faults with POST /_control/faults on either server.
+    Point a deployment at them (OPENAI_API_URL, LLAMAPARSE_BASE_URL, COHERE_BASE_URL) to
+    test it without paying; inject faults with POST /_control/faults on any server.
     """
     import time
 
     from ingestflow.cli.common import console
-    from ingestflow.testing import FakeLlamaParse, FakeOpenAI
+    from ingestflow.testing import FakeCohere, FakeLlamaParse, FakeOpenAI
 
     with FakeOpenAI(api_key=api_key, rpm=rpm, tpm=tpm, port=openai_port) as openai_fake, \
-            FakeLlamaParse(api_key=api_key, port=llamaparse_port) as llama_fake:
+            FakeLlamaParse(api_key=api_key, port=llamaparse_port) as llama_fake, \
+            FakeCohere(api_key=api_key, port=cohere_port) as cohere_fake:
         console.print(f"fake OpenAI:     OPENAI_API_URL={openai_fake.url}")
         console.print(f"fake LlamaParse: LLAMAPARSE_BASE_URL={llama_fake.url}")
+        console.print(f"fake Cohere:     COHERE_BASE_URL={cohere_fake.url}")
         console.print('faults: curl -X POST .../_control/faults -d \'{"inject": ["429", "nan"]}\'', markup=False)
         try:
             while True:

@@ -91,11 +91,13 @@ def ingest_summary(rows: list[dict[str, Any]], refused: list[Submitted]) -> None
 def search_result(query: str, result: SearchResult) -> None:
     for note in result.notes:
         console.print(f"[yellow]{escape(note)}[/yellow]")
-    table = _table(f"Search ({result.mode}): {escape(repr(query))} ({result.provider}/{result.model})",
-                   ("score", "document", "page", "section", "snippet"))
+    reranked = f", reranked by {result.reranker}" if result.reranker else ""
+    table = _table(f"Search ({result.mode}): {escape(repr(query))} ({result.provider}/{result.model}{reranked})",
+                   ("relevance",) * bool(reranked) + ("score", "document", "page", "section", "snippet"))
     for h in result.hits:
         name = tail(h.source_name) + (f" v{h.version}" if h.version > 1 else "")
-        table.add_row(f"{h.score:.3f}", escape(name), ",".join(map(str, h.pages)) or "-",
+        relevance = (f"{h.relevance:.3f}",) if reranked and h.relevance is not None else ()
+        table.add_row(*relevance, f"{h.score:.3f}", escape(name), ",".join(map(str, h.pages)) or "-",
                       escape(" > ".join(h.heading_path)) or "-", marked(h.snippet))
     console.print(table)
 

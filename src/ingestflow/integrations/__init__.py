@@ -54,10 +54,10 @@ ARGUMENTS = tuple(f.name for f in fields(Query) if f.name != "client")
 
 
 def metadata(hit: SearchHit) -> dict[str, Any]:
-    """Where a passage comes from, for citing it."""
+    """Where a passage comes from, for citing it; a reranked one also has its ``relevance``."""
     return {"source": hit.source_name, "document_id": hit.document_id, "version": hit.version,
             "ordinal": hit.ordinal, "pages": hit.pages, "heading_path": hit.heading_path, "score": hit.score,
-            "snippet": hit.snippet}
+            "snippet": hit.snippet, **({} if hit.relevance is None else {"relevance": hit.relevance})}
 
 
 def node_id(hit: SearchHit) -> str:

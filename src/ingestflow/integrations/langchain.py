@@ -22,10 +22,10 @@ from ingestflow.integrations import ARGUMENTS, Query, metadata, node_id
 
 class IngestflowRetriever(BaseRetriever):
     """The ``k`` best passages for a query, as Documents whose metadata holds the source
-    name, document id, version, pages, heading path, score and snippet. With an
-    ``AsyncClient``, use ``ainvoke``; a ``Client`` serves both. A call may change the
-    search's arguments, ``retriever.invoke(query, k=1, mode="keyword")``; another name is
-    refused (TypeError)."""
+    name, document id, version, pages, heading path, score and snippet (and the reranker's
+    relevance when RERANK_PROVIDER is set). With an ``AsyncClient``, use ``ainvoke``; a
+    ``Client`` serves both. A call may change the search's arguments,
+    ``retriever.invoke(query, k=1, mode="keyword")``; another name is refused (TypeError)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 

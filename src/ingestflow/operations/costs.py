@@ -11,7 +11,7 @@ from ingestflow.runtime import Runtime
 from ingestflow.services.costs import daily_total_limit, service_limits
 from ingestflow.store import costs
 
-REPORTED_SERVICES = ("openai", "llamaparse")  # shown even before their first call
+REPORTED_SERVICES = ("openai", "llamaparse", "cohere")  # shown even before their first call
 
 
 @dataclass(frozen=True)

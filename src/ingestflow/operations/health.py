@@ -16,6 +16,7 @@ from ingestflow.catalogue import EmbeddingModel
 from ingestflow.config import Home, ServiceMode
 from ingestflow.operations import costs
 from ingestflow.runtime import Runtime
+from ingestflow.services.base import Embedder, Parser, Reranker
 from ingestflow.store import breakers, database, documents, embedded, vectors
 from ingestflow.store.outage import DatabaseUnavailable
 
@@ -25,7 +26,7 @@ CHECK_TIMEOUT_SECONDS = 3.0
 
 @dataclass(frozen=True)
 class Service:
-    name: str  # embeddings | parser
+    name: str  # embeddings | parser | reranker
     mode: str  # MOCK | REAL | HYBRID
     provider: str
 
@@ -38,16 +39,27 @@ class Health:
 
 
 def configured(rt: Runtime) -> list[Service]:
+    return [service for service, _ in _services(rt)]
+
+
+def _services(rt: Runtime) -> list[tuple[Service, Embedder | Parser | Reranker]]:
+    """Each configured service with the implementation whose health it reports."""
     s, services = rt.settings, rt.services
     embedder = services.embedder
-    return [Service("embeddings", s.embeddings_service_mode.value, f"{embedder.provider}/{embedder.model}"),
-            Service("parser", s.parser_service_mode.value, services.parser.name)]
+    out: list[tuple[Service, Embedder | Parser | Reranker]] = [
+        (Service("embeddings", s.embeddings_service_mode.value, f"{embedder.provider}/{embedder.model}"), embedder),
+        (Service("parser", s.parser_service_mode.value, services.parser.name), services.parser)]
+    if services.reranking is not None:
+        reranker = services.reranking.reranker
+        out.append((Service("reranker", s.rerank_service_mode.value, f"{reranker.provider}/{reranker.model}"),
+                    reranker))
+    return out
 
 
 async def check(rt: Runtime) -> list[Health]:
     """Each configured service's own free health check, each bounded by a timeout."""
     out = []
-    for service, impl in zip(configured(rt), (rt.services.embedder, rt.services.parser), strict=True):
+    for service, impl in _services(rt):
         try:
             ok, detail = await asyncio.wait_for(impl.health(), CHECK_TIMEOUT_SECONDS)
         except TimeoutError:

@@ -8,16 +8,20 @@ it, a hybrid search still answers from keywords (degraded, with a note).
 
 Keywords: Postgres full-text search over each chunk's text, headings and document name,
 in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of the query.
+
+Reranking (RERANK_PROVIDER): the fused candidates are reordered by a reranker before the
+best k are returned; a step of its own, in operations/reranking.py.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ingestflow import tracing
 from ingestflow.errors import DeferredError, PermanentError, TransientError
+from ingestflow.operations import reranking
 from ingestflow.operations.bounds import Filters, check_arguments
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
@@ -53,6 +57,9 @@ class SearchHit:
     pages: list[int]
     heading_path: list[str]
     snippet: str
+    # The reranker's 0..1 relevance, by which reranked hits are ordered; None when the
+    # search was not reranked (no RERANK_PROVIDER, or it could not answer).
+    relevance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,9 @@ class SearchResult:
     provider: str  # who embedded the query; "postgres" for keywords only
     model: str
     mode: str
-    degraded: bool = False  # answered from the fallback's space, or from keywords alone
+    degraded: bool = False  # answered from the fallback's space, from keywords alone, or not reranked
     notes: list[str] = field(default_factory=list)
+    reranker: str | None = None  # "provider/model" that ordered the hits
 
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
@@ -111,8 +119,9 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     vector, degraded = None, False
     if model is not None:
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
+    fetch = reranking.candidates(rt, k)
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
-                              candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
+                              candidates=max(rt.settings.search_candidates, fetch), rrf_k=rt.settings.search_rrf_k,
                               keyword_weight=rt.settings.search_keyword_weight,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,
@@ -129,7 +138,7 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
-            query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
+            query_vector=vector, question=query, tenant=tenant, k=fetch, **asdict(filters),
         )
         return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
                 await documents.chunking_stale(conn, tenant, rt.chunking().signature))
@@ -150,7 +159,12 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                      "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)
+    hits = [_hit(r) for r in rows]
+    reranked = await reranking.rerank(rt, tenant, query, [reranking.Passage(h.text, h.heading_path) for h in hits], k)
+    if reranked.order is not None:
+        hits = [replace(hits[i], relevance=relevance) for i, relevance in reranked.order]
+    return SearchResult(hits[:k], *_answered_by(embedder, config), mode, degraded or reranked.degraded,
+                        [*notes, *reranked.notes], reranked.by)
 
 
 def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:

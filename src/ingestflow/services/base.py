@@ -1,6 +1,6 @@
 """The one protocol per service, and the typed results they return.
 
-Every implementation (mock, local, OpenAI, LlamaParse) returns the same result types, so
+Every implementation (mock, local, OpenAI, LlamaParse, Cohere) returns the same result types, so
 the pipeline never needs to know which one it talks to: the result itself says which
 provider and model produced it, and how much usage it cost.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ingestflow.catalogue import EmbeddingModel
+from ingestflow.catalogue import EmbeddingModel, RerankModel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,6 +90,40 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         """One request: vectors in input order, validated. Raise classified errors; no retries
         here, because the pipeline owns the single retry layer and stores each batch."""
+        ...
+
+    async def health(self) -> tuple[bool, str]:
+        """A cheap check that costs nothing (no paid call); never raises."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, while the event loop that opened them still runs."""
+        ...
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """``ranking``: (position in the documents sent, relevance 0..1), best first."""
+
+    ranking: tuple[tuple[int, float], ...]
+    provider: str
+    model: str
+    search_units: int  # what the provider billed (0 for the mock)
+    requests: int = 1  # HTTP requests it took (0 for the mock)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Orders passages by their relevance to a query; ``spec`` (the catalogue entry) gives
+    its price per search unit."""
+
+    provider: str
+    model: str
+    spec: RerankModel
+
+    async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankResult:
+        """One request: the ``top_n`` most relevant documents, validated. Raise classified
+        errors; no retries here (the guard retries)."""
         ...
 
     async def health(self) -> tuple[bool, str]:

@@ -44,7 +44,7 @@ class ServiceLimits:
 class PaidCall:
     service: str
     model: str
-    unit: str  # "tokens" | "pages"
+    unit: str  # "tokens" | "pages" | "search_units"
     units: int
     cost_usd: Decimal
     tenant: str | None = None

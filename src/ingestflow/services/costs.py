@@ -2,7 +2,7 @@
 how much may be spent (the limits in force).
 
 Embeddings are billed per input token (the Batch API at its own, half price), LlamaParse
-per page in credits.
+per page in credits, reranking per search unit.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from ingestflow.catalogue import (
     MOCK_MODEL,
     EmbeddingModel,
     PageParser,
+    RerankModel,
+    cohere_rerank_model,
     embedding_model,
     openai_model,
 )
@@ -32,6 +34,17 @@ def embedding_cost(model: EmbeddingModel, tokens: int, *, batch: bool = False) -
 def parse_cost(parser: PageParser, pages: int) -> Decimal:
     """Billed pages x credits per page x dollars per credit: credits are counted once."""
     return pages * parser.credits_per_page * parser.usd_per_1000_credits / 1000
+
+
+def rerank_cost(model: RerankModel, search_units: int) -> Decimal:
+    return model.usd_per_1000_searches * search_units / 1000
+
+
+def cohere_rerank_prices(settings: Settings) -> RerankModel:
+    """The configured Cohere model with COHERE_USD_PER_1000_SEARCHES applied."""
+    model = cohere_rerank_model(settings.cohere_rerank_model)
+    price = settings.cohere_usd_per_1000_searches
+    return model if price is None else replace(model, usd_per_1000_searches=price)
 
 
 def priced(model: EmbeddingModel, settings: Settings) -> EmbeddingModel:
@@ -70,6 +83,7 @@ def service_limits(settings: Settings) -> dict[str, ServiceLimits]:
         "openai": ServiceLimits(dollars(settings.daily_cost_limit_openai), settings.hourly_rate_limit_openai),
         "llamaparse": ServiceLimits(dollars(settings.daily_cost_limit_llamaparse),
                                     settings.hourly_rate_limit_llamaparse),
+        "cohere": ServiceLimits(dollars(settings.daily_cost_limit_cohere), settings.hourly_rate_limit_cohere),
     }
 
 

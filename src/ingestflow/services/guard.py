@@ -51,7 +51,7 @@ class CallContext:
 @dataclass(frozen=True)
 class Pricing:
     model: str
-    unit: str  # "tokens" | "pages"
+    unit: str  # "tokens" | "pages" | "search_units"
     cost: Callable[[int], Decimal]
 
 
@@ -85,7 +85,7 @@ class ServiceGuard:
     ) -> R:
         """Run ``fn`` under breaker, limiter and budget, retrying transient failures.
 
-        ``units`` is the exact estimate (tokens, or pages) reserved before each attempt;
+        ``units`` is the exact estimate (tokens, pages, search units) reserved before each attempt;
         ``actual_units`` reads the provider-reported usage used to settle it.
         """
         estimate = None

@@ -23,7 +23,7 @@ from ingestflow.errors import IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger
 from ingestflow.redaction import register as register_secrets
 from ingestflow.redaction import scrub
-from ingestflow.services import failures
+from ingestflow.services import http
 from ingestflow.services.base import ParsedDocument, clean_text
 
 PROVIDER = "LlamaParse"
@@ -148,33 +148,8 @@ class LlamaParseParser:
         return body
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One authorised request; transport failures and error statuses become classified errors."""
-        try:
-            response = await self._client.request(
-                method, self.base_url + path, headers={"Authorization": f"Bearer {self._key}"}, **kwargs)
-        except httpx.TimeoutException:
-            raise failures.timed_out(PROVIDER) from None
-        except httpx.TransportError as exc:
-            raise failures.unreachable(PROVIDER, type(exc).__name__) from None
-        if response.status_code >= 400:
-            message = scrub(_error_message(response))[:500]
-            raise failures.from_status(PROVIDER, response.status_code, message, response.headers,
-                                       not_found="parse_rejected")
-        return response
-
-
-def _error_message(response: httpx.Response) -> str:
-    """LlamaCloud answers errors as ``{"detail": ...}`` (FastAPI); anything else as text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("detail", "error_message", "message", "error"):
-            if body.get(key):
-                return str(body[key])
-    return str(body)
-
+        return await http.send(self._client, PROVIDER, method, self.base_url + path, key=self._key,
+                               not_found="parse_rejected", **kwargs)
 
 def _pages(metadata: object, markdown: str) -> int:
     """Billed pages from ``job_metadata.job_pages``; else the pages the Markdown separates."""

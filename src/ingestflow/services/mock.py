@@ -1,4 +1,4 @@
-"""The MOCK embedder: deterministic, offline, and meaningful enough to demo search.
+"""The MOCK embedder and reranker: deterministic, offline, and meaningful enough to demo search.
 
 A hashed bag of lowercased word unigrams and bigrams with sublinear term frequency
 (1 + log tf), normalised to unit length. Texts sharing words and phrases get close vectors,
@@ -27,8 +27,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ingestflow.catalogue import MOCK_MODEL, embedding_model
-from ingestflow.services.base import EmbeddingResult
+from ingestflow.catalogue import MOCK_MODEL, MOCK_RERANK_MODEL, RERANK_MODELS, embedding_model
+from ingestflow.services.base import EmbeddingResult, RerankResult
 
 _WORD = re.compile(r"\w+")
 _ROWS_PER_BLOCK = 1024  # bounds the dense float64 scratch to ~12 MB at 1536 dimensions
@@ -43,13 +43,22 @@ which while who why will with would you your
 _SKIPPED = 0  # the hash of a stop word: its occurrences are dropped
 
 
+def _term(word: str) -> str | None:
+    """A lowercased word as the mock models count it: None for a stop word, a plural's "s"
+    dropped ("claims" -> "claim", not "class", "status")."""
+    if word in _STOP_WORDS:
+        return None
+    if len(word) > 3 and word[-1] == "s" and word[-2] not in "su":
+        return word[:-1]
+    return word
+
+
 def _word_hash(word: str) -> int:
     """Stable 64-bit hash of a word (blake2b, identical in every process)."""
-    if word in _STOP_WORDS:
+    term = _term(word)
+    if term is None:
         return _SKIPPED
-    if len(word) > 3 and word[-1] == "s" and word[-2] not in "su":
-        word = word[:-1]  # plural: "claims" -> "claim" (not "class", "status")
-    return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8)
                           .digest(), "little")
 
 
@@ -156,3 +165,30 @@ class HashingEmbedder:
         vector = np.zeros(self.dimensions, dtype=np.float64)
         vector[(value >> (64 - _KEY_BITS)) % self.dimensions] = 1.0
         return vector
+
+
+class OverlapReranker:
+    """The MOCK ``Reranker``: a passage's relevance is the share of the query's distinct
+    words (counted as the embedder counts them) that it holds. Free and deterministic; ties
+    keep the order the passages came in (the fused order)."""
+
+    provider = "mock"
+    model = MOCK_RERANK_MODEL
+    spec = RERANK_MODELS[MOCK_RERANK_MODEL]
+
+    async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankResult:
+        wanted = _terms(query)
+        scores = [len(wanted & _terms(d)) / len(wanted) if wanted else 0.0 for d in documents]
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
+        return RerankResult(tuple((i, scores[i]) for i in order), self.provider, self.model,
+                            search_units=0, requests=0)
+
+    async def health(self) -> tuple[bool, str]:
+        return True, "offline, deterministic"
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _terms(text: str) -> set[str]:
+    return {t for t in map(_term, _WORD.findall(text.lower())) if t is not None}

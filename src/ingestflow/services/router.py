@@ -7,33 +7,39 @@
   pipeline uses when the real one is unhealthy or out of budget. Fallback vectors go to
   the fallback's own embedding space and the document is marked degraded until the
   repair re-embeds it with the real model.
+
+The reranker (RERANK_PROVIDER, off by default) follows RERANK_MODE the same way, but a
+search never waits for it to recover: in REAL and HYBRID alike, a reranker that cannot
+answer leaves the fused order in place (operations/reranking.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from ingestflow.catalogue import MOCK_MODEL, EmbeddingModel, embedding_model, openai_model
 from ingestflow.config import ServiceMode, Settings
-from ingestflow.services.base import CallbackParser, Embedder, Parser
+from ingestflow.services.base import CallbackParser, Embedder, Parser, Reranker
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget
 from ingestflow.services.costs import (
     daily_total_limit,
+    cohere_rerank_prices,
     embedder_spec,
     embedding_cost,
     llamaparse_prices,
     parse_cost,
+    rerank_cost,
     service_limits,
 )
 from ingestflow.services.guard import Pricing, ServiceGuard
 from ingestflow.services.local_parser import LocalParser
-from ingestflow.services.ratelimit import RateLimiter, RateLimits
+from ingestflow.services.ratelimit import MAX_WAIT_SECONDS, RateLimiter, RateLimits
 from ingestflow.services.retry import RetryPolicy
 from ingestflow.services.webhooks import job_secret
 from ingestflow.store.database import Database
@@ -41,6 +47,12 @@ from ingestflow.store.database import Database
 if TYPE_CHECKING:
     from ingestflow.services.llamaparse import LlamaParseParser
     from ingestflow.services.openai_batch import OpenAIBatchClient
+
+# A person waits on a search, so its reranking call waits at most this long for a slot
+# under RATE_LIMIT_RPM_COHERE, and a retry at most RERANK_RETRY_CAP_SECONDS (a provider's
+# Retry-After, four times that: retry.py); past that the search answers in the fused order.
+RERANK_MAX_WAIT_SECONDS = 5.0
+RERANK_RETRY_CAP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,14 @@ class SpaceModel:
     """What fills or queries one embedding space: its embedder and the guard of its calls."""
 
     embedder: Embedder
+    guard: ServiceGuard
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """What reranks a search's candidates, and the guard of its calls."""
+
+    reranker: Reranker
     guard: ServiceGuard
 
 
@@ -98,12 +118,19 @@ class Services:
     batch_available: bool = False  # whether ``batch`` will be a client
     batch_mode: str = "off"  # EMBEDDING_BATCH_API: off | on | auto
     batch_auto_backlog: int = 0  # auto: queued documents from which the Batch API is used
+    make_reranking: Callable[[], Reranking | None] = lambda: None  # see ``reranking``
 
     @cached_property
     def embedder(self) -> Embedder:
         """Built on first use: a command that never embeds (``status``, a no-op re-ingest)
         loads neither numpy for the mock nor the OpenAI SDK."""
         return self.make_embedder()
+
+    @cached_property
+    def reranking(self) -> Reranking | None:
+        """The reranker and its guard, built on first use (the mock loads numpy); None with
+        RERANK_PROVIDER=none: searches are not reranked."""
+        return self.make_reranking()
 
     @cached_property
     def batch(self) -> BatchEmbedding | None:
@@ -115,7 +142,9 @@ class Services:
         built = self.__dict__
         embedders = [built.get("embedder"), self.embedder_fallback,
                      *(m.embedder for m in built.get("_space_models", {}).values() if m is not None)]
-        for service in {id(s): s for s in (*embedders, self.parser, self.parser_fallback) if s is not None}.values():
+        reranking = built.get("reranking")
+        others = (self.parser, self.parser_fallback, reranking.reranker if reranking else None)
+        for service in {id(s): s for s in (*embedders, *others) if s is not None}.values():
             await service.aclose()
         if built.get("batch") is not None:
             await built["batch"].client.aclose()
@@ -195,6 +224,20 @@ def parse_callbacks(settings: Settings, parser: LlamaParseParser) -> ParseCallba
                           settings.llamaparse_poll_seconds, settings.llamaparse_timeout_seconds)
 
 
+def reranker(settings: Settings) -> Reranker | None:
+    if settings.rerank_provider == "none":
+        return None
+    if settings.rerank_service_mode is ServiceMode.MOCK:
+        from ingestflow.services.mock import OverlapReranker
+
+        return OverlapReranker()
+    from ingestflow.services.cohere_reranker import CohereReranker
+
+    assert settings.cohere_api_key is not None  # enforced by Settings validation
+    return CohereReranker(api_key=settings.cohere_api_key.get_secret_value(), model=settings.cohere_rerank_model,
+                          base_url=settings.cohere_base_url, timeout=settings.cohere_timeout_seconds)
+
+
 def call_retry(settings: Settings) -> RetryPolicy:
     """How a failed provider call is retried (the guard's one retry layer)."""
     return RetryPolicy(attempts=settings.call_retry_attempts, base_seconds=settings.call_retry_base_seconds,
@@ -210,9 +253,11 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
     retry = call_retry(settings)
     budget = build_budget(settings, db)
 
-    def paid_guard(service: str, pricing: Pricing, limits: RateLimits) -> ServiceGuard:
+    def paid_guard(service: str, pricing: Pricing, limits: RateLimits, *, policy: RetryPolicy = retry,
+                   max_wait_seconds: float = MAX_WAIT_SECONDS) -> ServiceGuard:
         return ServiceGuard(
-            service, retry, pricing=pricing, budget=budget, limiter=RateLimiter(db, service, limits),
+            service, policy, pricing=pricing, budget=budget,
+            limiter=RateLimiter(db, service, limits, max_wait_seconds=max_wait_seconds),
             breaker=CircuitBreaker(db, service, owner=owner,
                                    failure_threshold=settings.breaker_failure_threshold,
                                    failure_rate=settings.breaker_failure_rate,
@@ -273,6 +318,17 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
             RateLimits(settings.rate_limit_rpm_llamaparse, None),
         )
 
+    def reranking() -> Reranking | None:
+        rerank = reranker(settings)
+        if rerank is None or rerank.provider != "cohere":
+            return None if rerank is None else Reranking(rerank, free)
+        prices = cohere_rerank_prices(settings)
+        return Reranking(rerank, paid_guard(
+            "cohere", Pricing(prices.name, "search_units", lambda n: rerank_cost(prices, n)),
+            RateLimits(settings.rate_limit_rpm_cohere, None), max_wait_seconds=RERANK_MAX_WAIT_SECONDS,
+            policy=replace(retry, cap_seconds=min(retry.cap_seconds, RERANK_RETRY_CAP_SECONDS)),
+        ))
+
     return Services(
         parser=parser,
         make_embedder=make_embedder,
@@ -288,4 +344,5 @@ def build_services(settings: Settings, db: Database, *, owner: str) -> Services:
         batch_available=batch_available(settings),
         batch_mode=settings.embedding_batch_api,
         batch_auto_backlog=settings.embedding_batch_auto_backlog,
+        make_reranking=reranking,
     )

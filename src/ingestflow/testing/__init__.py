@@ -1,8 +1,10 @@
 """Fake providers speaking the real wire formats, for tests and for users' own checks:
-``FakeOpenAI`` (embeddings) and ``FakeLlamaParse`` (parsing), each a real HTTP server on
-loopback with fault injection. ``ingestflow fake-providers`` runs both."""
+``FakeOpenAI`` (embeddings), ``FakeLlamaParse`` (parsing) and ``FakeCohere`` (reranking),
+each a real HTTP server on loopback with fault injection. ``ingestflow fake-providers``
+runs all three."""
 
+from ingestflow.testing.fake_cohere import FakeCohere
 from ingestflow.testing.fake_llamaparse import FakeLlamaParse
 from ingestflow.testing.fake_openai import FakeOpenAI
 
-__all__ = ["FakeLlamaParse", "FakeOpenAI"]
+__all__ = ["FakeCohere", "FakeLlamaParse", "FakeOpenAI"]

@@ -87,7 +87,7 @@ from ingestflow.catalogue import EMBEDDING_MODELS
 from ingestflow.services.openai_batch import COMPLETION_WINDOW, MAX_FILE_BYTES, MAX_INPUTS, MAX_REQUESTS
 from ingestflow.services.openai_batch import ENDPOINT as BATCH_ENDPOINT
 from ingestflow.testing._server import FakeServer
-from ingestflow.testing.faults import FaultPlan
+from ingestflow.testing.faults import FaultPlan, split_fault
 from ingestflow.tokens import count_tokens
 
 MODELS = {m.name: m for m in EMBEDDING_MODELS.values() if m.provider == "openai"}
@@ -116,13 +116,6 @@ def _masked(key: str) -> str:
     """How OpenAI echoes a wrong key: its start and last four characters."""
     return f"{key[:6]}{'*' * 20}{key[-4:]}" if len(key) > 12 else "***"
 
-
-def _split(fault: str | None) -> tuple[str | None, float | None]:
-    """``"slow:2.5"`` -> ``("slow", 2.5)``; a kind without an argument keeps the default."""
-    if fault is None or ":" not in fault:
-        return fault, None
-    kind, _, arg = fault.partition(":")
-    return kind, float(arg)
 
 
 
@@ -277,7 +270,7 @@ class FakeOpenAI(FakeServer):
     async def _answer(self, request: Request) -> Response:
         if denied := self._unauthorized(request):
             return denied
-        fault, arg = _split(self.faults.next())
+        fault, arg = split_fault(self.faults.next())
         if fault == "down" or fault in ("500", "503"):
             return _error(500 if fault == "500" else 503, SERVER_ERROR, "server_error")
         if fault == "429":

@@ -7,6 +7,15 @@ import threading
 from collections import deque
 
 
+def split_fault(fault: str | None) -> tuple[str | None, float | None]:
+    """``"slow:2.5"`` -> ``("slow", 2.5)``: a kind may carry seconds; without them the
+    fake's default applies."""
+    if fault is None or ":" not in fault:
+        return fault, None
+    kind, _, arg = fault.partition(":")
+    return kind, float(arg)
+
+
 class FaultPlan:
     """Thread-safe: tests set faults from their thread while the server runs in another."""
 

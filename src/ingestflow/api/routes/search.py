@@ -28,4 +28,5 @@ async def search(body: schemas.SearchRequest, rt: RuntimeDep, tenant: TenantDep)
     return schemas.SearchResponse(
         hits=[schemas.SearchHit(**vars(h)) for h in result.hits], provider=result.provider,
         model=result.model, mode=result.mode, degraded=result.degraded, notes=result.notes,
+        reranker=result.reranker,
     )
