@@ -70,14 +70,13 @@ def test_every_mode_respects_tenants_filters_versions_and_deletes(settings: Sett
 
 
 def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_path: Path) -> None:
-    """A word in most chunks says nothing about which one answers: left out of the query
-    (by the shares ANALYZE keeps), it cannot rank a chunk up for repeating it."""
+    """A word in most of the tenant's chunks says nothing about which one answers: left out
+    of the query, it cannot rank a chunk up for repeating it."""
     for i in range(40):
         write(tmp_path / "docs", f"n{i:02}.md", f"# Note {i}\n\nThe plan covers item {i}.\n")
     write(tmp_path / "docs", "repeats.md", "# Repeats\n\nPlan, plan, plan: the plan is the plan of plans.\n")
     write(tmp_path / "docs", "rare.md", "# Rare\n\nThe plan covers zyzzyva care.\n")
     ingest(settings, [tmp_path / "docs"])
-    sql(settings, "ANALYZE chunks")  # as a worker does after a load
     hits = search(settings, "plan zyzzyva", mode="keyword", k=10)
     assert names(hits) == {"rare.md"}
     assert len(search(settings, "plan", mode="keyword", k=10)) == 10  # only common words: all of them count
@@ -85,9 +84,32 @@ def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_
     assert "repeats.md" in names(search(everything, "plan zyzzyva", mode="keyword", k=10))
 
 
+def test_a_tenants_answers_do_not_depend_on_other_tenants_words(settings: Settings, tmp_path: Path) -> None:
+    """Which words keyword search uses is decided by the searching tenant's own chunks: a
+    word common in another tenant's documents (after ANALYZE, whose statistics cover every
+    tenant) neither drops out of this tenant's search nor changes a score, in any mode."""
+    write(tmp_path / "mine", "falcon.md", "# Falcon\n\nThe falconcodename project ships in spring.\n")
+    write(tmp_path / "mine", "keys.md", "# Keys\n\nThe qwertyzzz keyboard layout is for typists.\n")
+    ingest(settings, [tmp_path / "mine"], tenant="mine")
+    question = "falconcodename qwertyzzz"
+
+    def answers() -> dict[str, list[tuple[str, float, str]]]:
+        sql(settings, "ANALYZE chunks")  # as a worker does after a load
+        return {mode: [(Path(h.source_name).name, h.score, h.snippet)
+                       for h in search(settings, question, tenant="mine", mode=mode, k=10)]
+                for mode in MODES}
+
+    alone = answers()
+    assert {name for name, _, _ in alone["keyword"]} == {"falcon.md", "keys.md"}
+    for i in range(200):
+        write(tmp_path / "theirs", f"memo{i:03}.md", f"# Memo {i}\n\nThe falconcodename budget, item {i}.\n")
+    ingest(settings, [tmp_path / "theirs"], tenant="theirs")
+    assert answers() == alone
+
+
 def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: Settings, tmp_path: Path) -> None:
     """Every chunk holding a searched word is ranked, so the words are taken rarest first
-    while they are estimated to match at most SEARCH_KEYWORD_MAX_ROWS chunks: a common
+    while they match at most SEARCH_KEYWORD_MAX_ROWS of the tenant's chunks: a common
     word is left out before it costs the search, the rarest word never is."""
     for i in range(30):
         write(tmp_path / "docs", f"h{i:02}.md", f"# Harbor {i}\n\nThe harbor holds boat {i}.\n")
@@ -95,7 +117,6 @@ def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: S
         write(tmp_path / "docs", f"l{i}.md", f"# Lantern {i}\n\nA lantern hangs on post {i}.\n")
     write(tmp_path / "docs", "z.md", "# Zyzzyva\n\nThe zyzzyva sleeps by the harbor lantern.\n")
     ingest(settings, [tmp_path / "docs"])
-    sql(settings, "ANALYZE chunks")  # the word shares the budget is estimated from
     every_word = {"search_keyword_max_share": 1.0}
     question = "harbor lantern zyzzyva"
 

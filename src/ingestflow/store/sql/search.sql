@@ -7,11 +7,43 @@
 -- %(keyword)s switch a list off (vector-only or keyword-only search); the planner skips a
 -- switched-off list. The score returned is the mode's own: cosine similarity, ts_rank_cd,
 -- or the fused one.
-WITH question AS MATERIALIZED (
-    -- tsq, what keyword search matches: the question's rarer words, as many as fit the row
-    -- budget %(max_rows)s (any_word_query). marks: every word, for the snippets.
-    SELECT CASE WHEN %(keyword)s THEN any_word_query(%(config)s::text::regconfig, %(question)s,
-                                                     %(max_share)s::real, %(max_rows)s::real) END AS tsq,
+WITH words AS MATERIALIZED (
+    -- Each word of the question with how many of the tenant's searchable chunks hold it,
+    -- counted up to %(max_rows)s + 1 only (a bounded read, whatever the tenant's size: a
+    -- word in more chunks than the budget is left out unless it is the rarest). The
+    -- tenant's own chunks only: another tenant's documents never change which words a
+    -- search uses.
+    SELECT w.lexeme, (SELECT count(*) FROM (
+               SELECT 1
+               FROM chunks c JOIN documents d ON d.id = c.document_id
+               WHERE c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND d.is_current
+                 AND c.search_vector @@ any_of(ARRAY[w.lexeme])
+               LIMIT %(max_rows)s + 1) holding) AS chunks
+    FROM unnest(tsvector_to_array(to_tsvector(%(config)s::text::regconfig, %(question)s))) AS w(lexeme)
+    WHERE %(keyword)s
+),
+corpus AS MATERIALIZED (
+    -- The tenant's searchable chunks, counted up to the number past which any word within
+    -- the row budget is within %(max_share)s of them (so the share test below is exact).
+    SELECT count(*) AS chunks FROM (
+        SELECT 1
+        FROM chunks c JOIN documents d ON d.id = c.document_id
+        WHERE %(keyword)s AND c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND d.is_current
+        LIMIT ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) searchable
+),
+question AS MATERIALIZED (
+    -- tsq, what keyword search matches: the words in at most %(max_share)s of the tenant's
+    -- chunks (all of them when every word is more common: a search for "plan" still finds
+    -- the plan), rarest first while the chunks they match stay within %(max_rows)s; the
+    -- rarest is always kept. Rare words are what keyword search adds to vectors; common ones
+    -- rank little and cost the most. marks: every word, for the snippets.
+    SELECT (SELECT any_of(array_agg(lexeme))
+            FROM (SELECT w.lexeme, row_number() OVER (ORDER BY w.chunks, w.lexeme) AS n,
+                         sum(w.chunks) OVER (ORDER BY w.chunks, w.lexeme) AS running
+                  FROM words w, corpus
+                  WHERE w.chunks <= %(max_share)s * corpus.chunks
+                     OR NOT EXISTS (SELECT FROM words r WHERE r.chunks <= %(max_share)s * corpus.chunks)) kept
+            WHERE n = 1 OR running <= %(max_rows)s) AS tsq,
            question_words(%(config)s::text::regconfig, %(question)s) AS marks
 ),
 dense AS (
