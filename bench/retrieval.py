@@ -36,7 +36,6 @@ from typing import Any
 from pydantic import SecretStr
 
 from ingestflow.config import ServiceMode, Settings
-from ingestflow.operations import search as search_module
 from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.search import MODES, search
 from ingestflow.runtime import Runtime, open_runtime
@@ -74,8 +73,7 @@ def answers(q: Question, hit: Any) -> bool:
 
 
 async def ingest(rt: Runtime, folder: Path) -> int:
-    """Ingest, then ANALYZE, as a worker does after a load (keyword search reads the word
-    shares it counts)."""
+    """Ingest, then ANALYZE, as a worker does after a load (the planner's statistics)."""
     submitted = await submit_paths(rt, [folder], "default")
     await rt.drain([s.registration.document_id for s in submitted if s.registration]).run()
     async with rt.db.pool.connection() as conn:
@@ -133,12 +131,13 @@ def print_quality(embedder: str, chunks: int, results: dict[str, dict[str, dict[
             m = table[kind]
             print(f"{mode:<24} {kind:<11} {m['hit@1']:>6.3f} {m['hit@5']:>6.3f} {m['MRR@10']:>7.3f} "
                   f"{m['nDCG@10']:>8.3f}")
-        print(f"{mode:<24} {'no answer':<11} no hit for {table['no_answer']['no hit']:.0%}")
-
-
-def with_settings(rt: Runtime, **update: Any) -> None:
-    """Try another fusion setting on the same runtime (settings are read at each search)."""
-    rt.settings = rt.settings.model_copy(update=update)
+        print(f"{mode:<24} {'no answer':<11} empty for {table['no_answer']['no hit']:.0%} (default min_score)")
+    print("hybrid against the better of vector and keyword, in questions (hit@1 / hit@5 / nDCG@10):")
+    for kind in ("all", *KINDS):
+        n = sum(1 for q in questions() if q.answer and (kind == "all" or q.kind == kind))
+        print(f"  {kind:<11} " + " / ".join(
+            f"{(results['hybrid'][kind][m] - max(results[s][kind][m] for s in ('vector', 'keyword'))) * n:+.1f}"
+            for m in ("hit@1", "hit@5", "nDCG@10")))
 
 
 async def quality(base: Settings, embedder: str, variants: bool) -> None:
@@ -149,101 +148,224 @@ async def quality(base: Settings, embedder: str, variants: bool) -> None:
         ideal = await relevant_counts(rt, qs)
         results = {mode: await evaluate(rt, qs, ideal, mode) for mode in MODES}
         print_quality(embedder, chunks, results)
-        if not variants:
-            return
-        print(f"\n## Variants, embedder {embedder}: nDCG@10 over all answerable questions (exact questions)")
-        default = search_module.RANK_NORMALIZATION
-        for normalization in (0, 1, 2, 4, 8, 16, 32):
-            search_module.RANK_NORMALIZATION = normalization
-            for mode in ("keyword", "hybrid"):
-                t = await evaluate(rt, qs, ideal, mode)
-                print(f"ts_rank_cd normalization {normalization:>2}, {mode:<8}: {t['all']['nDCG@10']:.3f} "
-                      f"({t['exact']['nDCG@10']:.3f})")
-        search_module.RANK_NORMALIZATION = default
-        await bm25_comparison(rt, qs, ideal)
-        for share in (1.0, 0.2, 0.1, 0.05, 0.02):
-            for candidates in (10, 20, 50):
-                for weight in (0.25, 0.5, 1.0):
-                    for rrf_k in (10, 60):
-                        with_settings(rt, search_keyword_max_share=share, search_candidates=candidates,
-                                      search_keyword_weight=weight, search_rrf_k=rrf_k)
-                        t = await evaluate(rt, qs, ideal, "hybrid")
-                        print(f"hybrid max_share {share:<4} candidates {candidates:>3} keyword weight {weight:<4} "
-                              f"rrf_k {rrf_k:>3}: {t['all']['nDCG@10']:.3f} ({t['exact']['nDCG@10']:.3f}), "
-                              f"paraphrase {t['paraphrase']['nDCG@10']:.3f}")
-        with_settings(rt, **{f: getattr(base, f) for f in ("search_keyword_max_share", "search_candidates",
-                                                            "search_keyword_weight", "search_rrf_k")})
+        print("\n## min_score on the no-answer questions")
+        for mode in ("hybrid", "vector"):
+            await thresholds(rt, qs, mode)
+        if variants:
+            await fusion_candidates(rt, qs, ideal)
 
 
-async def bm25_comparison(rt: Runtime, qs: list[Question], ideal: dict[str, int]) -> None:
-    """Okapi BM25 (k1 1.2, b 0.75) from the corpus' term statistics in Postgres (each
-    chunk's search vector: term frequencies, lengths, document frequencies), against
-    ts_rank_cd, alone and fused with the same vector list. Computed here, beside the
-    product, to decide which ranking search.sql should use."""
+# -- fusion candidates -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    source_name: str
+    text: str
+    terms: dict[str, tuple[int, int]]  # lexeme: (occurrences in the body, in the name or headings)
+
+
+async def corpus(rt: Runtime) -> tuple[list[Any], list[Chunk], Any]:
+    """Every chunk of the tenant: keys, term counts and (normalised) vectors."""
+    import numpy as np
+    from pgvector.psycopg import register_vector_async
+
     async with rt.db.pool.connection() as conn:
+        await register_vector_async(conn)
         rows = await (await conn.execute(
-            "SELECT c.id, d.source_name, c.text, t.lexeme, coalesce(array_length(t.positions, 1), 1)"
-            " FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(c.search_vector) AS t")).fetchall()
-    tf: dict[Any, dict[str, int]] = {}
-    meta: dict[Any, tuple[str, str]] = {}
-    for chunk, name, text, lexeme, count in rows:
-        tf.setdefault(chunk, {})[lexeme] = count
-        meta[chunk] = (name, text)
-    length = {c: sum(t.values()) for c, t in tf.items()}
-    average = sum(length.values()) / len(length)
+            "SELECT c.id, d.source_name, c.text, e.embedding::vector,"
+            " (SELECT jsonb_object_agg(t.lexeme, jsonb_build_array("
+            "     (SELECT count(*) FROM unnest(t.weights) w WHERE w = 'D'),"
+            "     (SELECT count(*) FROM unnest(t.weights) w WHERE w <> 'D')))"
+            "  FROM unnest(c.search_vector) t)"
+            " FROM chunks c JOIN documents d ON d.id = c.document_id AND d.is_current"
+            " JOIN embeddings e ON e.chunk_id = c.id ORDER BY c.id")).fetchall()
+    keys = [r[0] for r in rows]
+    chunks = [Chunk(r[1], r[2], {k: (v[0], v[1]) for k, v in (r[4] or {}).items()}) for r in rows]
+    matrix = np.array([r[3].to_numpy() for r in rows], dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return keys, chunks, matrix
+
+
+def bm25(chunks: list[Chunk], words: list[str], df: dict[str, int], *, k1: float, b: float,
+         field: float) -> list[float]:
+    """Okapi BM25 of each chunk, divided by its bound, (k1 + 1) times the sum of the
+    question's word weights (IDF): in [0, 1), whatever the corpus. ``field``:
+    how much an occurrence in the name or headings counts against one in the body."""
+    n = len(chunks)
+    lengths = [sum(body + field * head for body, head in c.terms.values()) for c in chunks]
+    average = sum(lengths) / n
+    idf = {w: math.log(1 + (n - df.get(w, 0) + 0.5) / (df.get(w, 0) + 0.5)) for w in words}
+    total = (k1 + 1) * sum(idf.values()) or 1
+    scores = []
+    for c, length in zip(chunks, lengths, strict=True):
+        score = 0.0
+        for w in words:
+            if w in c.terms:
+                body, head = c.terms[w]
+                f = body + field * head
+                score += idf[w] * f * (k1 + 1) / (f + k1 * (1 - b + b * length / average))
+        scores.append(score / total)
+    return scores
+
+
+def chosen_words(words: list[str], df: dict[str, int], n: int, max_share: float, max_rows: int) -> list[str]:
+    """search.sql's word choice: words in at most max_share of the chunks (all when none
+    is), rarest first within max_rows matches, the rarest always."""
+    kept = sorted((df.get(w, 0), w) for w in words)
+    rare = [(m, w) for m, w in kept if m <= max_share * n] or kept
+    out, running = [], 0
+    for m, w in rare:
+        running += m
+        if not out or running <= max_rows:
+            out.append(w)
+    return out
+
+
+def rrf(lists: list[list[int]], weights: list[float], k: int) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        for rank, i in enumerate(ranked):
+            fused[i] = fused.get(i, 0) + weight / (k + rank + 1)
+    return fused
+
+
+def top(scores: Any, n: int) -> list[int]:
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [i for i in order[:n] if scores[i] > 0]
+
+
+async def fusion_candidates(rt: Runtime, qs: list[Question], ideal: dict[str, int]) -> None:
+    """Each fusion method the issue names, over the same two lists: nearest vectors
+    (cosine) and keyword matches ranked by ts_rank_cd or by Okapi BM25 from the tenant's
+    own term statistics; the keyword words limited by their share of the tenant's chunks.
+    Computed here from the tenant's chunks, vectors and term counts, to choose what
+    search.sql does; each line: overall nDCG@10 and the worst margin, over every kind and
+    measure, against the better single list (in questions; >= -1 is within noise)."""
+    import numpy as np
+
+    keys, chunks, matrix = await corpus(rt)
+    n = len(chunks)
     df: dict[str, int] = {}
-    for terms in tf.values():
-        for lexeme in terms:
-            df[lexeme] = df.get(lexeme, 0) + 1
-    n = len(tf)
+    for c in chunks:
+        for w in c.terms:
+            df[w] = df.get(w, 0) + 1
+    embedder = rt.services.embedder
+    similarity, words = {}, {}
+    async with rt.db.pool.connection() as conn:
+        for q in qs:
+            words[q.id] = (await (await conn.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))",
+                                                     (rt.settings.search_language, q.question))).fetchone())[0]
+            vector = np.asarray((await embedder.embed([q.question])).vectors[0], dtype=np.float32)
+            similarity[q.id] = matrix @ (vector / np.linalg.norm(vector))
 
     @dataclass
     class Hit:
         source_name: str
         text: str
 
-    def bm25(words: list[str]) -> list[Any]:
-        scores = {}
-        for chunk, terms in tf.items():
-            score = 0.0
-            for w in words:
-                if w in terms:
-                    idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
-                    f = terms[w]
-                    score += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * length[chunk] / average))
-            if score > 0:
-                scores[chunk] = score
-        return sorted(scores, key=lambda c: -scores[c])
+    relevant = {q.id: {i for i, c in enumerate(chunks) if answers(q, Hit(c.source_name, c.text))} for q in qs}
 
-    ranked_kw, ranked_hy = {}, {}
-    for q in qs:
-        if q.answer is None:
-            continue
-        async with rt.db.pool.connection() as conn:
-            words = (await (await conn.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))",
-                                               (rt.settings.search_language, q.question))).fetchone())[0]
-        keyword = bm25(words)[:rt.settings.search_candidates]
-        dense = [(h.source_name, h.text) for h in
-                 (await search(rt, "default", q.question, k=rt.settings.search_candidates, mode="vector")).hits]
-        ranks: dict[tuple[str, str], float] = {}
-        for i, key in enumerate(dense):
-            ranks[key] = ranks.get(key, 0) + 1 / (rt.settings.search_rrf_k + i + 1)
-        for i, chunk in enumerate(keyword):
-            ranks[meta[chunk]] = ranks.get(meta[chunk], 0) + 1 / (rt.settings.search_rrf_k + i + 1)
-        fused = sorted(ranks, key=lambda key: -ranks[key])[:10]
-        ranked_kw[q.id] = [answers(q, Hit(*meta[c])) for c in keyword[:10]]
-        ranked_hy[q.id] = [answers(q, Hit(*key)) for key in fused]
-    for label, ranked in (("BM25 keyword", ranked_kw), ("BM25 hybrid", ranked_hy)):
-        for kind in ("all", "exact"):
+    def table(ranking: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        out = {}
+        for kind in (*KINDS, "all"):
             ids = [q.id for q in qs if q.answer and (kind == "all" or q.kind == kind)]
-            m = metrics([ranked[i] for i in ids], [ideal[i] for i in ids])
-            print(f"{label:<13} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} nDCG@10 {m['nDCG@10']:.3f}")
-    for mode in ("keyword", "hybrid"):
-        t = await evaluate(rt, qs, ideal, mode)
-        for kind in ("all", "exact"):
-            m = t[kind]
-            print(f"ts_rank_cd {mode:<8} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} "
-                  f"nDCG@10 {m['nDCG@10']:.3f}")
+            flags = [[i in relevant[q.id] for i in ranking[q.id][:10]] for q in qs if q.id in ids]
+            out[kind] = metrics(flags, [ideal[i] for i in ids])
+            out[kind]["n"] = len(ids)
+        return out
+
+    def margin(hybrid: dict[str, dict[str, float]], singles: list[dict[str, dict[str, float]]]) -> float:
+        """The worst, over kinds and hit@1/hit@5/nDCG@10, of hybrid minus the better single
+        list, in questions."""
+        return min((hybrid[k][m] - max(s[k][m] for s in singles)) * hybrid[k]["n"]
+                   for k in (*KINDS, "all") for m in ("hit@1", "hit@5", "nDCG@10"))
+
+    def gain(hybrid: dict[str, dict[str, float]], singles: list[dict[str, dict[str, float]]]) -> float:
+        return max((hybrid[k][m] - max(s[k][m] for s in singles)) * hybrid[k]["n"]
+                   for k in (*KINDS, "all") for m in ("hit@1", "hit@5", "nDCG@10"))
+
+    vector_rank = {q.id: top(similarity[q.id], 50) for q in qs}
+    vector_table = table(vector_rank)
+    print("\n## Fusion candidates (nDCG@10 all / paraphrase / exact / keyword; worst margin in questions)")
+
+    def line(label: str, t: dict[str, dict[str, float]], singles: list[dict[str, dict[str, float]]]) -> None:
+        print(f"{label:<58} {t['all']['nDCG@10']:.3f} / {t['paraphrase']['nDCG@10']:.3f} / "
+              f"{t['exact']['nDCG@10']:.3f} / {t['keyword']['nDCG@10']:.3f}  margin {margin(t, singles):+.1f}")
+
+    line("vector", vector_table, [vector_table])
+    ts_rank = {}  # what search.sql ranked by before BM25
+    position = {key: i for i, key in enumerate(keys)}
+    async with rt.db.pool.connection() as conn:
+        for q in qs:
+            rows = await (await conn.execute(
+                "SELECT c.id FROM chunks c, any_of(%s::text[]) AS tsq WHERE c.search_vector @@ tsq"
+                " ORDER BY ts_rank_cd(c.search_vector, tsq) DESC, c.id LIMIT 50",
+                (chosen_words(words[q.id], df, n, 0.05, 300),))).fetchall()
+            ts_rank[q.id] = [position[r[0]] for r in rows if r[0] in position]
+    keyword_lists = {"ts_rank_cd (share 0.05)": (ts_rank, None)}
+    for share in (1.0, 0.1, 0.05, 0.02):
+        for field in (1.0, 3.0):
+            for b in (0.0,):
+                scores = {q.id: bm25(chunks, chosen_words(words[q.id], df, n, share, 300), df, k1=1.2, b=b,
+                                     field=field) for q in qs}
+                keyword_lists[f"bm25 share {share} field {field} b {b}"] = (
+                    {q.id: top(scores[q.id], 50) for q in qs}, scores)
+    best: list[tuple[float, float, float, str, dict[str, list[tuple[int, float]]]]] = []
+    for name, (ranking, scores) in keyword_lists.items():
+        keyword_table = table(ranking)
+        singles = [vector_table, keyword_table]
+        line(f"keyword {name}", keyword_table, singles)
+
+        def keep(label: str, fused: dict[str, list[tuple[int, float]]], singles: list[Any] = singles) -> None:
+            t = table({q: [i for i, _ in hits] for q, hits in fused.items()})
+            best.append((margin(t, singles), gain(t, singles), t["all"]["nDCG@10"], label, fused))
+
+        for candidates in (20,):
+            for k in (10, 60):
+                for weight in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0):
+                    fused = {}
+                    for q in qs:
+                        f = rrf([vector_rank[q.id][:candidates], ranking[q.id][:candidates]], [1, weight], k)
+                        fused[q.id] = sorted(f.items(), key=lambda x: -x[1])
+                    keep(f"rrf {name} c{candidates} k{k} w{weight}", fused)
+            if scores is None:
+                continue
+            for alpha in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+                fused = {}
+                for q in qs:
+                    pool = set(vector_rank[q.id][:candidates]) | set(ranking[q.id][:candidates])
+                    value = {i: alpha * max(float(similarity[q.id][i]), 0) + (1 - alpha) * scores[q.id][i]
+                             for i in pool}
+                    fused[q.id] = sorted(value.items(), key=lambda x: -x[1])
+                keep(f"convex {name} c{candidates} alpha {alpha}", fused)
+    best.sort(key=lambda x: (x[0] >= -1, x[2]), reverse=True)
+    for family in ("rrf", "convex"):
+        print(f"\n{family}: best 8 by (worst margin >= -1, then nDCG@10); gain: the best margin")
+        for m, g, ndcg, label, _ in [b for b in best if b[3].startswith(family)][:8]:
+            print(f"  {label:<66} nDCG@10 {ndcg:.3f} margin {m:+.1f} gain {g:+.1f}")
+
+
+async def thresholds(rt: Runtime, qs: list[Question], mode: str) -> None:
+    """min_score, chosen on the no-answer questions: the highest threshold (steps of 0.01)
+    at which answerable hit@5 loses at most one question, and how many no-answer questions
+    it leaves empty. Over the product's own scores (search with min_score 0)."""
+    scored = {q.id: [(h.score, answers(q, h)) for h in (await search(rt, "default", q.question, k=10, mode=mode,
+                                                                       min_score=0.0)).hits] for q in qs}
+
+    def at(t: float) -> tuple[int, int]:
+        empty = sum(all(s < t for s, _ in scored[q.id]) for q in qs if q.answer is None)
+        hit5 = sum(any(s >= t and ok for s, ok in scored[q.id][:5]) for q in qs if q.answer)
+        return empty, hit5
+
+    base = at(0.0)[1]
+    steps = [t / 100 for t in range(101)]
+    chosen = max(t for t in steps if at(t)[1] >= base - 1)
+    empty, hit5 = at(chosen)
+    silent = next((t for t in steps if at(t)[0] >= 0.8 * sum(q.answer is None for q in qs)), None)
+    print(f"{mode:<8} min_score {chosen:.2f}: {empty}/{sum(q.answer is None for q in qs)} no-answer questions "
+          f"empty, hit@5 {hit5}/{sum(bool(q.answer) for q in qs)} (without: {base}); 80% empty needs "
+          + (f"{silent:.2f}, hit@5 {at(silent)[1]}" if silent is not None else "more than 1.00"))
 
 
 # -- latency ---------------------------------------------------------------------------

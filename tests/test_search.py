@@ -161,6 +161,38 @@ def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: 
     assert sql(settings, "SELECT count(*) FROM documents WHERE stage <> 'complete'")[0][0] == 0
 
 
+def test_min_score_leaves_out_weak_passages_and_says_when_none_is_left(settings: Settings) -> None:
+    """Every mode's score lies in [0, 1], so a threshold means something: passages scoring
+    under min_score are left out, and when none is left the answer is empty with a note (no
+    answer), through the operations layer and the API alike; SEARCH_MIN_SCORE sets the
+    default, and a threshold outside [0, 1] is refused."""
+    ingest(settings, [SAMPLES])
+    question = "what causes the aurora borealis"
+    for mode in MODES:
+        scores = [h.score for h in find(settings, question, mode=mode, k=10, min_score=0.0).hits]
+        assert scores and scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores), mode
+        cut = scores[len(scores) // 2]
+        assert [h.score for h in find(settings, question, mode=mode, k=10, min_score=cut).hits] == \
+            [s for s in scores if s >= cut]
+        none = find(settings, question, mode=mode, min_score=1.0)
+        assert none.hits == [] and any("min_score" in n and "may not answer" in n for n in none.notes), mode
+    strict = settings.model_copy(update={"search_min_score": 1.0})
+    assert find(strict, question).hits == [] and find(strict, question, min_score=0.0).hits
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(Refused) as refused:
+            find(settings, question, min_score=bad)
+        assert refused.value.code == "invalid_min_score"
+    key = make_key(settings, "default")
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/search", json={"query": question, "min_score": 1.0}, headers=auth(key)).json()
+        assert body["hits"] == [] and any("min_score" in n for n in body["notes"])
+        body = client.post("/v1/search", json={"query": question, "min_score": 0.0, "k": 10}, headers=auth(key)).json()
+        assert [h["score"] for h in body["hits"]] == [h.score for h in find(settings, question, k=10, min_score=0.0).hits]
+        for bad in (-0.1, 1.5, "high"):
+            r = client.post("/v1/search", json={"query": question, "min_score": bad}, headers=auth(key))
+            assert r.status_code == 422, bad
+
+
 def test_hits_cite_document_version_pages_headings_and_a_marked_snippet(settings: Settings) -> None:
     ingest(settings, [SAMPLES])
     for mode in MODES:

@@ -205,7 +205,7 @@ class _Backend(Protocol):
     async def ingest(self, given: _Sources, tenant: str | None, *, wait: bool, batch_api: bool,
                      concurrency: int, timeout: float | None) -> list[Ingested]: ...
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult: ...
+                     min_score: float | None, tenant: str | None) -> SearchResult: ...
     async def status(self, tenant: str | None) -> Status: ...
     async def document(self, ref: str | uuid.UUID | Document, tenant: str | None) -> DocumentStatus: ...
     async def documents(self, stage: str | None, limit: int, tenant: str | None) -> list[Document]: ...
@@ -264,10 +264,11 @@ class _Local:
                 for o in outcomes]
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult:
+                     min_score: float | None, tenant: str | None) -> SearchResult:
         from ingestflow.operations.search import search
 
-        return await search(self.rt, self._tenant(tenant), query, k=k, mode=mode, filters=filters)
+        return await search(self.rt, self._tenant(tenant), query, k=k, mode=mode, filters=filters,
+                            min_score=min_score)
 
     async def status(self, tenant: str | None) -> Status:
         from ingestflow.operations import documents
@@ -408,12 +409,12 @@ class _Remote:
         return result
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult:
+                     min_score: float | None, tenant: str | None) -> SearchResult:
         self._no_tenant(tenant)
         wanted = {key: [str(i) for i in value] if key == "document_ids" else value
                   for key, value in asdict(filters).items() if value is not None}
         r = await self._call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
-                                                         "filters": wanted or None})
+                                                         "filters": wanted or None, "min_score": min_score})
         return SearchResult([SearchHit(**h) for h in r["hits"]], r["provider"], r["model"], r["mode"],
                             r["degraded"], r["notes"])
 
@@ -562,13 +563,14 @@ class AsyncClient:
                 raise IngestflowError("no_such_path", str(exc)) from None
 
     async def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-                     *, tenant: str | None = None) -> SearchResult:
+                     *, min_score: float | None = None, tenant: str | None = None) -> SearchResult:
         """The ``k`` passages that best answer ``query`` (``mode``: hybrid, vector or keyword;
         SEARCH_MODE when None), with where each comes from (document, version, pages,
-        headings) and notes on how the answer was found."""
+        headings) and notes on how the answer was found. Passages scoring less than
+        ``min_score`` (the model's default when None) are left out: none left is "no answer"."""
         backend = await self._open()
         with _public_errors():
-            return await backend.search(query, k, mode, filters or SearchFilters(), tenant)
+            return await backend.search(query, k, mode, filters or SearchFilters(), min_score, tenant)
 
     @overload
     async def status(self, document: None = None, *, tenant: str | None = None) -> Status: ...
@@ -677,9 +679,9 @@ class Client:
                                              batch_api=batch_api, concurrency=concurrency, timeout=timeout))
 
     def search(self, query: str, k: int = 5, mode: str | None = None, filters: SearchFilters | None = None,
-               *, tenant: str | None = None) -> SearchResult:
+               *, min_score: float | None = None, tenant: str | None = None) -> SearchResult:
         """See :meth:`AsyncClient.search`."""
-        return self._run(self._client.search(query, k, mode, filters, tenant=tenant))
+        return self._run(self._client.search(query, k, mode, filters, min_score=min_score, tenant=tenant))
 
     @overload
     def status(self, document: None = None, *, tenant: str | None = None) -> Status: ...

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingestflow.catalogue import SearchMode
 from ingestflow.operations import workers
-from ingestflow.operations.search import MAX_QUERY_CHARS
+from ingestflow.operations.search import MAX_QUERY_CHARS, MIN_SCORE_BOUNDS
 
 
 class ErrorDetail(BaseModel):
@@ -140,6 +140,10 @@ class SearchRequest(BaseModel):
         "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
         "keyword: full-text matches of any of the query's words only (no embedding call).")
     filters: SearchFilters | None = None
+    min_score: float | None = Field(
+        default=None, ge=MIN_SCORE_BOUNDS[0], le=MIN_SCORE_BOUNDS[1],
+        description="Passages scoring less are left out; when none is left the answer is empty, with a "
+        "note (no answer). Default: the embedding model's (the server's SEARCH_MIN_SCORE when set).")
 
 
 class SearchHit(BaseModel):

@@ -16,23 +16,25 @@ from ingestflow.client import AsyncClient, Client, SearchFilters, SearchHit
 
 @dataclass(frozen=True)
 class Query:
-    """How a retriever searches: through which client, how many passages, which mode."""
+    """How a retriever searches: through which client, how many passages, which mode, and
+    the score a passage must reach (the model's default when None)."""
 
     client: Client | AsyncClient
     k: int = 5
     mode: str | None = None
     filters: SearchFilters | None = None
+    min_score: float | None = None
 
     def search(self, text: str) -> list[SearchHit]:
         if isinstance(self.client, AsyncClient):
             raise TypeError("this retriever holds an ingestflow.AsyncClient: call its async method "
                             "(ainvoke / aretrieve), or give it an ingestflow.Client")
-        return self.client.search(text, self.k, self.mode, self.filters).hits
+        return self.client.search(text, self.k, self.mode, self.filters, min_score=self.min_score).hits
 
     async def asearch(self, text: str) -> list[SearchHit]:
         if isinstance(self.client, Client):  # its own event loop, run beside this one
             return await asyncio.to_thread(self.search, text)
-        return (await self.client.search(text, self.k, self.mode, self.filters)).hits
+        return (await self.client.search(text, self.k, self.mode, self.filters, min_score=self.min_score)).hits
 
 
 def metadata(hit: SearchHit) -> dict[str, Any]:

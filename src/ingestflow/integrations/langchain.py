@@ -29,9 +29,10 @@ class IngestflowRetriever(BaseRetriever):
     k: int = 5
     mode: str | None = None
     filters: SearchFilters | None = None
+    min_score: float | None = None  # passages scoring less are left out (the model's default when None)
 
     def _query(self) -> Query:
-        return Query(self.client, self.k, self.mode, self.filters)
+        return Query(self.client, self.k, self.mode, self.filters, self.min_score)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [_document(h) for h in self._query().search(query)]

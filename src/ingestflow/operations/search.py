@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
+MIN_SCORE_BOUNDS = (0.0, 1.0)  # every mode's score lies in [0, 1] (a cosine below 0 shows as 0); the API's too
 MODES: tuple[str, ...] = get_args(SearchMode)
-# ts_rank_cd's normalisation: 0 ranks by matched words and their proximity, whatever the
-# chunk's length (chunks are bounded by CHUNK_MAX_TOKENS anyway); chosen on bench/retrieval.py.
-RANK_NORMALIZATION = 0
+# BM25: a query word in the document's name or a heading counts this many times one in the
+# text (the name and headings say what a chunk is about); chosen on bench/retrieval.py.
+HEADING_WEIGHT = 3.0
 SNIPPET_WORDS = 60  # two fragments of ts_headline's MaxWords=30 (search.sql); the first words without a match
 _WORD = re.compile(r"\w")
 
@@ -45,7 +46,7 @@ class SearchHit:
     (empty for formats without pages), ``snippet`` its best fragments with the query's
     words marked ``**like this**``."""
 
-    score: float  # the mode's own: cosine similarity, ts_rank_cd, or the fused RRF score
+    score: float  # 0-1, the mode's own: cosine similarity, keyword relevance (BM25), or both weighed
     document_id: str
     source_name: str
     version: int
@@ -74,15 +75,21 @@ class Filters:
 
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
-                 filters: Filters = Filters()) -> SearchResult:
+                 filters: Filters = Filters(), min_score: float | None = None) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
-    (blank, punctuation) matches nothing. Refused ``invalid`` for an unknown mode, a query
-    longer than MAX_QUERY_CHARS or one the model refuses; ``unavailable`` when a vector
-    search cannot embed the query now."""
+    (blank, punctuation) matches nothing. Passages scoring less than ``min_score`` are left
+    out (None: SEARCH_MIN_SCORE, else the model's default for the mode); when none is left
+    the answer is empty, with a note: no answer rather than a poor one. Refused ``invalid``
+    for an unknown mode, a min_score outside MIN_SCORE_BOUNDS, a query longer than
+    MAX_QUERY_CHARS or one the model refuses; ``unavailable`` when a vector search cannot
+    embed the query now."""
     mode = mode or rt.settings.search_mode
     if mode not in MODES:
         raise Refused("invalid", "unknown_mode", f"Unknown search mode {mode!r}; use one of: {', '.join(MODES)}.")
+    if min_score is not None and not MIN_SCORE_BOUNDS[0] <= min_score <= MIN_SCORE_BOUNDS[1]:  # NaN too
+        raise Refused("invalid", "invalid_min_score",
+                      f"min_score must be between {MIN_SCORE_BOUNDS[0]:g} and {MIN_SCORE_BOUNDS[1]:g}.")
     if len(query) > MAX_QUERY_CHARS:
         raise Refused("invalid", "query_too_long", f"The query is longer than {MAX_QUERY_CHARS} characters; shorten it.")
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
@@ -108,12 +115,14 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
     vector, degraded = None, False
     if model is not None:
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
+    spec = (embedder or rt.services.embedder).spec  # the catalogue's search settings for this model
+    vector_weight = rt.settings.search_vector_weight
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
-                              candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
-                              keyword_weight=rt.settings.search_keyword_weight,
+                              candidates=max(rt.settings.search_candidates, k),
+                              vector_weight=spec.vector_weight if vector_weight is None else vector_weight,
+                              heading_weight=HEADING_WEIGHT,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,
-                              normalization=RANK_NORMALIZATION,
                               ef_search=rt.settings.search_hnsw_ef_search,
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
                               exact_max=rt.settings.search_exact_max_chunks,
@@ -135,7 +144,14 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                          "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)
+    if min_score is None:
+        min_score = rt.settings.search_min_score
+    if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
+        min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
+    hits = [_hit(r) for r in rows if r["score"] >= min_score]
+    if rows and not hits:
+        notes.append(f"no passage scored at least {min_score:g} (min_score): the documents may not answer this")
+    return SearchResult(hits, *_answered_by(embedder, config), mode, degraded, notes)
 
 
 def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:
