@@ -36,11 +36,13 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         RETRY_BASE_SECONDS=str(settings.retry_base_seconds),
         RETRY_MAX_SECONDS=str(settings.retry_max_seconds),
         EMBEDDING_BATCH_SIZE=str(settings.embedding_batch_size),
-        CHUNK_MAX_TOKENS=str(settings.chunk_max_tokens),
-        CHUNK_OVERLAP_TOKENS=str(settings.chunk_overlap_tokens),
         PYTHONUNBUFFERED="1",
         COLUMNS="250",  # Rich tables unwrapped in captured output
     )
+    for name in ("chunk_max_tokens", "chunk_overlap_tokens"):  # unset: the model's own
+        env.pop(name.upper(), None)
+        if getattr(settings, name) is not None:
+            env[name.upper()] = str(getattr(settings, name))
     env.update(extra)
     return env
 

@@ -43,6 +43,10 @@ class EmbeddingModel:
     vector_weight: float = 0.95
     min_score: float = 0.0
     min_similarity: float = 0.0
+    # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
+    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py.
+    chunk_tokens: int = 512
+    chunk_overlap_tokens: int = 64
 
     @property
     def max_chunk_tokens(self) -> int:
@@ -74,6 +78,7 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     # max_seq_length of the sentence-transformers model; inputs per call bound memory.
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
+                   chunk_tokens=127, chunk_overlap_tokens=15,
                    vector_weight=0.95, min_score=0.0, min_similarity=0.0),
     # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will. Its hashed words
     # know no meaning: keyword relevance carries most of a hybrid score.

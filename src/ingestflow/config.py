@@ -168,8 +168,9 @@ class Settings(BaseSettings):
     index_build_memory_mb: int = Field(default=0, ge=0)
     index_check_seconds: float = Field(default=30.0, gt=0)
 
-    chunk_max_tokens: int = Field(default=512, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder
-    chunk_overlap_tokens: int = Field(default=64, ge=0)
+    # Chunk size and overlap in cl100k tokens; unset, the embedding model's own (catalogue).
+    chunk_max_tokens: int | None = Field(default=None, ge=16, le=MAX_CHUNK_TOKENS)  # capped again by the embedder
+    chunk_overlap_tokens: int | None = Field(default=None, ge=0)
     mock_embedding_dimensions: int = Field(default=1536, gt=0)
 
     # Search. The text search configuration of keyword search (Postgres' `english` stems
@@ -268,7 +269,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.chunk_overlap_tokens >= self.chunk_max_tokens:
+        if (self.chunk_overlap_tokens is not None and self.chunk_max_tokens is not None
+                and self.chunk_overlap_tokens >= self.chunk_max_tokens):
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
         if self.hnsw_ef_construction < 2 * self.hnsw_m:
             raise ValueError("HNSW_EF_CONSTRUCTION must be at least twice HNSW_M (pgvector's rule)")

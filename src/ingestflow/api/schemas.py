@@ -283,6 +283,15 @@ class BatchInfo(BaseModel):
     error: str | None
 
 
+class RechunkEstimate(BaseModel):
+    documents: int = Field(description="Current documents chunked by an older rule or another chunk size.")
+    chunks: int = Field(description="Their chunks once re-chunked.")
+    tokens: int
+    estimate_sync_usd: float = Field(description="Embedding every new chunk, at most: unchanged inputs reuse "
+                                                 "their vectors.")
+    estimate_batch_usd: float | None
+
+
 class SpacesResponse(BaseModel):
     active: Space | None = Field(description="The space searches use (none before the first document).")
     configured: Space = Field(description="The space workers embed into (the configured model).")
@@ -297,6 +306,8 @@ class SpacesResponse(BaseModel):
     reembed_jobs: dict[str, int]
     batches: list[BatchInfo]
     others: list[Space] = Field(description="Other spaces holding vectors of current documents (old models).")
+    rechunk: RechunkEstimate | None = Field(None, description="What `reembed` would re-chunk (none: every current "
+                                                              "document is chunked as configured).")
 
 
 class ReembedRequest(BaseModel):
@@ -311,6 +322,8 @@ class SpacesSummary(BaseModel):
     active: str | None
     configured: str
     switching: bool
+    stale_chunking: int = Field(0, description="Current documents chunked by an older rule or another chunk size "
+                                               "(`reembed` re-chunks them).")
     covered: int | None = None
     current: int | None = None
     open_batches: int | None = None

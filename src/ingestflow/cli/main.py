@@ -185,13 +185,15 @@ def reembed(
         "--drop-space", help="Delete the tenant's vectors in this old space (its id, as listed).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """After changing the embedding model: embed every current document with the configured
-    model. Shows what it would cost first; --yes starts it. Search keeps answering from the
-    old model's space until the new one covers every current document, then switches."""
+    """After changing the embedding model or how documents are chunked: embed every current
+    document with the configured model, re-chunking those cut by an older rule or size.
+    Shows what it would cost first; --yes starts it, with progress. Search keeps answering
+    from what there was until the new vectors cover every current document, then switches."""
     from ingestflow.cli.common import console, run, start_database
 
     start_database()
     from ingestflow.cli import render
+    from ingestflow.cli.ingesting import work_with_progress
     from ingestflow.operations import spaces
     from ingestflow.runtime import Runtime
 
@@ -199,7 +201,10 @@ def reembed(
         dropped = await spaces.drop_space(rt, tenant, drop_space) if drop_space is not None else None
         queued = await spaces.start_reembed(rt, tenant, batch_api=batch) if yes else []
         if queued and not no_wait:
-            await rt.drain(queued).run()
+            if as_json:
+                await rt.drain(queued).run()
+            else:  # re-chunked versions move through chunk, embed and store: a bar for each
+                await work_with_progress(rt, tenant, queued, rt.settings.worker_concurrency)
         return {"report": await spaces.report(rt, tenant), "queued": len(queued), "dropped": dropped}
 
     result = run(body, quiet=True)
@@ -211,7 +216,7 @@ def reembed(
         console.print(f"dropped {result['dropped']} vectors of space {drop_space}")
     if yes:
         console.print(f"queued {result['queued']} documents", highlight=False)
-    elif result["report"].coverage.missing_chunks:
+    elif result["report"].coverage.missing_chunks or result["report"].rechunk:
         console.print("run again with --yes to start (--batch: half the price, within 24 hours)")
 
 

@@ -24,7 +24,7 @@ from ingestflow.runtime import Runtime
 from ingestflow.services.base import Embedder
 from ingestflow.services.guard import CallContext
 from ingestflow.services.router import SpaceModel
-from ingestflow.store import chunks, vectors
+from ingestflow.store import chunks, documents, vectors
 from ingestflow.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -138,6 +138,9 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
         if plan.keyword and rows and rows[0]["keyword_capped"]:
             notes.append(f"the query's words are in many passages: keyword search ranked the first "
                          f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
+        if await documents.chunking_stale(conn, tenant, rt.chunking().signature):
+            notes.append("some documents were chunked by an older rule or another chunk size than this "
+                         "configuration's; `ingestflow reembed` re-chunks them (it shows the cost first)")
         if plan.keyword and await chunks.search_config_stale(conn, config):
             notes.append(f"some passages are still indexed for keywords in another language than "
                          f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "

@@ -190,8 +190,21 @@ async def reuse_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], s
 
 
 @dataclass(frozen=True)
+class Unembedded:
+    """A chunk still without a vector in a space, and what its input is made of."""
+
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    text: str  # the passage
+    tokens: int  # of its input
+    title: str | None  # its document's
+    max_tokens: int | None  # of the chunking that cut it; None: before inputs had a context line
+    heading_path: list[str] | None
+
+
+@dataclass(frozen=True)
 class Pending:
-    """A chunk still without a vector in a space."""
+    """A chunk to embed: ``text`` is its input, what the model reads."""
 
     chunk_id: uuid.UUID
     document_id: uuid.UUID
@@ -200,10 +213,10 @@ class Pending:
 
 
 async def chunks_without_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID],
-                                 space_id: int) -> list[Pending]:
+                                 space_id: int) -> list[Unembedded]:
     ids = list(dict.fromkeys(documents))  # each document's chunks once, in first-seen order
     cur = await conn.execute(query("chunks_without_vectors"), {"ids": ids, "space_id": space_id})
-    return [Pending(*row) for row in await cur.fetchall()]
+    return [Unembedded(*row) for row in await cur.fetchall()]
 
 
 async def delete_space_vectors(conn: AsyncConnection, documents: Sequence[uuid.UUID], space_id: int) -> int:
