@@ -174,7 +174,9 @@ class Asked:
 
 async def ask(rt: Runtime, qs: list[Question], mode: str) -> list[Asked]:
     """Every question, searched once. Thresholds are applied afterwards (Asked.at): a search
-    with min_score answers the hits of one without it that clear the threshold."""
+    with min_score answers the hits of one without it that clear the threshold. This is the
+    one search call: once search takes ``min_score``, pass it here (the trade-off table wants
+    every hit, so no threshold; the default's no-answer rate wants the default)."""
     asked = []
     for q in qs:
         result = await search(rt, "default", q.question, k=K, mode=mode)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,7 @@ SEED = 27
 PLAN = "Cedar Valley Advantage Choice (PPO)"
 YEAR = "2027"
 KINDS = ("paraphrase", "exact", "number", "procedure", "coverage")
-TOC_PAGES = 3  # enough for the outline (fewer fails the build)
+TOC_PAGES = 4  # enough for the outline (fewer fails the build)
 
 
 @dataclass(frozen=True)
@@ -143,13 +143,15 @@ QUESTIONS = [
 FILLER = [
     "This section explains how {t} works under {plan} and what you need to know before you get care.",
     "If you have questions about {t}, please call Member Services; the phone numbers are printed on the back cover.",
-    "In some cases {t} requires approval from the plan in advance, which is called prior authorization.",
+    "In some cases, care related to {t} requires approval from the plan in advance, which is called prior "
+    "authorization.",
     "Your network provider is responsible for asking us for prior authorization when it is needed for {t}.",
     "The amount you pay for {t} depends on whether the provider is in our network and on where you get the service.",
     "Chapter 4 tells you what you pay for {t}, and Chapter 5 lists the services that the plan does not cover.",
     "Your share of the cost for {t} counts toward your maximum out-of-pocket amount for the year.",
-    "We cover {t} only when the service is medically necessary and meets the plan's coverage rules.",
-    "Keep your receipts and any notices you receive about {t}; you may need them if you ask us to reconsider a decision.",
+    "Services related to {t} are covered only when they are medically necessary and meet the plan's coverage rules.",
+    "Keep your receipts and any notices you receive about {t}; you may need them if you ask us to reconsider "
+    "a decision.",
     "When you use a provider who is not in our network for {t}, your share of the cost is usually higher.",
     "Some network providers ask you to pay your copayment for {t} at the time of the visit.",
     "If a provider asks you to pay the full cost of {t}, you can ask us to pay you back, as explained in Chapter 7.",
@@ -157,7 +159,7 @@ FILLER = [
     "We may change how we manage {t} during the year; if a change affects you, we will tell you in writing.",
     "The Provider Directory lists the network providers who offer {t} in our service area.",
     "You do not need a referral for {t} when you see a network provider in the plan's service area.",
-    "Your primary care provider can help you decide whether {t} is right for you and can coordinate your care.",
+    "Your primary care provider can help you with questions about {t} and can coordinate your care.",
     "If you disagree with a decision we make about {t}, you have the right to appeal, as described in Chapter 9.",
     "Deductibles, copayments and coinsurance for {t} are listed in the Medical Benefits Chart.",
     "Members who need help understanding {t} can ask for a care coordinator at no extra cost.",
@@ -172,7 +174,7 @@ FILLER = [
     "Network providers have agreed to accept our payment for {t} as payment in full, except for your cost sharing.",
     "We work with network hospitals, clinics and pharmacies to make sure {t} is available when you need it.",
     "Some services related to {t} are offered through a partner company that works on behalf of the plan.",
-    "If your health changes, talk to your doctor about whether you still need {t}.",
+    "If your health changes, talk to your doctor about what it means for {t}.",
     "You can find out more about {t} on the member website or by asking for a printed copy of our policies.",
     "The plan may ask your provider for medical records before approving {t}.",
     "Care you receive for {t} should be coordinated with your primary care provider whenever possible.",
@@ -221,9 +223,12 @@ FILLER = [
     "When {t} is provided in more than one setting, the cost sharing of the setting where you received it applies.",
     "You can choose any network provider for {t}; you do not have to use the one your doctor suggests.",
     "If we made a mistake processing a claim for {t}, we correct it without you having to file an appeal.",
-    "The plan does not cover {t} when the service is provided mainly for your convenience.",
+    "Services related to {t} are not covered when they are provided mainly for your convenience.",
     "Ask your provider for a cost estimate before you get {t}, especially for planned procedures.",
 ]
+
+REFERRALS = ["these services", "this benefit", "the services described here", "this kind of care",
+             "the care described in this section"]
 
 HEADINGS = [
     "What you should know about {t}", "How the plan covers {t}", "Getting help with {t}",
@@ -333,8 +338,8 @@ class _Pdf:
             self.doc.set_font("Helvetica", "" if entry.level else "B", 9.5)
             indent = 6 * entry.level
             self.doc.set_x(self.doc.l_margin + indent)
-            self.doc.cell(self.doc.epw - indent - 12, 5, entry.name)
-            self.doc.cell(12, 5, str(entry.page_number), align="R", new_x="LMARGIN", new_y="NEXT")
+            self.doc.cell(self.doc.epw - indent - 12, 5.6, entry.name)
+            self.doc.cell(12, 5.6, str(entry.page_number), align="R", new_x="LMARGIN", new_y="NEXT")
             self.prose.append(entry.name)
         while self.doc.page_no() < first + TOC_PAGES - 1:  # fpdf2 wants exactly TOC_PAGES pages
             self.doc.add_page()
@@ -433,7 +438,9 @@ class _Pdf:
             self.heading(heading_text[0].upper() + heading_text[1:])
         for _ in range(paragraphs):
             picked = rng.sample(FILLER, rng.randint(3, 5))
-            text = " ".join(s.format(t=topic, plan=PLAN) for s in picked)
+            # As in real prose, the topic is named once or twice, then referred to.
+            names = [topic] + [topic if rng.random() < 0.3 else rng.choice(REFERRALS) for _ in picked[1:]]
+            text = " ".join(s.format(t=name, plan=PLAN) for s, name in zip(picked, names))
             self.para(text[0].upper() + text[1:])
 
 
@@ -1155,14 +1162,18 @@ MORE = {
                        "care coordinators"],
     "_using_the_plan": ["hospital care", "skilled nursing facility care", "durable medical equipment rentals",
                         "home health services", "urgently needed services", "preventive screenings",
-                        "care in rural areas", "care from nurse practitioners"],
+                        "care in rural areas", "care from nurse practitioners", "ambulance transportation",
+                        "visits to specialists", "hospital admissions"],
     "_benefits_chart": ["outpatient services", "preventive services", "lab tests and imaging",
                         "rehabilitation services", "behavioral health visits", "maternity care",
-                        "dialysis", "allergy care"],
-    "_exclusions": ["services that are not medically necessary", "care from excluded providers"],
+                        "dialysis", "allergy care", "imaging tests such as MRI and CT scans"],
+    "_exclusions": ["services that are not medically necessary", "care from excluded providers",
+                    "cosmetic and reconstructive procedures", "fertility services", "foot care",
+                    "vision correction", "alternative therapies", "nursing home care"],
     "_drugs": ["drug payment stages", "long-term care pharmacies", "drugs covered under the medical benefit",
                "generic substitution", "out-of-network pharmacies", "prescription transfers"],
-    "_supplemental": ["the wellness rewards program", "disease management programs", "the meal benefit"],
+    "_supplemental": ["the wellness rewards program", "disease management programs", "the meal benefit",
+                      "eyeglasses and contact lenses", "hearing aid fittings"],
     "_claims": ["claims from out-of-network providers", "bills for emergency care", "drug claims"],
     "_rights": ["access to your medical records", "timely access to care", "information about the plan",
                 "your right to complain", "fraud prevention"],
