@@ -136,9 +136,10 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=5, ge=1, le=100)
     mode: SearchMode | None = Field(
-        default=None, description="hybrid: nearest vectors and keyword matches fused by reciprocal rank "
-        "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
-        "keyword: full-text matches of any of the query's words only (no embedding call).")
+        default=None, description="hybrid: nearest vectors and keyword matches, each scored by the model's "
+        "weight of cosine similarity and keyword relevance (the server's SEARCH_MODE, hybrid unless changed, "
+        "when omitted); vector: nearest vectors only; keyword: full-text matches of any of the query's words "
+        "only (no embedding call).")
     filters: SearchFilters | None = None
     min_score: float | None = Field(
         default=None, ge=MIN_SCORE_BOUNDS[0], le=MIN_SCORE_BOUNDS[1],
@@ -147,7 +148,8 @@ class SearchRequest(BaseModel):
 
 
 class SearchHit(BaseModel):
-    score: float
+    score: float = Field(description="0-1: cosine similarity (vector), keyword relevance (keyword), or the "
+                         "model's weight of both (hybrid); compare it with min_score.")
     document_id: uuid.UUID
     source_name: str
     version: int

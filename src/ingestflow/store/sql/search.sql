@@ -9,30 +9,31 @@
 -- list off (vector-only or keyword-only search; the planner skips it), and the score is
 -- then the other part alone.
 WITH words AS MATERIALIZED (
-    -- Each word of the question with how many of the tenant's searchable chunks hold it,
-    -- counted up to %(max_rows)s + 1 only (a bounded read, whatever the tenant's size: a
-    -- word in more chunks than the budget is left out unless it is the rarest). The
-    -- tenant's own chunks only: another tenant's documents never change which words a
-    -- search uses.
+    -- Each word of the question with how many of the tenant's chunks hold it, counted up to
+    -- %(max_rows)s + 1 only (a word in more chunks than the budget is left out unless it is
+    -- the rarest). The tenant's own chunks only (current or not: a version superseded but
+    -- not yet removed counts too), so another tenant's documents never change which words a
+    -- search uses or how they weigh. The cost: a GIN scan of each word's chunks, all
+    -- tenants' (what a count must read), and at most the budget's rows of the tenant's.
     SELECT w.lexeme, (SELECT count(*) FROM (
                SELECT 1
-               FROM chunks c JOIN documents d ON d.id = c.document_id
-               WHERE c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND d.is_current
-                 AND c.search_vector @@ any_of(ARRAY[w.lexeme])
+               FROM chunks c
+               WHERE c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND c.search_vector @@ w.tsq
                LIMIT %(max_rows)s + 1) holding) AS chunks
-    FROM unnest(tsvector_to_array(to_tsvector(%(config)s::text::regconfig, %(question)s))) AS w(lexeme)
+    FROM unnest(tsvector_to_array(to_tsvector(%(config)s::text::regconfig, %(question)s))) AS l(lexeme)
+    CROSS JOIN LATERAL (SELECT l.lexeme, any_of(ARRAY[l.lexeme]) AS tsq) w  -- built once, not once a row
     WHERE %(keyword)s
 ),
 corpus AS MATERIALIZED (
-    -- The tenant's searchable chunks, counted up to the number past which any word within
-    -- the row budget is within %(max_share)s of them (so the share test below is exact). A
-    -- larger tenant's IDFs count it as that many: every word searched there is in at most
-    -- %(max_rows)s chunks, and their weights keep their order.
+    -- The tenant's chunks, counted in the (tenant, text hash) index up to the number past
+    -- which any word within the row budget is within %(max_share)s of them (so the share
+    -- test below is exact). A larger tenant's IDFs count it as that many: every word
+    -- searched there is in at most %(max_rows)s chunks, and their weights keep their order.
     SELECT count(*) AS chunks FROM (
         SELECT 1
-        FROM chunks c JOIN documents d ON d.id = c.document_id
-        WHERE %(keyword)s AND c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND d.is_current
-        LIMIT ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) searchable
+        FROM chunks c
+        WHERE %(keyword)s AND c.tenant = %(tenant)s
+        LIMIT ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) counted
 ),
 searched AS MATERIALIZED (
     -- The words keyword search matches: those in at most %(max_share)s of the tenant's
