@@ -24,6 +24,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from ingestflow.catalogue import MOCK_MODEL, embedding_model
 from ingestflow.config import Settings
 from ingestflow.operations.documents import submit_paths
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
@@ -153,7 +154,9 @@ def main() -> None:
     with psycopg.connect(url) as conn:
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         vectors_n = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
-    config = ChunkingConfig(settings.chunk_max_tokens, settings.chunk_overlap_tokens)
+    mock = embedding_model(MOCK_MODEL)  # the embedder this benchmark runs with
+    config = ChunkingConfig(settings.chunk_max_tokens or mock.chunk_tokens, mock.chunk_overlap_tokens
+                            if settings.chunk_overlap_tokens is None else settings.chunk_overlap_tokens)
     chunk_only = statistics.median(chunking_only(url, config) for _ in range(3))
     copy_rate, insert_rate, hnsw_rate = bare_table_rates(url, chunks)
     store_only = chunks / max(copy_rate, insert_rate)

@@ -144,7 +144,7 @@ async def bulk_done(rt: Runtime, n: int, sections: int, tenants: int) -> int:
                 files = [check_file(f"done-{i:07}.md", done_doc(i, sections)) for i in numbers]
                 ids = [r.document_id for r in await documents.register(conn, tenant=tenant, files=files,
                                                                          store=rt.files)]
-                await documents.save_texts(conn, [documents.Text(d, f.data.decode(), [], "markdown")
+                await documents.save_texts(conn, [documents.Text(d, f.data.decode(), [], "markdown", None)
                                                   for d, f in zip(ids, files, strict=True)])
                 written = {d: [chunks.NewChunk(o, text, len(text) // 5, {"heading_path": [f"Case {i}"]})
                                for o, text in enumerate(done_parts(i, sections))]

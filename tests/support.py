@@ -36,11 +36,13 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         RETRY_BASE_SECONDS=str(settings.retry_base_seconds),
         RETRY_MAX_SECONDS=str(settings.retry_max_seconds),
         EMBEDDING_BATCH_SIZE=str(settings.embedding_batch_size),
-        CHUNK_MAX_TOKENS=str(settings.chunk_max_tokens),
-        CHUNK_OVERLAP_TOKENS=str(settings.chunk_overlap_tokens),
         PYTHONUNBUFFERED="1",
         COLUMNS="250",  # Rich tables unwrapped in captured output
     )
+    for name in ("chunk_max_tokens", "chunk_overlap_tokens"):  # unset: the model's own
+        env.pop(name.upper(), None)
+        if getattr(settings, name) is not None:
+            env[name.upper()] = str(getattr(settings, name))
     env.update(extra)
     return env
 
@@ -103,7 +105,7 @@ def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default"
 
 
 def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", mode: str | None = None,
-         **filters: Any) -> Any:
+         min_score: float | None = None, **filters: Any) -> Any:
     """The whole SearchResult of one search through the operations layer."""
     from ingestflow.operations.bounds import Filters
     from ingestflow.operations.search import search as run_search
@@ -111,7 +113,8 @@ def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", 
 
     async def main() -> Any:
         async with open_runtime(settings) as rt:
-            return await run_search(rt, tenant, text, k=k, mode=mode, filters=Filters(**filters))
+            return await run_search(rt, tenant, text, k=k, mode=mode, filters=Filters(**filters),
+                                    min_score=min_score)
 
     return asyncio.run(main())
 

@@ -8,10 +8,15 @@ from itertools import pairwise
 import pytest
 
 from ingestflow.pipeline.chunking import (
+    CONTEXT_MIN_TOKENS,
     HARD_LIMIT,
     Chunk,
     ChunkingConfig,
+    chunk_input,
+    _headings,
     chunk_markdown,
+    context_line,
+    document_title,
 )
 from ingestflow.services.base import PageSpan
 from ingestflow.tokens import count_tokens
@@ -22,18 +27,34 @@ WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "lambda"
 DEFAULT = ChunkingConfig()
 
 
+def heading_only(markdown: str, start: int, end: int) -> bool:
+    """Whether markdown[start:end] holds nothing but heading lines (outside code fences)."""
+    lines = {offset for offset, _, _ in _headings(markdown)}
+    pos = start
+    for line in markdown[start:end].split("\n"):
+        if line.strip() and pos + len(line) - len(line.lstrip(" ")) not in lines and pos not in lines:
+            return False
+        pos += len(line) + 1
+    return True
+
+
 def check(markdown: str, config: ChunkingConfig = DEFAULT,
-          pages: tuple[PageSpan, ...] = ()) -> list[Chunk]:
+          pages: tuple[PageSpan, ...] = (), title: str = "") -> list[Chunk]:
     """Chunk and assert every guarantee; returns the chunks for further checks."""
-    chunks = chunk_markdown(markdown, pages, config)
-    assert chunk_markdown(markdown, pages, config) == chunks  # deterministic
+    chunks = chunk_markdown(markdown, pages, config, title)
+    assert chunk_markdown(markdown, pages, config, title) == chunks  # deterministic
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
     covered = bytearray(len(markdown) + 1)
     for c in chunks:
         assert c.text, c
         assert markdown[c.char_start:c.char_end] == c.text
-        assert c.token_count == count_tokens(c.text)
+        assert c.context == context_line(title, c.heading_path, config.max_tokens)
+        assert c.token_count == count_tokens(chunk_input(c.context, c.text))
         assert c.token_count <= config.max_tokens <= HARD_LIMIT
+        # No chunk is only a heading, unless the document is nothing but headings (or
+        # chunks are too small to hold a heading and a word: below the smallest setting).
+        assert not heading_only(markdown, c.char_start, c.char_end) or config.max_tokens < 16 or (
+            len(chunks) == 1 and heading_only(markdown, 0, len(markdown))), c.text
         covered[c.char_start:c.char_end] = b"\x01" * (c.char_end - c.char_start)
     dropped = [i for i, ch in enumerate(markdown) if not ch.isspace() and not covered[i]]
     assert not dropped, f"dropped chars at {dropped[:10]}: {markdown[dropped[0]:dropped[0] + 40]!r}"
@@ -41,7 +62,9 @@ def check(markdown: str, config: ChunkingConfig = DEFAULT,
         assert a.char_start < b.char_start and a.char_end < b.char_end  # document order
         if b.char_start < a.char_end:  # an overlap: same section, bounded, a tail of a
             assert a.heading_path == b.heading_path
-            assert count_tokens(markdown[b.char_start:a.char_end]) <= config.overlap_tokens
+            # (headings left at a section's end take text along whatever the overlap)
+            assert (count_tokens(markdown[b.char_start:a.char_end]) <= config.overlap_tokens
+                    or heading_only(markdown, a.char_end, b.char_end))
     if not markdown.strip():
         assert chunks == []
     return chunks

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ingestflow.catalogue import EMBEDDING_MODELS, LOCAL_MODEL, MOCK_MODEL
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.errors import DeferredError
 from ingestflow.lifecycle import TRANSITIONS
@@ -268,9 +269,16 @@ def test_chunks_are_capped_by_the_chosen_embedder(settings: Settings) -> None:
         async with open_runtime(s) as rt:
             return rt.chunking()
 
-    config = asyncio.run(chunking(local))
+    # Unset, each model's own chunk size and overlap (its catalogue entry).
+    for s, model in ((local, LOCAL_MODEL), (settings, MOCK_MODEL)):
+        spec = EMBEDDING_MODELS[model]
+        own = asyncio.run(chunking(s))
+        assert (own.max_tokens, own.overlap_tokens) == (spec.chunk_tokens, spec.chunk_overlap_tokens)
+    # Set, as configured, but never more than the model reads (the overlap shrinks in proportion).
+    config = asyncio.run(chunking(local.model_copy(update={"chunk_max_tokens": 512, "chunk_overlap_tokens": 64})))
     assert config.max_tokens == 127 and config.overlap_tokens == 64 * 127 // 512
-    assert asyncio.run(chunking(settings)).max_tokens == settings.chunk_max_tokens  # MOCK: as configured
+    mock = asyncio.run(chunking(settings.model_copy(update={"chunk_max_tokens": 300, "chunk_overlap_tokens": 30})))
+    assert (mock.max_tokens, mock.overlap_tokens) == (300, 30)
     long = "# Report\n\n" + " ".join(f"Finding number {i} concerns the eastern warehouse." for i in range(400))
     chunks = chunk_markdown(long, config=config)
     assert len(chunks) > 10 and max(c.token_count for c in chunks) <= 127

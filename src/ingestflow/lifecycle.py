@@ -9,6 +9,7 @@ does not understand. The CLI, the API, the dashboard and the metrics list stages
     (any stage but a terminal one) -> failed -> (retry) -> queued
     (any stage but superseded) -> superseded     a newer version of the source became current
     complete -> chunked                           HYBRID repair of a degraded document
+    (new) -> parsed                               a re-chunk: a new version of a document's parsed text
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ IN_FLIGHT = frozenset(set(Stage) - TERMINAL)
 # (from, to, who makes the move). ``None`` as "from" is the creation of a document.
 TRANSITIONS: tuple[tuple[Stage | None, Stage, str], ...] = (
     (None, Stage.QUEUED, "register"),
+    (None, Stage.PARSED, "re-chunk (reembed)"),
     (Stage.QUEUED, Stage.PARSING, "worker"),
     (Stage.PARSING, Stage.PARSED, "worker, webhook"),
     (Stage.PARSED, Stage.CHUNKING, "worker"),

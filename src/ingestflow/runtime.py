@@ -50,15 +50,17 @@ class Runtime:
             await self.services.aclose()
 
     def chunking(self) -> ChunkingConfig:
-        """CHUNK_MAX_TOKENS, capped by what the embedder reads in one input (the overlap
+        """CHUNK_MAX_TOKENS and CHUNK_OVERLAP_TOKENS, else the embedding model's own chunk
+        size and overlap; capped by what the embedder reads in one input (the overlap
         shrinks in proportion), so that no chunk is cut short by the model."""
         from ingestflow.pipeline.chunking import ChunkingConfig
 
-        s = self.settings
-        cap = self.services.embedder_spec.max_chunk_tokens
-        if s.chunk_max_tokens <= cap:
-            return ChunkingConfig(s.chunk_max_tokens, s.chunk_overlap_tokens)
-        return ChunkingConfig(cap, s.chunk_overlap_tokens * cap // s.chunk_max_tokens)
+        s, spec = self.settings, self.services.embedder_spec
+        max_tokens = s.chunk_max_tokens or spec.chunk_tokens
+        overlap = spec.chunk_overlap_tokens if s.chunk_overlap_tokens is None else s.chunk_overlap_tokens
+        if max_tokens > spec.max_chunk_tokens:
+            max_tokens, overlap = spec.max_chunk_tokens, overlap * spec.max_chunk_tokens // max_tokens
+        return ChunkingConfig(max_tokens, min(overlap, max_tokens - 1))
 
     def pipeline(self) -> Pipeline:
         from ingestflow.pipeline.stages import Pipeline

@@ -42,7 +42,7 @@ def ingest_here(paths: Sequence[str], *, tenant: str, wait: bool, concurrency: i
             if as_json:  # no progress to draw: stdout holds only the summary
                 await rt.drain(ids, concurrency).run()
             else:
-                await _work_with_progress(rt, tenant, ids, concurrency)
+                await work_with_progress(rt, tenant, ids, concurrency)
         rows = await documents.progress(rt, tenant, ids)
         warning = None if wait else await workers.warning_for(rt, ids)
         batched = [r for r in rows if (r["deferred_reason"] or "").startswith(AWAITING_BATCH)]
@@ -75,7 +75,7 @@ def _refused(s: Submitted) -> dict[str, Any]:
             "error": {"code": s.refused.code, "message": s.refused.message}}
 
 
-async def _work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:
+async def work_with_progress(rt: Runtime, tenant: str, ids: list[uuid.UUID], concurrency: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     worker = rt.drain(ids, concurrency)

@@ -124,23 +124,26 @@ def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", help="How many passages (1-100).")] = 5,
     mode: ModeOpt = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Leave out passages scoring less (0-1); none left: no answer. Default: the "
+        "model's (SEARCH_MIN_SCORE).")] = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
     """Search the current versions of all complete documents (by meaning and by keyword)."""
     from ingestflow.cli.common import refuse, run, start_database
-    from ingestflow.operations.errors import Refused
     from ingestflow.operations.bounds import Filters, check_arguments
+    from ingestflow.operations.errors import Refused
 
     try:  # the arguments, by the rule every face uses, before the database starts
-        check_arguments(text, k, mode, Filters())
+        check_arguments(text, k, mode, Filters(), min_score)
     except Refused as exc:
         refuse(exc)
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations.search import search as run_search
 
-    result = run(lambda rt: run_search(rt, tenant, text, k=k, mode=mode))
+    result = run(lambda rt: run_search(rt, tenant, text, k=k, mode=mode, min_score=min_score))
     if as_json:
         render.print_json(result)
     else:
@@ -188,13 +191,15 @@ def reembed(
         "--drop-space", help="Delete the tenant's vectors in this old space (its id, as listed).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """After changing the embedding model: embed every current document with the configured
-    model. Shows what it would cost first; --yes starts it. Search keeps answering from the
-    old model's space until the new one covers every current document, then switches."""
+    """After changing the embedding model or how documents are chunked: embed every current
+    document with the configured model, re-chunking those cut by an older rule or size.
+    Shows what it would cost first; --yes starts it, with progress. Search keeps answering
+    from what there was until the new vectors cover every current document, then switches."""
     from ingestflow.cli.common import console, run, start_database
 
     start_database()
     from ingestflow.cli import render
+    from ingestflow.cli.ingesting import work_with_progress
     from ingestflow.operations import spaces
     from ingestflow.runtime import Runtime
 
@@ -202,7 +207,10 @@ def reembed(
         dropped = await spaces.drop_space(rt, tenant, drop_space) if drop_space is not None else None
         queued = await spaces.start_reembed(rt, tenant, batch_api=batch) if yes else []
         if queued and not no_wait:
-            await rt.drain(queued).run()
+            if as_json:
+                await rt.drain(queued).run()
+            else:  # re-chunked versions move through chunk, embed and store: a bar for each
+                await work_with_progress(rt, tenant, queued, rt.settings.worker_concurrency)
         return {"report": await spaces.report(rt, tenant), "queued": len(queued), "dropped": dropped}
 
     result = run(body, quiet=True)
@@ -214,7 +222,7 @@ def reembed(
         console.print(f"dropped {result['dropped']} vectors of space {drop_space}")
     if yes:
         console.print(f"queued {result['queued']} documents", highlight=False)
-    elif result["report"].coverage.missing_chunks:
+    elif result["report"].coverage.missing_chunks or result["report"].rechunk:
         console.print("run again with --yes to start (--batch: half the price, within 24 hours)")
 
 

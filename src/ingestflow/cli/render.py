@@ -121,6 +121,9 @@ def overview(view: dict[str, Any]) -> None:
     warn(w.warning)
     sp = view["spaces"]
     console.print(f"search uses {sp['active'] or '(nothing embedded yet)'}", highlight=False)
+    if sp["stale_chunking"]:
+        console.print(f"{sp['stale_chunking']} current documents were chunked by an older rule or another chunk "
+                      "size; `ingestflow reembed` re-chunks them (it shows the cost first)", highlight=False)
     if sp["switching"]:
         console.print(f"model change under way: {sp['configured']} covers {sp['covered']} of {sp['current']} "
                       f"current documents; {sp['open_batches']} batches open (`ingestflow reembed` for details)",
@@ -142,6 +145,11 @@ def spaces(report: SpaceReport) -> None:
     if e.chunks:
         batch = "" if e.batch_usd is None else f", ${float(e.batch_usd):.4f} through the Batch API"
         console.print(f"estimate:      ${float(e.sync_usd):.4f} synchronously{batch}", highlight=False)
+    if (r := report.rechunk) is not None:
+        batch = "" if r.batch_usd is None else f", ${float(r.batch_usd):.4f} through the Batch API"
+        console.print(f"re-chunk:      {r.documents} documents chunked by another rule or size: {r.chunks} chunks "
+                      f"({r.tokens} tokens), at most ${float(r.sync_usd):.4f} synchronously{batch} "
+                      "(unchanged inputs reuse their vectors)", highlight=False)
     if report.reembed_jobs:
         console.print("re-embed jobs: " + ", ".join(f"{n} {state}" for state, n in sorted(report.reembed_jobs.items())),
                       highlight=False)
@@ -249,6 +257,10 @@ def doctor(d: Doctor) -> None:
     console.print(f"embedding model: {m.provider}/{m.name}, {m.dimensions} dims, at most {m.max_input_tokens} "
                   f"{m.tokenizer} tokens per input (chunks up to {m.max_chunk_tokens} cl100k tokens), "
                   f"${m.usd_per_mtok}/M tokens (batch ${m.batch_usd_per_mtok})")
+    c = d.chunking
+    console.print(f"chunking: rule {c['rule']}, {c['max_tokens']} tokens, overlap {c['overlap_tokens']}; "
+                  f"{d.stale_chunking[0]} of {d.stale_chunking[1]} current documents chunked otherwise"
+                  + (" (`ingestflow reembed` re-chunks them)" if d.stale_chunking[0] else ""), highlight=False)
     console.print(f"database: PostgreSQL {d.server_version}, pgvector {d.pgvector_version} ({escape(d.database)})")
     console.print("embedded server self-check: "
                   + ("not applicable (DATABASE_URL is set)" if d.self_check is None else d.self_check))

@@ -45,7 +45,7 @@ async def apply_parse_result(db: Database, key: uuid.UUID, event_id: str, result
         detail = {"provider_job_id": result.provider_job_id, "status": result.status, "event_id": event_id}
         markdown = clean_text(result.markdown)
         if result.status in ("SUCCESS", "PARTIAL_SUCCESS") and markdown.strip():
-            await documents.save_texts(conn, [Text(document, markdown, [], PARSER)])
+            await documents.save_texts(conn, [Text(document, markdown, [], PARSER, None)])
             await documents.advance_one(conn, document, (Stage.PARSING,), Stage.PARSED)
             await parse_jobs.finish(conn, key, "applied")
             await documents.add_event(conn, document, job["correlation_id"], "parse_callback", Stage.PARSED,

@@ -16,7 +16,7 @@ from ingestflow.catalogue import EmbeddingModel
 from ingestflow.config import Home, ServiceMode
 from ingestflow.operations import costs
 from ingestflow.runtime import Runtime
-from ingestflow.store import breakers, database, embedded, vectors
+from ingestflow.store import breakers, database, documents, embedded, vectors
 from ingestflow.store.outage import DatabaseUnavailable
 
 CACHE_SECONDS = 15.0
@@ -94,6 +94,8 @@ class Doctor:
     breakers: list[dict[str, Any]]
     spend: costs.Spend
     vector_indexes: list[vectors.VectorIndex]
+    chunking: dict[str, int]  # what cuts chunks now (ChunkingConfig.signature)
+    stale_chunking: tuple[int, int]  # current documents chunked otherwise, of all current ones
 
     @property
     def problems(self) -> int:
@@ -107,6 +109,8 @@ async def doctor(rt: Runtime) -> Doctor:
         server, pgvector = await database.server_info(conn)
         states = await breakers.states(conn)
         indexes = await vectors.vector_indexes(conn)
+        chunking = rt.chunking().signature
+        stale = await documents.chunking_census(conn, None, chunking)
     return Doctor(
         settings={k: str(v) for k, v in s.model_dump().items()},  # SecretStr prints as '**********'
         home=s.located_home,
@@ -116,4 +120,5 @@ async def doctor(rt: Runtime) -> Doctor:
         self_check=None if s.database_url or embedded.check is None
         else ("ok" if embedded.check[0] else "FAILED") + f" ({embedded.check[1]})",
         breakers=states, spend=await costs.spend(rt, None), vector_indexes=indexes,
+        chunking=chunking, stale_chunking=stale,
     )

@@ -24,15 +24,15 @@ from ingestflow.runtime import Runtime
 from ingestflow.services.base import Embedder
 from ingestflow.services.guard import CallContext
 from ingestflow.services.router import SpaceModel
-from ingestflow.store import chunks, vectors
+from ingestflow.store import chunks, documents, vectors
 from ingestflow.tokens import count_tokens
 
 if TYPE_CHECKING:
     import numpy as np
 
-# ts_rank_cd's normalisation: 0 ranks by matched words and their proximity, whatever the
-# chunk's length (chunks are bounded by CHUNK_MAX_TOKENS anyway); chosen on bench/retrieval.py.
-RANK_NORMALIZATION = 0
+# BM25: a query word in the document's name or a heading counts this many times one in the
+# text (the name and headings say what a chunk is about); chosen on bench/retrieval.py.
+HEADING_WEIGHT = 3.0
 SNIPPET_WORDS = 60  # two fragments of ts_headline's MaxWords=30 (search.sql); the first words without a match
 _WORD = re.compile(r"\w")
 
@@ -43,7 +43,7 @@ class SearchHit:
     (empty for formats without pages), ``snippet`` its best fragments with the query's
     words marked ``**like this**``."""
 
-    score: float  # the mode's own: cosine similarity, ts_rank_cd, or the fused RRF score
+    score: float  # 0-1, the mode's own: cosine similarity, keyword relevance (BM25), or both weighed
     document_id: str
     source_name: str
     version: int
@@ -65,13 +65,15 @@ class SearchResult:
 
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
-                 filters: Filters = Filters()) -> SearchResult:
+                 filters: Filters = Filters(), min_score: float | None = None) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
-    (blank, punctuation) matches nothing. Refused ``invalid`` for arguments outside
-    operations/bounds.py or a query the model refuses; ``unavailable`` when a vector
-    search cannot embed the query now."""
-    query, k, mode, filters = check_arguments(query, k, mode, filters)
+    (blank, punctuation) matches nothing. Passages scoring less than ``min_score`` are left
+    out (None: SEARCH_MIN_SCORE, else the model's default for the mode); when none is left
+    the answer is empty, with a note: no answer rather than a poor one. Refused ``invalid``
+    for arguments outside operations/bounds.py or a query the model refuses;
+    ``unavailable`` when a vector search cannot embed the query now."""
+    query, k, mode, filters, min_score = check_arguments(query, k, mode, filters, min_score)
     mode = mode or rt.settings.search_mode
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
@@ -96,12 +98,14 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
     vector, degraded = None, False
     if model is not None:
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
+    spec = (embedder or rt.services.embedder).spec  # the catalogue's search settings for this model
+    vector_weight = rt.settings.search_vector_weight
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
-                              candidates=max(rt.settings.search_candidates, k), rrf_k=rt.settings.search_rrf_k,
-                              keyword_weight=rt.settings.search_keyword_weight,
+                              candidates=max(rt.settings.search_candidates, k),
+                              vector_weight=spec.vector_weight if vector_weight is None else vector_weight,
+                              heading_weight=HEADING_WEIGHT,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,
-                              normalization=RANK_NORMALIZATION,
                               ef_search=rt.settings.search_hnsw_ef_search,
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
                               exact_max=rt.settings.search_exact_max_chunks,
@@ -117,13 +121,23 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
         if plan.keyword and rows and rows[0]["keyword_capped"]:
             notes.append(f"the query's words are in many passages: keyword search ranked the first "
                          f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
+        if await documents.chunking_stale(conn, tenant, rt.chunking().signature):
+            notes.append("some documents were chunked by an older rule or another chunk size than this "
+                         "configuration's; `ingestflow reembed` re-chunks them (it shows the cost first)")
         if plan.keyword and await chunks.search_config_stale(conn, config):
             notes.append(f"some passages are still indexed for keywords in another language than "
                          f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
                          "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)
+    if min_score is None:
+        min_score = rt.settings.search_min_score
+    if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
+        min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
+    hits = [_hit(r) for r in rows if r["score"] >= min_score]
+    if rows and not hits:
+        notes.append(f"no passage scored at least {min_score:g} (min_score): the documents may not answer this")
+    return SearchResult(hits, *_answered_by(embedder, config), mode, degraded, notes)
 
 
 def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:

@@ -7,10 +7,18 @@ says what to run. ``start_reembed`` queues every current document for the config
 space (synchronously or through the Batch API, within the budget, in the background);
 once the new space covers every current document, the tenant's active space switches in
 one transaction. The old space's vectors stay until ``drop_space`` is asked for.
+
+Changing how documents are chunked (a new chunking rule, CHUNK_MAX_TOKENS, another
+model's chunk size) is the same kind of backfill: each document records what cut its
+chunks, search and status say when some were cut otherwise, and ``start_reembed`` also
+re-chunks those, each as a new version made from the stored parsed text (nothing is
+parsed again), which replaces the old one once it is embedded; vectors of unchanged inputs
+are reused. ``report`` estimates the tokens and cost by chunking the texts as it would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,7 +26,7 @@ from typing import Any
 
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
-from ingestflow.store import batches, jobs, vectors
+from ingestflow.store import batches, documents, jobs, vectors
 from ingestflow.store.vectors import Coverage, Space
 
 
@@ -33,6 +41,19 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class RechunkEstimate:
+    """Re-chunking the documents cut by another rule or size: their chunks and tokens once
+    re-chunked, and what embedding all of them would cost (an upper bound: vectors of
+    inputs that did not change are reused)."""
+
+    documents: int
+    chunks: int
+    tokens: int
+    sync_usd: Decimal
+    batch_usd: Decimal | None
+
+
+@dataclass(frozen=True)
 class SpaceReport:
     active: Space | None  # what search uses (None: nothing embedded yet)
     configured: Space  # what the workers embed with
@@ -41,6 +62,7 @@ class SpaceReport:
     reembed_jobs: dict[str, int]  # by job state
     batches: list[dict[str, Any]]  # open ones, and those closed in the last day
     others: list[tuple[Space, int]] = field(default_factory=list)  # other spaces holding vectors
+    rechunk: RechunkEstimate | None = None  # None: every current document is chunked as configured
 
     @property
     def switching(self) -> bool:
@@ -63,6 +85,7 @@ async def summary(rt: Runtime, tenant: str) -> dict[str, Any]:
         active = await vectors.active_space(conn, tenant)
         out: dict[str, Any] = {"active": active.name if active else None, "configured": configured.name,
                                "switching": active is not None and active.id != configured.id}
+        out["stale_chunking"], _ = await documents.chunking_census(conn, tenant, rt.chunking().signature)
         if out["switching"]:
             coverage = await vectors.coverage(conn, tenant, configured.id)
             out.update(covered=coverage.covered, current=coverage.current,
@@ -79,16 +102,21 @@ async def report(rt: Runtime, tenant: str) -> SpaceReport:
         reembed_jobs = await jobs.reembed_jobs(conn, tenant)
         open_batches = await batches.overview(conn, tenant)
         others = [(s, n) for s, n in await vectors.tenant_spaces(conn, tenant) if s.id != configured.id]
-    return SpaceReport(active, configured, coverage, _estimate(rt, coverage), reembed_jobs, open_batches, others)
+        stale = await documents.rechunk_candidates(conn, tenant, rt.chunking().signature)
+    return SpaceReport(active, configured, coverage, _estimate(rt, coverage), reembed_jobs, open_batches, others,
+                       await _rechunk_estimate(rt, stale) if stale else None)
 
 
 async def start_reembed(rt: Runtime, tenant: str, *, batch_api: bool) -> list[uuid.UUID]:
-    """Queue every current document lacking vectors in the configured space; returns their
+    """Queue a new version of every current document chunked by another rule or size, and
+    every other current document lacking vectors in the configured space; returns their
     ids. With nothing to embed, the switch happens at once."""
     check_batch_api(rt, batch_api)
     configured = await _configured(rt)
+    signature = rt.chunking().signature
     async with rt.db.pool.connection() as conn, conn.transaction():
-        queued = await jobs.enqueue_reembed(conn, tenant, configured.id, batch_api=batch_api)
+        queued = await documents.start_rechunk(conn, tenant, signature, batch_api=batch_api)
+        queued += await jobs.enqueue_reembed(conn, tenant, configured.id, signature, batch_api=batch_api)
     if not queued:
         async with rt.db.pool.connection() as conn, conn.transaction():
             await vectors.switch_if_complete(conn, tenant, configured.id)
@@ -114,6 +142,26 @@ async def _configured(rt: Runtime) -> Space:
     async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, provider, model, dimensions)
     return Space(space_id, provider, model, dimensions)
+
+
+async def _rechunk_estimate(rt: Runtime, stale: list[documents.Rechunk]) -> RechunkEstimate:
+    from ingestflow.pipeline.chunking import chunk_markdown, document_title
+    from ingestflow.services.base import PageSpan
+    from ingestflow.services.costs import embedding_cost
+
+    config = rt.chunking()
+
+    def cut() -> list[int]:
+        return [c.token_count for r in stale
+                for c in chunk_markdown(r.text.markdown, [PageSpan(*p) for p in r.text.pages], config,
+                                        document_title(r.text.markdown, r.text.title, r.source_name))]
+
+    counts = await asyncio.to_thread(cut)
+    spec, tokens = rt.services.embedder_spec, sum(counts)
+    if spec.provider != "openai":
+        return RechunkEstimate(len(stale), len(counts), tokens, Decimal(0), None)
+    return RechunkEstimate(len(stale), len(counts), tokens, embedding_cost(spec, tokens),
+                           embedding_cost(spec, tokens, batch=True))
 
 
 def _estimate(rt: Runtime, coverage: Coverage) -> Estimate:

@@ -3,10 +3,19 @@
 Splits at ATX headings first (a chunk never spans two sections, and carries its heading
 path), then packs paragraphs greedily; a paragraph too big for a chunk is split at
 sentences, then at line breaks, and what is still too big at token boundaries. Chunks are
-exact substrings of the Markdown (their char offsets are kept), every non-blank character
-lands in some chunk, and no chunk has more than ``max_tokens`` tokens, counted on the final
-text (the count of a concatenation is not the sum of the counts, so each chunk is verified
-and shrunk if needed).
+exact substrings of the Markdown (their char offsets are kept), and every non-blank
+character lands in some chunk.
+
+No chunk is only a heading: a heading travels with the text under it, and a heading with
+nothing under it joins the next section (the last one, the section before it). Only a
+document made of nothing but headings is chunked as such.
+
+What is embedded for a chunk is its *input*: a context line (the document's title and
+the chunk's heading path) before its text, so that a short chunk still says what it is
+about. The title is stored once per document, the heading path with the chunk, and the
+text stays the passage a reader sees. No input has more than ``max_tokens`` tokens,
+counted on the final text (the count of a concatenation is not the sum of the counts, so
+each chunk is verified and shrunk if needed): the embedder refuses, never truncates.
 
 Speed: every piece of text is counted a small, bounded number of times (once per split
 level it passes through, plus one verification per chunk); the whole document is never
@@ -17,14 +26,24 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ingestflow.catalogue import MAX_CHUNK_TOKENS as HARD_LIMIT
 from ingestflow.services.base import PageSpan
 from ingestflow.tokens import count_tokens, encoding
 
 MIN_TOKENS = 4  # one character is at most 4 UTF-8 bytes, so at most 4 tokens
+# What cut a document's chunks is recorded with them (``ChunkingConfig.signature``); a
+# document cut by another rule or size is re-chunked by ``ingestflow reembed``.
+# Rule 1: headings could be chunks of their own and inputs had no context line.
+RULE = 2
+# A context line takes at most this share of a chunk's tokens, and chunks smaller than
+# CONTEXT_MIN_TOKENS carry none: it would crowd out the passage.
+CONTEXT_SHARE = 4
+CONTEXT_MIN_TOKENS = 32
+_TITLE_CHARS = 200  # a title longer than this is cut (a file's metadata can hold anything)
 
 # BPE on one long run without breaks is slow (superlinear), so spans longer than this are
 # split further before they are encoded; a character is at most 4 tokens.
@@ -32,6 +51,7 @@ _SAFE_CHARS = 40_000
 
 # A heading or fence marker line (CommonMark: up to 3 spaces of indentation).
 _MARKER = re.compile(r"^ {0,3}(?:(#{1,6})(?=[ \t\r]|$)(.*)|(`{3,}|~{3,})(.*))$", re.MULTILINE)
+_HEADING_LINE = re.compile(r" {0,3}#{1,6}(?:[ \t][^\n]*)?")
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 
 # Split levels, coarsest first. Each pattern's group 1 is the gap between two pieces and
@@ -57,12 +77,18 @@ class ChunkingConfig:
         if not 0 <= self.overlap_tokens < self.max_tokens:
             raise ValueError("overlap_tokens must be >= 0 and smaller than max_tokens")
 
+    @property
+    def signature(self) -> dict[str, int]:
+        """What cuts the chunks, recorded with each document's chunks."""
+        return {"rule": RULE, "max_tokens": self.max_tokens, "overlap_tokens": self.overlap_tokens}
+
 
 @dataclass(frozen=True)
 class Chunk:
     ordinal: int  # 0..n-1 in document order
     text: str
-    token_count: int  # exact cl100k_base count of text
+    token_count: int  # exact cl100k_base count of the input: context line and text
+    context: str  # the context line before the text in the input ("" for none)
     heading_path: tuple[str, ...]
     pages: tuple[int, ...]  # 1-based pages the text touches, () if the document has none
     char_start: int  # markdown[char_start:char_end] == text
@@ -80,29 +106,91 @@ class _Section:
 _Unit = tuple[int, int, int]
 
 
-def chunk_markdown(
-    markdown: str, pages: Sequence[PageSpan] = (), config: ChunkingConfig = ChunkingConfig()
-) -> list[Chunk]:
-    """Chunks of ``markdown`` in document order (``[]`` for blank input)."""
+def chunk_markdown(markdown: str, pages: Sequence[PageSpan] = (), config: ChunkingConfig = ChunkingConfig(),
+                   title: str = "") -> list[Chunk]:
+    """Chunks of ``markdown`` in document order (``[]`` for blank input); ``title`` (see
+    ``document_title``) begins every chunk's context line."""
     pages = sorted(pages, key=lambda p: (p.start, p.end))
     page_starts = [p.start for p in pages]
     chunks: list[Chunk] = []
-    for section in _split_at_pages(_sections(markdown), page_starts):
-        units, groups = _paragraph_units(markdown, section.start, section.end, config.max_tokens)
-        for start, end, tokens in _pack(markdown, units, groups, config):
-            chunks.append(Chunk(len(chunks), markdown[start:end], tokens, section.heading_path,
+    for section in _join_bare_headings(markdown, _split_at_pages(_sections(markdown), page_starts)):
+        context = context_line(title, section.heading_path, config.max_tokens)
+        for start, end, tokens in _pack_with_context(markdown, section, context, config):
+            chunks.append(Chunk(len(chunks), markdown[start:end], tokens, context, section.heading_path,
                                 _pages_of(pages, page_starts, start, end), start, end))
     return chunks
+
+
+def _pack_with_context(markdown: str, section: _Section, context: str, config: ChunkingConfig) -> list[_Unit]:
+    """The section's chunks, sized so that each input (context line and text) fits
+    ``max_tokens``; returns (start, end, exact input tokens)."""
+    budget = config.max_tokens - (count_tokens(chunk_input(context, "")) if context else 0)
+    while True:
+        units, groups = _paragraph_units(markdown, section.start, section.end, budget)
+        packed = _pack(markdown, units, groups, ChunkingConfig(budget, min(config.overlap_tokens, budget - 1)))
+        if not context:
+            return packed
+        counted = [(s, e, count_tokens(chunk_input(context, markdown[s:e]))) for s, e, _ in packed]
+        excess = max(n for _, _, n in counted) - config.max_tokens
+        if excess <= 0:
+            return counted
+        budget -= excess  # a join counted more than its parts: rare, and one more pass fits
+
+
+def chunk_input(context: str, text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its context line, then its text."""
+    return f"{context}\n\n{text}" if context else text
+
+
+@lru_cache(maxsize=4096)
+def context_line(title: str, heading_path: tuple[str, ...], max_tokens: int) -> str:
+    """"Title > Heading > Subheading", within a share of ``max_tokens``: the middle of a deep
+    path goes first (the title and the nearest heading say the most), then words from the
+    end. A heading that repeats the title (a document's first H1 often is) is said once."""
+    if max_tokens < CONTEXT_MIN_TOKENS:
+        return ""
+    parts: list[str] = []
+    for part in (title, *heading_path):
+        if part and (not parts or part.casefold() != parts[-1].casefold()):
+            parts.append(part)
+    cap = max_tokens // CONTEXT_SHARE
+    line = " > ".join(parts)
+    while count_tokens(line) > cap and len(parts) > 2:
+        del parts[1]
+        line = " > ".join(parts)
+    if count_tokens(line) > cap:
+        words = line[:cap * 8].split(" ")  # a token is rarely 8 characters
+        while len(words) > 1 and count_tokens(" ".join(words)) > cap:
+            words.pop()
+        line = " ".join(words)
+        while count_tokens(line) > cap:  # one word longer than the cap
+            line = line[:-1]
+    return line.strip()
+
+
+def document_title(markdown: str, declared: str | None, source_name: str) -> str:
+    """A document's title, said before each of its chunks: its first level-1 heading, else
+    the title its file declares (PDF, DOCX or HTML metadata), else its file name without
+    the extension. The name of a file says less than its own heading, which says what a
+    reader sees first."""
+    for _, hashes, text in _headings(markdown):
+        if len(hashes) == 1 and (heading := _title(text)):
+            return _short_title(heading)
+    if declared and declared.strip():
+        return _short_title(declared)
+    name = re.sub(r"\.[A-Za-z0-9]{1,8}$", "", source_name.replace("\\", "/").rsplit("/", 1)[-1])
+    return _short_title(re.sub(r"[_\s]+", " ", name))
+
+
+def _short_title(text: str) -> str:
+    return " ".join(text.split())[:_TITLE_CHARS]
 
 
 # -- sections ---------------------------------------------------------------------------
 
 
-def _sections(markdown: str) -> list[_Section]:
-    """Split at ATX headings outside fenced code; each section starts with its heading."""
-    sections: list[_Section] = []
-    stack: list[tuple[int, str]] = []  # (level, title) of the open headings
-    start, path = 0, ()
+def _headings(markdown: str) -> Iterator[tuple[int, str, str]]:
+    """(offset, hashes, raw text) of each ATX heading outside fenced code."""
     fence = ""  # the opening fence while inside a code block
     for m in _MARKER.finditer(markdown):
         hashes, title, marker, rest = m.groups()
@@ -114,16 +202,47 @@ def _sections(markdown: str) -> list[_Section]:
             elif marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip():
                 fence = ""
             continue
-        if fence:
-            continue
-        if markdown[start:m.start()].strip():
-            sections.append(_Section(start, m.start(), path))
+        if not fence:
+            yield m.start(), hashes, title
+
+
+def _sections(markdown: str) -> list[_Section]:
+    """Split at ATX headings outside fenced code; each section starts with its heading."""
+    sections: list[_Section] = []
+    stack: list[tuple[int, str]] = []  # (level, title) of the open headings
+    start, path = 0, ()
+    for offset, hashes, title in _headings(markdown):
+        if markdown[start:offset].strip():
+            sections.append(_Section(start, offset, path))
         level = len(hashes)
         stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, _title(title))]
-        start, path = m.start(), tuple(t for _, t in stack if t)
+        start, path = offset, tuple(t for _, t in stack if t)
     if markdown[start:].strip():
         sections.append(_Section(start, len(markdown), path))
     return sections
+
+
+def _join_bare_headings(markdown: str, sections: list[_Section]) -> list[_Section]:
+    """A section that is only its heading line (or a page piece that is only a heading,
+    printed at the foot of a page) joins the section after it, with that section's path;
+    a bare heading at the very end joins the section before it."""
+    out: list[_Section] = []
+    carried: int | None = None  # where the bare headings waiting for text begin
+    for section in sections:
+        if _is_heading_line(markdown, *_trim(markdown, section.start, section.end)):
+            carried = section.start if carried is None else carried
+            continue
+        if carried is not None:
+            section, carried = _Section(carried, section.end, section.heading_path), None
+        out.append(section)
+    if carried is not None:
+        last = out.pop() if out else _Section(carried, sections[-1].end, sections[-1].heading_path)
+        out.append(_Section(last.start, sections[-1].end, last.heading_path))
+    return out
+
+
+def _is_heading_line(text: str, start: int, end: int) -> bool:
+    return _HEADING_LINE.fullmatch(text, start, end) is not None
 
 
 def _split_at_pages(sections: list[_Section], page_starts: list[int]) -> list[_Section]:
@@ -157,21 +276,60 @@ def _paragraph_units(text: str, start: int, end: int, max_tokens: int) -> tuple[
     """Units of a section, and for each the paragraph it was split from (-1: a whole
     paragraph). Pieces of a split paragraph are never packed with other paragraphs, so an
     edit inside one paragraph moves chunk boundaries only inside it: the other chunks keep
-    their exact text, and their vectors are reused on re-ingest."""
+    their exact text, and their vectors are reused on re-ingest.
+
+    Heading lines travel with their text: those the section begins with share the group
+    of the paragraph after them, which is cut small enough to fit one chunk with them;
+    those it ends with (a last bare heading) share the group of the paragraph before."""
     units: list[_Unit] = []
     groups: list[int] = []
-    for n, (s, e) in enumerate(_split(text, start, end, _SPLITTERS[0])):
+    paragraphs = _peel_headings(text, _split(text, start, end, _SPLITTERS[0]))
+    lead = 0  # the heading lines the section begins with
+    while lead < len(paragraphs) - 1 and _is_heading_line(text, *paragraphs[lead]):
+        lead += 1
+    first_of_lead = 0
+    for n, (s, e) in enumerate(paragraphs):
+        budget = max_tokens
+        if n == lead and lead:
+            first_of_lead = len(units)
+            headings = _count(text, paragraphs[0][0], s)  # with the gaps after them
+            if headings is not None and max_tokens - headings - 1 >= MIN_TOKENS:
+                budget = max_tokens - headings - 1
         tokens = _count(text, s, e)
-        if tokens is not None and tokens <= max_tokens:
+        if tokens is not None and tokens <= budget:
             units.append((s, e, tokens))
             groups.append(-1)
         else:
-            pieces = _fit(text, s, e, max_tokens, 1)
+            pieces = _fit(text, s, e, budget, 1)
             units.extend(pieces)
             groups.extend([n] * len(pieces))
-    if len(units) > 1 and text.startswith("#", units[0][0]) and "\n" not in text[units[0][0]:units[0][1]]:
-        groups[0] = groups[1]  # a section's heading line travels with what follows it
+    for i in range(first_of_lead):
+        groups[i] = groups[first_of_lead]
+    tail = len(units)
+    while tail > 1 and _is_heading_line(text, units[tail - 1][0], units[tail - 1][1]):
+        tail -= 1
+    for i in range(tail, len(units)):
+        groups[i] = groups[tail - 1]
     return units, groups
+
+
+def _peel_headings(text: str, paragraphs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Heading lines at a section's start or end as paragraphs of their own, also where no
+    blank line parts them from the text (a heading line is only ever there)."""
+    if not paragraphs:
+        return paragraphs
+    head: list[tuple[int, int]] = []
+    s, e = paragraphs[0]
+    while (cut := text.find("\n", s, e)) >= 0 and _is_heading_line(text, *_trim(text, s, cut)):
+        head.append(_trim(text, s, cut))
+        s, e = _trim(text, cut, e)
+    body = [*head, (s, e), *paragraphs[1:]]
+    s, e = body[-1]
+    tail: list[tuple[int, int]] = []
+    while (cut := text.rfind("\n", s, e)) >= 0 and _is_heading_line(text, *_trim(text, cut, e)):
+        tail.insert(0, _trim(text, cut, e))
+        s, e = _trim(text, s, cut)
+    return [*body[:-1], (s, e), *tail]
 
 
 def _fit(text: str, start: int, end: int, max_tokens: int, level: int) -> list[_Unit]:
@@ -262,11 +420,15 @@ def _pack(text: str, units: list[_Unit], groups: list[int], config: ChunkingConf
         chunks.append((start, end, tokens))
         i = j
         start = None
-        # Leave room for the next unit: a smaller overlap beats none.
+        # Leave room for the next unit: a smaller overlap beats none. Headings left at
+        # the end of a section, which did not fit with the text before them, take some of
+        # it along whatever the overlap: they are never a chunk alone.
         room = config.max_tokens - units[i][2] - 1 if i < len(units) else 0
-        if min(room, config.overlap_tokens) > 0:
-            start = _overlap_start(text, start_of_tail=chunks[-1][0], end=end,
-                                   overlap=min(room, config.overlap_tokens))
+        overlap = config.overlap_tokens
+        if i < len(units) and all(_is_heading_line(text, s, e) for s, e, _ in units[i:]):
+            overlap = room
+        if min(room, overlap) > 0:
+            start = _overlap_start(text, start_of_tail=chunks[-1][0], end=end, overlap=min(room, overlap))
     return chunks
 
 

@@ -36,6 +36,7 @@ from psycopg import AsyncConnection
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.logging import get_logger
 from ingestflow.pipeline.batch import Item, Transactions
+from ingestflow.pipeline.chunking import chunk_input, context_line
 from ingestflow.services.budget import PaidCall, Reservation, split
 from ingestflow.services.guard import CallContext
 from ingestflow.services.packing import pack
@@ -137,7 +138,7 @@ class Embedding:
         rest too, since the next request would hear the same."""
         async with self.tx.fenced(owner, items) as (conn, live):
             await _reuse(conn, live, fill.space_id)
-            todo = await vectors.chunks_without_vectors(conn, [i.id for i in live], fill.space_id)
+            todo = _inputs(await vectors.chunks_without_vectors(conn, [i.id for i in live], fill.space_id))
         await self.send(owner, todo, {i.id: i for i in items}, fill)
 
     async def send(self, owner: str, rows: list[vectors.Pending], by_id: dict[uuid.UUID, Item], fill: Fill) -> None:
@@ -234,7 +235,7 @@ class Embedding:
         async with self.tx.fenced(owner, items, progress=bool(open_batches)) as (conn, live):
             ids = [i.id for i in live]
             still = await batches.waiting(conn, ids, fill.space_id)
-            pending = await vectors.chunks_without_vectors(conn, ids, fill.space_id)
+            pending = _inputs(await vectors.chunks_without_vectors(conn, ids, fill.space_id))
             history = await batches.history(conn, [p.chunk_id for p in pending], fill.space_id)
         waiting_on = {d: b for b in still for d in b.documents}
         pending = [p for p in pending if p.document_id not in waiting_on]
@@ -424,6 +425,13 @@ def _awaiting(open_batch: OpenBatch, poll_seconds: float) -> DeferredError:
     shown = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min"
     return DeferredError(AWAITING_BATCH, f"waiting for OpenAI batch {open_batch.provider_batch_id or open_batch.id}"
                          f" ({open_batch.status}, {shown} old)", retry_after=poll_seconds)
+
+
+def _inputs(rows: list[vectors.Unembedded]) -> list[vectors.Pending]:
+    """Each chunk with its input: the context line its chunking made (none before rule 2),
+    then its text. The token count stored with the chunk is the input's."""
+    return [vectors.Pending(r.chunk_id, r.document_id, r.text if r.max_tokens is None else chunk_input(
+        context_line(r.title or "", tuple(r.heading_path or ()), r.max_tokens), r.text), r.tokens) for r in rows]
 
 
 async def _reuse(conn: AsyncConnection, live: list[Item], space_id: int) -> None:

@@ -37,7 +37,7 @@ from ingestflow.errors import DeferredError, IngestError, PermanentError, Transi
 from ingestflow.lifecycle import Stage
 from ingestflow.logging import get_logger
 from ingestflow.pipeline.batch import Batch, Item, Released, Transactions, advance
-from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
+from ingestflow.pipeline.chunking import Chunk, ChunkingConfig, chunk_input, chunk_markdown, document_title
 from ingestflow.pipeline.embedding import Embedding, Fill
 from ingestflow.services.base import PageSpan, ParsedDocument
 from ingestflow.services.guard import CallContext, ServiceGuard
@@ -47,7 +47,7 @@ from ingestflow.store import chunks as store_chunks
 from ingestflow.store import documents, jobs, parse_jobs, vectors
 from ingestflow.store.chunks import NewChunk
 from ingestflow.store.database import Database
-from ingestflow.store.documents import Event, StageConflict, Text
+from ingestflow.store.documents import Chunking, Event, StageConflict, Text
 from ingestflow.store.files import FileStore
 from ingestflow.store.jobs import LeaseLost
 from ingestflow.store.parse_jobs import OpenParseJob
@@ -119,7 +119,7 @@ class Pipeline:
             live = [i for i in live if i.active]
             await documents.save_texts(conn, [
                 Text(i.id, results[i.id][0].markdown, [[p.page, p.start, p.end] for p in results[i.id][0].pages],
-                     results[i.id][0].parser) for i in live])
+                     results[i.id][0].parser, results[i.id][0].title or None) for i in live])
             moved = await advance(conn, live, (Stage.PARSING,), Stage.PARSED)
             events: list[Event] = []
             for item in moved:
@@ -218,20 +218,26 @@ class Pipeline:
             if item.id not in texts:
                 item.leave(StageConflict(f"document {item.id} has no parsed text"))
         items = [i for i in items if i.active]
-        chunked = await asyncio.to_thread(lambda: {
-            i.id: chunk_markdown(texts[i.id].markdown, [PageSpan(*p) for p in texts[i.id].pages], self.chunking)
-            for i in items})
+
+        def cut(item: Item) -> tuple[str, list[Chunk]]:
+            text = texts[item.id]
+            title = document_title(text.markdown, text.title, item.document["source_name"])
+            return title, chunk_markdown(text.markdown, [PageSpan(*p) for p in text.pages], self.chunking, title)
+
+        chunked = await asyncio.to_thread(lambda: {i.id: cut(i) for i in items})
 
         async def write(conn: AsyncConnection, live: list[Item]) -> list[Item]:
+            await documents.set_chunking(conn, [Chunking(i.id, chunked[i.id][0], self.chunking.signature)
+                                                for i in live])
             await store_chunks.replace(conn, {i.id: [
-                NewChunk(c.ordinal, c.text, c.token_count,
+                NewChunk(c.ordinal, c.text, chunk_input(c.context, c.text), c.token_count,
                          {"pages": list(c.pages), "heading_path": list(c.heading_path),
-                          "char_start": c.char_start, "char_end": c.char_end}) for c in chunked[i.id]]
+                          "char_start": c.char_start, "char_end": c.char_end}) for c in chunked[i.id][1]]
                 for i in live}, search_config=self.search_language)
             moved = await advance(conn, live, (Stage.CHUNKING,), Stage.CHUNKED)
             await documents.add_events(conn, [
-                _event(i, "stage_done", Stage.CHUNKED, started, chunks=len(chunked[i.id]),
-                       tokens=sum(c.token_count for c in chunked[i.id])) for i in moved])
+                _event(i, "stage_done", Stage.CHUNKED, started, chunks=len(chunked[i.id][1]),
+                       tokens=sum(c.token_count for c in chunked[i.id][1])) for i in moved])
             return moved
 
         await self.tx.commit(owner, items, write, "store the chunks")

@@ -44,6 +44,7 @@ class ParsedDocument:
     parser: str  # provider that produced the text: "local", "llamaparse"
     pages: tuple[PageSpan, ...] = ()  # empty when the format has no pages
     usage_pages: int = 0  # billable pages (0 for free parsers)
+    title: str = ""  # the title the file declares in its metadata (PDF, DOCX, HTML), if any
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ understands; no stack trace reaches the document's error message.
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import re
 import threading
@@ -51,13 +52,14 @@ _DOCX_PARAGRAPH = re.compile(rb"<w:p[\s/>]")
 def parse_local(data: bytes, mime: str) -> ParsedDocument:
     """Markdown of ``data``; ``mime`` is the type detected from the bytes ("" detects it)."""
     mime = mime or detect_mime(data)
+    title = ""
     if mime == PDF:
-        markdown, pages = _pdf(data)
-        return ParsedDocument(markdown, "local", tuple(pages), usage_pages=0)
+        markdown, pages, title = _pdf(data)
+        return ParsedDocument(markdown, "local", tuple(pages), usage_pages=0, title=title)
     if mime == DOCX:
-        markdown = _docx(data)
+        markdown, title = _docx(data)
     elif mime == HTML:
-        markdown = _html(data)
+        markdown, title = _html(data)
     elif mime in (MARKDOWN, TEXT):
         markdown = _text(data)
     else:
@@ -66,7 +68,7 @@ def parse_local(data: bytes, mime: str) -> ParsedDocument:
         )
     if not markdown.strip():
         raise PermanentError("empty_document", "The document contains no text to index.")
-    return ParsedDocument(markdown, "local", usage_pages=0)
+    return ParsedDocument(markdown, "local", usage_pages=0, title=title)
 
 
 @cache
@@ -128,13 +130,15 @@ def _text(data: bytes) -> str:
 # -- PDF --------------------------------------------------------------------------------
 
 
-def _pdf(data: bytes) -> tuple[str, list[PageSpan]]:
+def _pdf(data: bytes) -> tuple[str, list[PageSpan], str]:
     """Text of every page, pages joined by a blank line; spans say where each page is.
-    Pages without text get no span, so the others keep their true page numbers."""
+    Pages without text get no span, so the others keep their true page numbers. And the
+    title in the PDF's metadata."""
     with _PDFIUM_LOCK:
         pdf = _open_pdf(data)
         try:
             texts = [_pdf_page_text(pdf, index) for index in range(len(pdf))]
+            title = clean_text(pdf.get_metadata_value("Title")).strip()
         finally:
             pdf.close()
     parts, spans, offset = [], [], 0
@@ -152,7 +156,7 @@ def _pdf(data: bytes) -> tuple[str, list[PageSpan]]:
             "empty_document",
             "The PDF has no extractable text (is it a scanned image?); run OCR on it and upload it again.",
         )
-    return "".join(parts), spans
+    return "".join(parts), spans, title
 
 
 def _open_pdf(data: bytes) -> pdfium.PdfDocument:
@@ -201,8 +205,9 @@ def _pdfium_reason(exc: Exception) -> str:
 # -- DOCX -------------------------------------------------------------------------------
 
 
-def _docx(data: bytes) -> str:
-    """Headings, paragraphs, lists and tables in document order (tables stay in place)."""
+def _docx(data: bytes) -> tuple[str, str]:
+    """Headings, paragraphs, lists and tables in document order (tables stay in place),
+    and the title in the document's properties."""
     import docx  # python-docx: imported here, only DOCX uploads pay for it
     from docx.enum.style import WD_STYLE_TYPE
     from docx.table import Table
@@ -216,6 +221,7 @@ def _docx(data: bytes) -> str:
         styles = {style.style_id: style.name or "" for style in document.styles}
         default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
         default_style = (default.name or "") if default is not None else ""
+        title = clean_text(document.core_properties.title or "").strip()
         blocks = []
         for item in document.iter_inner_content():
             if time.monotonic() > deadline:
@@ -232,7 +238,7 @@ def _docx(data: bytes) -> str:
         raise PermanentError(
             "corrupt_file", f"The DOCX file could not be read: it is damaged ({type(exc).__name__})."
         ) from None
-    return clean_text("\n\n".join(b for b in blocks if b.strip()))
+    return clean_text("\n\n".join(b for b in blocks if b.strip())), title
 
 
 def _check_docx_size(data: bytes) -> None:
@@ -320,12 +326,21 @@ def _short(exc: Exception) -> str:
 # -- HTML -------------------------------------------------------------------------------
 
 
-def _html(data: bytes) -> str:
+def _html(data: bytes) -> tuple[str, str]:
+    """The page's Markdown and its ``<title>``."""
+    text = _decode_html(data)
+    title = _HTML_TITLE.search(text)
+    return _html_markdown(text), clean_text(html.unescape(" ".join(title.group(1).split()))) if title else ""
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_markdown(text: str) -> str:
     """Converted in native code; scripts, styles, navigation and forms are not content.
     Should the converter fail, the page's plain text is better than losing the document."""
     import html_to_markdown
 
-    text = _decode_html(data)
     try:
         options = html_to_markdown.ConversionOptions(
             extract_metadata=False,

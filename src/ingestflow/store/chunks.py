@@ -19,8 +19,9 @@ from ingestflow.store.sql import query
 @dataclass(frozen=True)
 class NewChunk:
     ordinal: int
-    text: str
-    token_count: int  # exact cl100k_base count of text
+    text: str  # the passage
+    input: str  # what is embedded: its context line and text (its hash keys vector reuse)
+    token_count: int  # exact cl100k_base count of the input
     metadata: dict[str, Any]  # pages, heading_path, char_start, char_end
 
 
@@ -37,7 +38,7 @@ async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[New
         for document, rows in chunks.items():
             for c in rows:
                 await copy.write_row((chunk_id(document, c.ordinal), document, c.ordinal, c.text,
-                                      sha256_hex(c.text), c.token_count, Jsonb(c.metadata)))
+                                      sha256_hex(c.input), c.token_count, Jsonb(c.metadata)))
     await conn.execute(query("insert_staged_chunks"), {"config": search_config})
 
 

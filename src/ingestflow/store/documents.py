@@ -194,17 +194,89 @@ class Text:
     markdown: str
     pages: list[list[int]]  # [[page, start, end], ...] into markdown
     parser: str
+    title: str | None  # the title the file declares in its metadata, if any
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """A document's title and what cut its chunks (``ChunkingConfig.signature``)."""
+
+    document_id: uuid.UUID
+    title: str
+    signature: dict[str, int]
 
 
 async def save_texts(conn: AsyncConnection, texts: Sequence[Text]) -> None:
     await conn.execute(query("save_texts"), {
         "ids": [t.document_id for t in texts], "markdowns": [t.markdown for t in texts],
-        "pages": [Jsonb(t.pages) for t in texts], "parsers": [t.parser for t in texts]})
+        "pages": [Jsonb(t.pages) for t in texts], "parsers": [t.parser for t in texts],
+        "titles": [t.title for t in texts]})
 
 
 async def load_texts(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Text]:
     cur = await conn.execute(query("load_texts"), {"ids": list(ids)})
     return {row[0]: Text(*row) for row in await cur.fetchall()}
+
+
+async def set_chunking(conn: AsyncConnection, rows: Sequence[Chunking]) -> None:
+    """Record each document's title and chunking; before its chunks are written (their
+    search vectors read the title)."""
+    await conn.execute(query("set_chunking"), {"ids": [r.document_id for r in rows],
+                                               "titles": [r.title for r in rows],
+                                               "chunkings": [Jsonb(r.signature) for r in rows]})
+
+
+async def chunking_stale(conn: AsyncConnection, tenant: str, signature: dict[str, int]) -> bool:
+    """Whether some current document of the tenant was chunked by another rule or size."""
+    cur = await conn.execute(query("chunking_stale"), {"tenant": tenant, "chunking": Jsonb(signature)})
+    return (await cur.fetchone())[0]
+
+
+async def chunking_census(conn: AsyncConnection, tenant: str | None, signature: dict[str, int]) -> tuple[int, int]:
+    """(current documents chunked by another rule or size, current documents), of one
+    tenant or (None) of all."""
+    cur = await conn.execute(query("chunking_census"), {"tenant": tenant, "chunking": Jsonb(signature)})
+    stale, current = await cur.fetchone()
+    return stale, current
+
+
+@dataclass(frozen=True)
+class Rechunk:
+    """A complete current document chunked by another rule or size, and its parsed text."""
+
+    id: uuid.UUID
+    source_name: str
+    text: Text
+    latest_version: int  # of its source
+
+
+async def rechunk_candidates(conn: AsyncConnection, tenant: str, signature: dict[str, int]) -> list[Rechunk]:
+    cur = await conn.execute(query("rechunk_candidates"), {"tenant": tenant, "chunking": Jsonb(signature)})
+    return [Rechunk(d, name, Text(d, markdown, pages, "", title), latest)
+            for d, name, markdown, pages, title, latest in await cur.fetchall()]
+
+
+async def start_rechunk(conn: AsyncConnection, tenant: str, signature: dict[str, int], *,
+                        batch_api: bool = False) -> list[uuid.UUID]:
+    """A new version of each of the tenant's current documents chunked by another rule or
+    size, from the same bytes and parsed text, queued at 'parsed' (see
+    insert_rechunk_versions.sql); returns their ids. In the caller's transaction, under the
+    source locks, so version numbers never collide with an upload."""
+    found = await rechunk_candidates(conn, tenant, signature)
+    await lock_sources(conn, [(tenant, r.source_name) for r in found])
+    found = await rechunk_candidates(conn, tenant, signature)  # as the locks see them
+    rows = [(r.id, document_id(tenant, r.source_name, r.latest_version + 1), r.latest_version + 1, uuid.uuid4())
+            for r in found]
+    cur = await conn.execute(query("insert_rechunk_versions"), {
+        "old": [r[0] for r in rows], "ids": [r[1] for r in rows], "versions": [r[2] for r in rows],
+        "correlations": [r[3] for r in rows]})
+    made = {row[0] for row in await cur.fetchall()}
+    rows = [r for r in rows if r[1] in made]
+    await add_events(conn, [(new, correlation, "registered", Stage.PARSED,
+                             {"version": version, "rechunk_of": str(old), "reason": "chunked by another rule or size"})
+                            for old, new, version, correlation in rows])
+    await enqueue(conn, [r[1] for r in rows], batch_api=batch_api)
+    return [r[1] for r in rows]
 
 
 async def set_degraded(conn: AsyncConnection, flags: dict[uuid.UUID, bool]) -> None:

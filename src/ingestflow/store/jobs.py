@@ -18,6 +18,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from ingestflow.store.documents import JOBS_CHANNEL
 from ingestflow.store.sql import query
@@ -117,11 +118,12 @@ async def listen(conn: AsyncConnection) -> None:
     await conn.execute(query("listen_jobs").replace("{channel}", JOBS_CHANNEL))
 
 
-async def enqueue_reembed(conn: AsyncConnection, tenant: str, space_id: int, *,
+async def enqueue_reembed(conn: AsyncConnection, tenant: str, space_id: int, chunking: dict[str, int], *,
                           batch_api: bool) -> list[uuid.UUID]:
-    """Reembed jobs for the tenant's current documents not yet covered by the space."""
+    """Reembed jobs for the tenant's current documents chunked by ``chunking`` and not yet
+    covered by the space (the others are re-chunked, which embeds them)."""
     cur = await conn.execute(query("enqueue_reembed"), {"tenant": tenant, "space_id": space_id,
-                                                        "batch_api": batch_api})
+                                                        "chunking": Jsonb(chunking), "batch_api": batch_api})
     ids = [row[0] for row in await cur.fetchall()]
     if ids:
         await conn.execute(query("notify"), {"channel": JOBS_CHANNEL})

@@ -30,6 +30,9 @@ async def get_spaces(rt: RuntimeDep, tenant: TenantDep) -> schemas.SpacesRespons
                                    inputs=b["inputs"], embedded=b["embedded"], age_seconds=b["age_seconds"],
                                    error=b["error"]) for b in report.batches],
         others=[schemas.Space(**asdict(s)) for s, _ in report.others],
+        rechunk=None if (r := report.rechunk) is None else schemas.RechunkEstimate(
+            documents=r.documents, chunks=r.chunks, tokens=r.tokens, estimate_sync_usd=float(r.sync_usd),
+            estimate_batch_usd=None if r.batch_usd is None else float(r.batch_usd)),
     )
 
 

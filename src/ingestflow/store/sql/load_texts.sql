@@ -1,1 +1,1 @@
-SELECT document_id, markdown, pages, parser FROM document_texts WHERE document_id = ANY(%(ids)s)
+SELECT document_id, markdown, pages, parser, title FROM document_texts WHERE document_id = ANY(%(ids)s)
