@@ -9,8 +9,8 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,16 @@ def test_odd_answers_are_the_public_error(settings: Settings) -> None:
         assert (unreadable.value.code, unreadable.value.retry_after) == ("unavailable", None)
 
 
+def searching(client: Client, started: threading.Barrier, errors: list[BaseException]) -> None:
+    """Search until the client refuses; what refused it goes to ``errors``."""
+    started.wait()
+    try:
+        while True:
+            client.search("kites", mode="keyword")
+    except BaseException as exc:  # noqa: BLE001 - what a user's thread would see
+        errors.append(exc)
+
+
 def test_closing_a_client_other_threads_use(settings: Settings, tmp_path: Path) -> None:
     """Threads searching while another closes the client get "closed", never a broken loop."""
     (tmp_path / "good.md").write_text(TEXT)
@@ -180,16 +190,7 @@ def test_closing_a_client_other_threads_use(settings: Settings, tmp_path: Path) 
         client.ingest(tmp_path / "good.md")
         errors: list[BaseException] = []
         started = threading.Barrier(5)
-
-        def search() -> None:
-            started.wait()
-            try:
-                while True:
-                    client.search("kites", mode="keyword")
-            except BaseException as exc:  # noqa: BLE001 - what a user's thread would see
-                errors.append(exc)
-
-        threads = [threading.Thread(target=search) for _ in range(4)]
+        threads = [threading.Thread(target=searching, args=(client, started, errors)) for _ in range(4)]
         for t in threads:
             t.start()
         started.wait()

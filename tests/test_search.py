@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api_support import auth, make_key
-from ingestflow.store.sql import query
 from ingestflow.api import create_app
 from ingestflow.config import ConfigError, ServiceMode, Settings
-from ingestflow.operations.errors import Refused
 from ingestflow.operations.bounds import MAX_QUERY_CHARS, MODES
+from ingestflow.operations.errors import Refused
 from ingestflow.services.mock import HashingEmbedder
+from ingestflow.store.sql import query
 from ingestflow.testing.fake_openai import FakeOpenAI
 from provider_support import real, write_docs
 from support import SAMPLES, find, ingest, run_cli, search, sql, start_worker

@@ -136,8 +136,8 @@ def test_the_dashboard_shows_no_other_tenants_activity(settings: Settings, tmp_p
             httpx.Client(base_url=base, timeout=60) as client:
         before = wait_for(alpha_sees)
         for name in ("notes.txt", "release-notes.md"):
-            sent = upload(client, beta, name)
-            wait_for(lambda: document(client, beta, sent["id"])["stage"] == "complete")
+            sent = upload(client, beta, name)["id"]
+            wait_for(lambda sent=sent: document(client, beta, sent)["stage"] == "complete")
         done_at = board_workers(client, alpha)["alive"][0]["heartbeat_at"]
         wait_for(lambda: board_workers(client, alpha)["alive"][0]["heartbeat_at"] > done_at)  # one beat since
         assert alpha_sees() == before

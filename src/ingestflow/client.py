@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ingestflow.config import ConfigError, Settings, load_settings
 from ingestflow.lifecycle import Stage
+from ingestflow.operations.bounds import Filters as SearchFilters
+from ingestflow.operations.bounds import check_arguments
 from ingestflow.operations.costs import ServiceSpend
 from ingestflow.operations.errors import Refused
 from ingestflow.operations.naming import check_tenant, sources
-from ingestflow.operations.bounds import Filters as SearchFilters
-from ingestflow.operations.bounds import check_arguments
 from ingestflow.operations.search import SearchHit, SearchResult
 from ingestflow.redaction import scrub
 from ingestflow.store import embedded

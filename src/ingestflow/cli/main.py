@@ -341,7 +341,7 @@ def serve(
     """Run the HTTP API (uploads, documents, search, costs, webhooks, metrics, dashboard) and,
     unless --workers 0, a worker in the same process that processes what is uploaded."""
     from ingestflow.api import serve as serve_api
-    from ingestflow.cli.common import settings_or_exit, say_home_opened
+    from ingestflow.cli.common import say_home_opened, settings_or_exit
 
     settings = settings_or_exit()
     say_home_opened(settings)

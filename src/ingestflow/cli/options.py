@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 
-
 def tenant_name(value: str | None) -> str | None:
     """The tenant-name rule (operations/naming.py) applies to --tenant as to an API key's
     tenant: a name no key can carry would file documents no API client can ever see."""

@@ -17,9 +17,8 @@ from typing import Any
 
 from ingestflow.errors import PermanentError
 from ingestflow.lifecycle import Stage
-from ingestflow.operations import bounds
+from ingestflow.operations import bounds, spaces, workers
 from ingestflow.operations import limits as tenant_limits
-from ingestflow.operations import spaces, workers
 from ingestflow.operations.errors import Refused, not_found
 from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, sources

@@ -13,7 +13,6 @@ in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of 
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
