@@ -27,8 +27,8 @@ from ingestflow.store.database import migrate, migrations
 from support import fresh_database, temporary_home
 
 DIMS, K, CLUSTERS = 1536, 10, 200
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, rrf_k=60,
-                          keyword_weight=1.0, max_share=0.5, max_rows=300, normalization=0,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5,
+                          heading_weight=1.0, max_share=0.5, max_rows=300,
                           ef_search=100, max_scan_tuples=20_000, exact_max=0)
 
 

@@ -18,8 +18,10 @@
    Prints hit@1, hit@5, MRR@10 and nDCG@10 per mode and kind of question; for the questions
    without an answer, how often none comes back; to choose a ``min_score``, the top hit's
    score for answerable and no-answer questions (quantiles), and the share of no-answer
-   questions left empty against hit@5 at a few thresholds. Also the keyword ranking variants
-   (ts_rank_cd's length normalisations, BM25) and fusion settings (RRF k, candidates).
+   questions left empty against hit@5 at a few thresholds, and the threshold the catalogue's
+   rule picks (hit@5 loses at most one question). Variants: the fusion candidates of issue
+   27 (weighted RRF, a convex combination of cosine and BM25, ts_rank_cd against BM25, the
+   keyword words' share limit), computed from the tenant's chunks, to choose search.sql's.
 2. Latency: a corpus of ``--latency-chunks`` chunks made of the markdown documents'
    sentences (so query words are as common as in real text), HNSW index built, then every
    question searched in each mode, interleaved (each mode a different question at each
@@ -46,7 +48,6 @@ from typing import Any
 from pydantic import SecretStr
 
 from ingestflow.config import ServiceMode, Settings
-from ingestflow.operations import search as search_module
 from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.search import MODES, search
 from ingestflow.runtime import Runtime, open_runtime
@@ -137,8 +138,7 @@ def judge(q: Question, passages: list[Passage]) -> list[bool]:
 
 
 async def ingest(rt: Runtime, files: list[Path]) -> int:
-    """Ingest, then ANALYZE, as a worker does after a load (keyword search reads the word
-    shares it counts)."""
+    """Ingest, then ANALYZE, as a worker does after a load (the planner's statistics)."""
     submitted = await submit_paths(rt, files, "default")
     await rt.drain([s.registration.document_id for s in submitted if s.registration]).run()
     async with rt.db.pool.connection() as conn:
@@ -172,14 +172,13 @@ class Asked:
         return replace(self, scores=[self.scores[i] for i in keep], relevant=[self.relevant[i] for i in keep])
 
 
-async def ask(rt: Runtime, qs: list[Question], mode: str) -> list[Asked]:
-    """Every question, searched once. Thresholds are applied afterwards (Asked.at): a search
-    with min_score answers the hits of one without it that clear the threshold. This is the
-    one search call: once search takes ``min_score``, pass it here (the trade-off table wants
-    every hit, so no threshold; the default's no-answer rate wants the default)."""
+async def ask(rt: Runtime, qs: list[Question], mode: str, min_score: float | None = None) -> list[Asked]:
+    """Every question, searched once, with ``min_score`` (None: the model's default).
+    Thresholds can be applied afterwards (Asked.at): a search with min_score answers the
+    hits of one without it that clear the threshold."""
     asked = []
     for q in qs:
-        result = await search(rt, "default", q.question, k=K, mode=mode)
+        result = await search(rt, "default", q.question, k=K, mode=mode, min_score=min_score)
         asked.append(Asked(q, [h.score for h in result.hits],
                            judge(q, [(h.source_name, h.text, h.pages) for h in result.hits])))
     return asked
@@ -213,10 +212,6 @@ def score_table(corpus: Corpus, asked: list[Asked], ideal: dict[str, int],
     silent = [not a.scores for a in asked if not a.question.answerable]
     table["no_answer"] = {"n": len(silent), "empty": sum(silent) / len(silent) if silent else 0.0}
     return table
-
-
-async def evaluate(rt: Runtime, corpus: Corpus, ideal: dict[str, int], mode: str) -> dict[str, dict[str, float]]:
-    return score_table(corpus, await ask(rt, corpus.questions, mode), ideal)
 
 
 def count(share: float, n: float) -> str:
@@ -270,113 +265,219 @@ def print_thresholds(corpus: Corpus, embedder: str, asked: dict[str, list[Asked]
                   f"{count(m['hit@5'], m['n']):>7} {m['nDCG@10']:>8.3f}")
 
 
-def with_settings(rt: Runtime, **update: Any) -> None:
-    """Try another fusion setting on the same runtime (settings are read at each search)."""
-    rt.settings = rt.settings.model_copy(update=update)
-
-
 async def quality(base: Settings, embedder: str, corpus: Corpus, variants: bool) -> None:
     qs = corpus.questions
     settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base)), **EMBEDDERS[embedder]})
     async with open_runtime(settings) as rt:
         chunks = await ingest(rt, corpus.files)
         ideal = await relevant_counts(rt, qs)
-        asked = {mode: await ask(rt, qs, mode) for mode in MODES}
-        print_quality(corpus, embedder, chunks, {m: score_table(corpus, a, ideal) for m, a in asked.items()})
-        print_thresholds(corpus, embedder, asked, ideal)
-        if not variants:
-            return
-        print(f"\n## Variants, corpus {corpus.name}, embedder {embedder}: nDCG@10 over all answerable questions "
-              "(exact questions)")
-        default = search_module.RANK_NORMALIZATION
-        for normalization in (0, 1, 2, 4, 8, 16, 32):
-            search_module.RANK_NORMALIZATION = normalization
-            for mode in ("keyword", "hybrid"):
-                t = await evaluate(rt, corpus, ideal, mode)
-                print(f"ts_rank_cd normalization {normalization:>2}, {mode:<8}: {t['all']['nDCG@10']:.3f} "
-                      f"({t['exact']['nDCG@10']:.3f})")
-        search_module.RANK_NORMALIZATION = default
-        await bm25_comparison(rt, corpus, ideal)
-        for share in (1.0, 0.2, 0.1, 0.05, 0.02):
-            for candidates in (10, 20, 50):
-                for weight in (0.25, 0.5, 1.0):
-                    for rrf_k in (10, 60):
-                        with_settings(rt, search_keyword_max_share=share, search_candidates=candidates,
-                                      search_keyword_weight=weight, search_rrf_k=rrf_k)
-                        t = await evaluate(rt, corpus, ideal, "hybrid")
-                        print(f"hybrid max_share {share:<4} candidates {candidates:>3} keyword weight {weight:<4} "
-                              f"rrf_k {rrf_k:>3}: {t['all']['nDCG@10']:.3f} ({t['exact']['nDCG@10']:.3f}), "
-                              f"paraphrase {t['paraphrase']['nDCG@10']:.3f}")
-        with_settings(rt, **{f: getattr(base, f) for f in ("search_keyword_max_share", "search_candidates",
-                                                            "search_keyword_weight", "search_rrf_k")})
+        answered = {mode: await ask(rt, qs, mode) for mode in MODES}  # at the default min_score
+        results = {m: score_table(corpus, a, ideal) for m, a in answered.items()}
+        print_quality(corpus, embedder, chunks, results)
+        print_margins(corpus, results)
+        every = {mode: await ask(rt, qs, mode, min_score=0.0) for mode in MODES}
+        print_thresholds(corpus, embedder, every, ideal)
+        for mode in ("hybrid", "vector"):
+            choose_min_score(corpus, mode, every[mode], ideal)
+        if variants:
+            await fusion_candidates(rt, corpus, ideal)
 
 
-async def bm25_comparison(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) -> None:
-    """Okapi BM25 (k1 1.2, b 0.75) from the corpus' term statistics in Postgres (each
-    chunk's search vector: term frequencies, lengths, document frequencies), against
-    ts_rank_cd, alone and fused with the same vector list. Computed here, beside the
-    product, to decide which ranking search.sql should use."""
-    qs = corpus.questions
+def print_margins(corpus: Corpus, results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Issue 27's test: hybrid against the better of vector and keyword, per kind, in
+    questions (within one of it is noise)."""
+    print("hybrid against the better of vector and keyword, in questions (hit@1 / hit@5 / nDCG@10):")
+    for kind in ("all", *corpus.kinds):
+        n = results["hybrid"][kind]["n"]
+        print(f"  {kind:<11} " + " / ".join(
+            f"{(results['hybrid'][kind][m] - max(results[s][kind][m] for s in ('vector', 'keyword'))) * n:+.1f}"
+            for m in ("hit@1", "hit@5", "nDCG@10")))
+
+
+def choose_min_score(corpus: Corpus, mode: str, every: list[Asked], ideal: dict[str, int]) -> None:
+    """The catalogue's min_score rule: the highest threshold (steps of 0.01) at which
+    answerable hit@5 loses at most one question; and what it leaves empty."""
+    def at(t: float) -> tuple[float, float, float]:
+        table = score_table(corpus, every, ideal, t)
+        return table["no_answer"]["empty"], table["all"]["hit@5"] * table["all"]["n"], table["no_answer"]["n"]
+
+    base = at(0.0)[1]
+    chosen = max(t / 100 for t in range(101) if at(t / 100)[1] >= base - 1)
+    empty, hit5, unanswerable = at(chosen)
+    print(f"{mode:<8} min_score {chosen:.2f}: no-answer empty {count(empty, unanswerable)}, hit@5 {hit5:.0f} "
+          f"(without: {base:.0f})")
+
+
+# -- fusion candidates -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    passage: Passage
+    terms: dict[str, tuple[int, int]]  # lexeme: (occurrences in the text, in the name or headings)
+
+
+async def tenant_chunks(rt: Runtime) -> tuple[list[Any], list[Chunk], Any]:
+    """Every current chunk of the tenant: ids, passages, term counts, unit vectors."""
+    import numpy as np
+    from pgvector.psycopg import register_vector_async
+
     async with rt.db.pool.connection() as conn:
+        await register_vector_async(conn)
         rows = await (await conn.execute(
-            "SELECT c.id, d.source_name, c.text, coalesce(c.metadata -> 'pages', '[]'::jsonb), t.lexeme,"
-            " coalesce(array_length(t.positions, 1), 1)"
-            " FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(c.search_vector) AS t")).fetchall()
-    tf: dict[Any, dict[str, int]] = {}
-    meta: dict[Any, tuple[str, str, tuple[int, ...]]] = {}
-    for chunk, name, text, pages, lexeme, n_positions in rows:
-        tf.setdefault(chunk, {})[lexeme] = n_positions
-        meta[chunk] = (name, text, tuple(pages))
-    length = {c: sum(t.values()) for c, t in tf.items()}
-    average = sum(length.values()) / len(length)
+            "SELECT c.id, d.source_name, c.text, coalesce(c.metadata -> 'pages', '[]'::jsonb), e.embedding::vector,"
+            " (SELECT jsonb_object_agg(t.lexeme, jsonb_build_array("
+            "     (SELECT count(*) FROM unnest(t.weights) w WHERE w = 'D'),"
+            "     (SELECT count(*) FROM unnest(t.weights) w WHERE w <> 'D')))"
+            "  FROM unnest(c.search_vector) t)"
+            " FROM chunks c JOIN documents d ON d.id = c.document_id AND d.is_current"
+            " JOIN embeddings e ON e.chunk_id = c.id ORDER BY c.id")).fetchall()
+    chunks = [Chunk((r[1], r[2], tuple(r[3])), {k: (v[0], v[1]) for k, v in (r[5] or {}).items()}) for r in rows]
+    matrix = np.array([r[4].to_numpy() for r in rows], dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return [r[0] for r in rows], chunks, matrix
+
+
+def bm25(chunks: list[Chunk], words: list[str], df: dict[str, int], heading_weight: float) -> list[float]:
+    """Okapi BM25 (k1 1.2, no length normalisation: b 0.75 and 0.3 ranked no better) of
+    each chunk, divided by its bound, (k1 + 1) times the sum of the question's word
+    weights (IDF): in [0, 1), whatever the corpus. ``heading_weight``: what an occurrence
+    in the name or headings counts against one in the text."""
+    n = len(chunks)
+    idf = {w: math.log(1 + (n - df.get(w, 0) + 0.5) / (df.get(w, 0) + 0.5)) for w in words}
+    bound = 2.2 * sum(idf.values()) or 1
+    scores = []
+    for c in chunks:
+        score = 0.0
+        for w in words:
+            if w in c.terms:
+                body, head = c.terms[w]
+                f = body + heading_weight * head
+                score += idf[w] * f * 2.2 / (f + 1.2)
+        scores.append(score / bound)
+    return scores
+
+
+def chosen_words(words: list[str], df: dict[str, int], n: int, max_share: float, max_rows: int) -> list[str]:
+    """search.sql's word choice: words in at most max_share of the chunks (all when none
+    is), rarest first within max_rows matches, the rarest always."""
+    kept = sorted((df.get(w, 0), w) for w in words)
+    rare = [(m, w) for m, w in kept if m <= max_share * n] or kept
+    out, running = [], 0
+    for m, w in rare:
+        running += m
+        if not out or running <= max_rows:
+            out.append(w)
+    return out
+
+
+def rrf(lists: list[list[int]], weights: list[float], k: int) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        for rank, i in enumerate(ranked):
+            fused[i] = fused.get(i, 0) + weight / (k + rank + 1)
+    return fused
+
+
+def top(scores: Any, n: int) -> list[int]:
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [i for i in order[:n] if scores[i] > 0]
+
+
+async def fusion_candidates(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) -> None:
+    """The fusion methods issue 27 names, over the same two lists: nearest vectors
+    (cosine) and keyword matches ranked by ts_rank_cd (what search.sql did) or by Okapi
+    BM25 from the tenant's own word counts, keyword words limited by their share of the
+    tenant's chunks; fused by weighted reciprocal rank (RRF) or by a convex combination of
+    cosine and BM25 normalised to [0, 1), each chunk of either list scored on both.
+    Computed here from the tenant's chunks, vectors and term counts, to choose what
+    search.sql does. Each line: nDCG@10 overall and per kind, and the worst and best
+    margin over kinds and hit@1 / hit@5 / nDCG@10 against the better single list, in
+    questions (>= -1: within noise)."""
+    import numpy as np
+
+    qs = corpus.questions
+    ids, chunks, matrix = await tenant_chunks(rt)
+    n = len(chunks)
     df: dict[str, int] = {}
-    for terms in tf.values():
-        for lexeme in terms:
-            df[lexeme] = df.get(lexeme, 0) + 1
-    n = len(tf)
+    for c in chunks:
+        for w in c.terms:
+            df[w] = df.get(w, 0) + 1
+    similarity, words, ts_rank = {}, {}, {}
+    position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+    async with rt.db.pool.connection() as conn:
+        for q in qs:
+            words[q.id] = (await (await conn.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))",
+                                                     (rt.settings.search_language, q.question))).fetchone())[0]
+            vector = np.asarray((await rt.services.embedder.embed([q.question])).vectors[0], dtype=np.float32)
+            similarity[q.id] = matrix @ (vector / np.linalg.norm(vector))
+            rows = await (await conn.execute(
+                "SELECT c.id FROM chunks c, any_of(%s::text[]) AS tsq WHERE c.search_vector @@ tsq"
+                " ORDER BY ts_rank_cd(c.search_vector, tsq) DESC, c.id LIMIT 50",
+                (chosen_words(words[q.id], df, n, 0.05, 300),))).fetchall()
+            ts_rank[q.id] = [position[r[0]] for r in rows if r[0] in position]
 
-    def bm25(words: list[str]) -> list[Any]:
-        scores = {}
-        for chunk, terms in tf.items():
-            score = 0.0
-            for w in words:
-                if w in terms:
-                    idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
-                    f = terms[w]
-                    score += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * length[chunk] / average))
-            if score > 0:
-                scores[chunk] = score
-        return sorted(scores, key=lambda c: -scores[c])
+    def table(ranking: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        out = {}
+        for kind in (*corpus.kinds, "all"):
+            picked = [q for q in qs if q.answerable and kind in ("all", q.kind)]
+            out[kind] = metrics([judge(q, [chunks[i].passage for i in ranking[q.id][:K]]) for q in picked],
+                                [ideal[q.id] for q in picked])
+        return out
 
-    ranked_kw, ranked_hy = {}, {}
-    for q in qs:
-        if not q.answerable:
-            continue
-        async with rt.db.pool.connection() as conn:
-            words = (await (await conn.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))",
-                                               (rt.settings.search_language, q.question))).fetchone())[0]
-        keyword = bm25(words)[:rt.settings.search_candidates]
-        dense = [(h.source_name, h.text, tuple(h.pages)) for h in
-                 (await search(rt, "default", q.question, k=rt.settings.search_candidates, mode="vector")).hits]
-        ranks: dict[tuple[str, str, tuple[int, ...]], float] = {}
-        for i, key in enumerate(dense):
-            ranks[key] = ranks.get(key, 0) + 1 / (rt.settings.search_rrf_k + i + 1)
-        for i, chunk in enumerate(keyword):
-            ranks[meta[chunk]] = ranks.get(meta[chunk], 0) + 1 / (rt.settings.search_rrf_k + i + 1)
-        fused = sorted(ranks, key=lambda key: -ranks[key])[:10]
-        ranked_kw[q.id] = judge(q, [meta[c] for c in keyword[:10]])
-        ranked_hy[q.id] = judge(q, fused)
-    for label, ranked in (("BM25 keyword", ranked_kw), ("BM25 hybrid", ranked_hy)):
-        for kind in ("all", "exact"):
-            ids = [q.id for q in qs if q.answerable and kind in ("all", q.kind)]
-            m = metrics([ranked[i] for i in ids], [ideal[i] for i in ids])
-            print(f"{label:<13} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} nDCG@10 {m['nDCG@10']:.3f}")
-    for mode in ("keyword", "hybrid"):
-        t = await evaluate(rt, corpus, ideal, mode)
-        for kind in ("all", "exact"):
-            m = t[kind]
-            print(f"ts_rank_cd {mode:<8} {kind:<6} hit@1 {m['hit@1']:.3f} MRR@10 {m['MRR@10']:.3f} "
-                  f"nDCG@10 {m['nDCG@10']:.3f}")
+    def margins(hybrid: dict[str, dict[str, float]], singles: list[dict[str, dict[str, float]]]) -> list[float]:
+        return [(hybrid[k][m] - max(s[k][m] for s in singles)) * hybrid[k]["n"]
+                for k in (*corpus.kinds, "all") for m in ("hit@1", "hit@5", "nDCG@10")]
+
+    def line(label: str, t: dict[str, dict[str, float]]) -> str:
+        return f"{label:<52} nDCG@10 " + " / ".join(f"{t[k]['nDCG@10']:.3f}" for k in ("all", *corpus.kinds))
+
+    vector_rank = {q.id: top(similarity[q.id], 50) for q in qs}
+    vector_table = table(vector_rank)
+    print(f"\n## Fusion candidates, corpus {corpus.name} (nDCG@10 all / {' / '.join(corpus.kinds)})")
+    print(line("vector", vector_table))
+    lists: dict[str, tuple[dict[str, list[int]], dict[str, list[float]] | None]] = {
+        "ts_rank_cd share 0.05": (ts_rank, None)}
+    for share in (1.0, 0.1, 0.05, 0.02):
+        for heading_weight in (1.0, 3.0):
+            scores = {q.id: bm25(chunks, chosen_words(words[q.id], df, n, share, 300), df, heading_weight)
+                      for q in qs}
+            lists[f"bm25 share {share} headings x{heading_weight:g}"] = ({q: top(v, 50) for q, v in scores.items()},
+                                                                          scores)
+    best: list[tuple[float, float, float, str]] = []
+    for name, (ranking, scores) in lists.items():
+        keyword_table = table(ranking)
+        singles = [vector_table, keyword_table]
+        print(line(f"keyword {name}", keyword_table))
+        fusions: dict[str, dict[str, list[int]]] = {}
+        for k in (10, 60):
+            for weight in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0):
+                fused = {}
+                for q in qs:
+                    f = rrf([vector_rank[q.id][:20], ranking[q.id][:20]], [1, weight], k)
+                    fused[q.id] = sorted(f, key=lambda i, f=f: -f[i])
+                fusions[f"rrf k{k} keyword weight {weight}"] = fused
+        for alpha in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95) if scores else ():
+            fused = {}
+            for q in qs:
+                pool = set(vector_rank[q.id][:20]) | set(ranking[q.id][:20])
+                value = {i: alpha * max(float(similarity[q.id][i]), 0) + (1 - alpha) * scores[q.id][i] for i in pool}
+                fused[q.id] = sorted(pool, key=lambda i, v=value: (-v[i], i))
+            fusions[f"convex vector weight {alpha}"] = fused
+        for label, fused in fusions.items():
+            t = table(fused)
+            m = margins(t, singles)
+            best.append((min(m), max(m), t["all"]["nDCG@10"], f"{label}, {name}"))
+    for share in ("1.0", "0.05"):
+        print(f"convex, every vector weight, bm25 share {share} headings x3: nDCG@10, worst and best margin")
+        for worst, gain, ndcg, label in best:
+            if label.startswith("convex") and label.endswith(f"bm25 share {share} headings x3"):
+                print(f"  {label.split(',')[0]:<30} {ndcg:.3f} {worst:+.1f} {gain:+.1f}")
+    best.sort(key=lambda b: (b[0] >= -1, b[2]), reverse=True)
+    for family in ("rrf", "convex"):
+        print(f"{family}: best 6 by (worst margin >= -1, then nDCG@10 overall)")
+        for worst, gain, ndcg, label in [b for b in best if b[3].startswith(family)][:6]:
+            print(f"  {label:<64} nDCG@10 {ndcg:.3f} worst {worst:+.1f} best {gain:+.1f}")
 
 
 # -- latency ---------------------------------------------------------------------------

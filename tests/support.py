@@ -106,7 +106,7 @@ def search(settings: Settings, text: str, *, k: int = 5, tenant: str = "default"
 
 
 def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", mode: str | None = None,
-         **filters: Any) -> Any:
+         min_score: float | None = None, **filters: Any) -> Any:
     """The whole SearchResult of one search through the operations layer."""
     from ingestflow.operations.bounds import Filters
     from ingestflow.operations.search import search as run_search
@@ -114,7 +114,8 @@ def find(settings: Settings, text: str, *, k: int = 5, tenant: str = "default", 
 
     async def main() -> Any:
         async with open_runtime(settings) as rt:
-            return await run_search(rt, tenant, text, k=k, mode=mode, filters=Filters(**filters))
+            return await run_search(rt, tenant, text, k=k, mode=mode, filters=Filters(**filters),
+                                    min_score=min_score)
 
     return asyncio.run(main())
 

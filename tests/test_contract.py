@@ -40,6 +40,8 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown filter", {"query": "kites", "filters": {"author": "me"}}, "invalid_filters"),
     ("a document id that is not one", {"query": "kites", "filters": {"document_ids": ["good.md"]}}, "invalid_filters"),
     ("k as text", {"query": "kites", "k": "5"}, "invalid_k"),
+    ("min_score above 1", {"query": "kites", "min_score": 1.5}, "invalid_min_score"),
+    ("negative min_score", {"query": "kites", "min_score": -0.1}, "invalid_min_score"),
     ("too many document ids", {"query": "kites", "filters": {"document_ids": [str(uuid.uuid4())] * 1001}},
      "invalid_filters"),
 ]
@@ -62,7 +64,7 @@ def faces(settings: Settings, tmp_path: Path) -> Iterator[tuple[Client, Client, 
 def client_code(client: Client, arguments: dict[str, Any]) -> str:
     with pytest.raises(IngestflowError) as refused:  # filters as a dict, as JSON and LangChain give them
         client.search(arguments["query"], k=arguments.get("k", 5), mode=arguments.get("mode"),
-                      filters=arguments.get("filters"))
+                      filters=arguments.get("filters"), min_score=arguments.get("min_score"))
     return refused.value.code
 
 
@@ -79,6 +81,8 @@ def cli_code(settings: Settings, arguments: dict[str, Any]) -> str | None:
     args = ["search", arguments["query"], "--tenant", "acme", "--json", "-k", str(arguments.get("k", 5))]
     if "mode" in arguments:
         args += ["--mode", arguments["mode"]]
+    if "min_score" in arguments:
+        args += ["--min-score", str(arguments["min_score"])]
     done = run_cli(settings, *args)
     assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
     return json.loads(done.stderr.strip().splitlines()[-1])["error"]["code"]

@@ -93,6 +93,7 @@ def test_call_time_search_arguments_are_honoured_or_refused(face: str, request: 
     assert [d.metadata["source"] for d in only] == ["delta.md"]
     assert retriever.invoke(QUERY, filters={"source_name": "delta.md"}) == only  # a dict, as JSON has it
     assert len(asyncio.run(retriever.ainvoke(QUERY, k=2))) == 2
+    assert retriever.invoke(QUERY, min_score=1.0) == []  # no passage scores 1: no answer
     assert retriever.k == 4  # a call's arguments are the call's only
     for typo in ({"top_k": 1}, {"kk": 1}, {"min_scor": 0.5}):
         with pytest.raises(TypeError, match="unknown search argument"):

@@ -70,14 +70,13 @@ def test_every_mode_respects_tenants_filters_versions_and_deletes(settings: Sett
 
 
 def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_path: Path) -> None:
-    """A word in most chunks says nothing about which one answers: left out of the query
-    (by the shares ANALYZE keeps), it cannot rank a chunk up for repeating it."""
+    """A word in most of the tenant's chunks says nothing about which one answers: left out
+    of the query, it cannot rank a chunk up for repeating it."""
     for i in range(40):
         write(tmp_path / "docs", f"n{i:02}.md", f"# Note {i}\n\nThe plan covers item {i}.\n")
     write(tmp_path / "docs", "repeats.md", "# Repeats\n\nPlan, plan, plan: the plan is the plan of plans.\n")
     write(tmp_path / "docs", "rare.md", "# Rare\n\nThe plan covers zyzzyva care.\n")
     ingest(settings, [tmp_path / "docs"])
-    sql(settings, "ANALYZE chunks")  # as a worker does after a load
     hits = search(settings, "plan zyzzyva", mode="keyword", k=10)
     assert names(hits) == {"rare.md"}
     assert len(search(settings, "plan", mode="keyword", k=10)) == 10  # only common words: all of them count
@@ -85,9 +84,32 @@ def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_
     assert "repeats.md" in names(search(everything, "plan zyzzyva", mode="keyword", k=10))
 
 
+def test_a_tenants_answers_do_not_depend_on_other_tenants_words(settings: Settings, tmp_path: Path) -> None:
+    """Which words keyword search uses is decided by the searching tenant's own chunks: a
+    word common in another tenant's documents (after ANALYZE, whose statistics cover every
+    tenant) neither drops out of this tenant's search nor changes a score, in any mode."""
+    write(tmp_path / "mine", "falcon.md", "# Falcon\n\nThe falconcodename project ships in spring.\n")
+    write(tmp_path / "mine", "keys.md", "# Keys\n\nThe qwertyzzz keyboard layout is for typists.\n")
+    ingest(settings, [tmp_path / "mine"], tenant="mine")
+    question = "falconcodename qwertyzzz"
+
+    def answers() -> dict[str, list[tuple[str, float, str]]]:
+        sql(settings, "ANALYZE chunks")  # as a worker does after a load
+        return {mode: [(Path(h.source_name).name, h.score, h.snippet)
+                       for h in search(settings, question, tenant="mine", mode=mode, k=10)]
+                for mode in MODES}
+
+    alone = answers()
+    assert {name for name, _, _ in alone["keyword"]} == {"falcon.md", "keys.md"}
+    for i in range(200):
+        write(tmp_path / "theirs", f"memo{i:03}.md", f"# Memo {i}\n\nThe falconcodename budget, item {i}.\n")
+    ingest(settings, [tmp_path / "theirs"], tenant="theirs")
+    assert answers() == alone
+
+
 def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: Settings, tmp_path: Path) -> None:
     """Every chunk holding a searched word is ranked, so the words are taken rarest first
-    while they are estimated to match at most SEARCH_KEYWORD_MAX_ROWS chunks: a common
+    while they match at most SEARCH_KEYWORD_MAX_ROWS of the tenant's chunks: a common
     word is left out before it costs the search, the rarest word never is."""
     for i in range(30):
         write(tmp_path / "docs", f"h{i:02}.md", f"# Harbor {i}\n\nThe harbor holds boat {i}.\n")
@@ -95,7 +117,6 @@ def test_keyword_search_keeps_the_rarest_words_within_its_row_budget(settings: S
         write(tmp_path / "docs", f"l{i}.md", f"# Lantern {i}\n\nA lantern hangs on post {i}.\n")
     write(tmp_path / "docs", "z.md", "# Zyzzyva\n\nThe zyzzyva sleeps by the harbor lantern.\n")
     ingest(settings, [tmp_path / "docs"])
-    sql(settings, "ANALYZE chunks")  # the word shares the budget is estimated from
     every_word = {"search_keyword_max_share": 1.0}
     question = "harbor lantern zyzzyva"
 
@@ -139,6 +160,38 @@ def test_hostile_queries_are_answered_never_a_500(settings: Settings, tmp_path: 
         body = client.post("/v1/search", json={"query": "aurora & | ! ( ) : *"}, headers=auth(key)).json()
     assert body["mode"] == "hybrid" and "aurora" in body["hits"][0]["text"]  # the words still count
     assert sql(settings, "SELECT count(*) FROM documents WHERE stage <> 'complete'")[0][0] == 0
+
+
+def test_min_score_leaves_out_weak_passages_and_says_when_none_is_left(settings: Settings) -> None:
+    """Every mode's score lies in [0, 1], so a threshold means something: passages scoring
+    under min_score are left out, and when none is left the answer is empty with a note (no
+    answer), through the operations layer and the API alike; SEARCH_MIN_SCORE sets the
+    default, and a threshold outside [0, 1] is refused."""
+    ingest(settings, [SAMPLES])
+    question = "what causes the aurora borealis"
+    for mode in MODES:
+        scores = [h.score for h in find(settings, question, mode=mode, k=10, min_score=0.0).hits]
+        assert scores and scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores), mode
+        cut = scores[len(scores) // 2]
+        assert [h.score for h in find(settings, question, mode=mode, k=10, min_score=cut).hits] == \
+            [s for s in scores if s >= cut]
+        none = find(settings, question, mode=mode, min_score=1.0)
+        assert none.hits == [] and any("min_score" in n and "may not answer" in n for n in none.notes), mode
+    strict = settings.model_copy(update={"search_min_score": 1.0})
+    assert find(strict, question).hits == [] and find(strict, question, min_score=0.0).hits
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(Refused) as refused:
+            find(settings, question, min_score=bad)
+        assert refused.value.code == "invalid_min_score"
+    key = make_key(settings, "default")
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/search", json={"query": question, "min_score": 1.0}, headers=auth(key)).json()
+        assert body["hits"] == [] and any("min_score" in n for n in body["notes"])
+        body = client.post("/v1/search", json={"query": question, "min_score": 0.0, "k": 10}, headers=auth(key)).json()
+        assert [h["score"] for h in body["hits"]] == [h.score for h in find(settings, question, k=10, min_score=0.0).hits]
+        for bad in (-0.1, 1.5, "high"):
+            r = client.post("/v1/search", json={"query": question, "min_score": bad}, headers=auth(key))
+            assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_min_score"), bad
 
 
 def test_hits_cite_document_version_pages_headings_and_a_marked_snippet(settings: Settings) -> None:

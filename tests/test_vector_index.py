@@ -25,8 +25,8 @@ from ingestflow.store.sql import query
 from support import NEVER_BINARY
 
 DIMS, K = 64, 5
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, rrf_k=60, keyword_weight=1.0,
-                          max_share=0.5, max_rows=300, normalization=0, ef_search=10, max_scan_tuples=20,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, heading_weight=1.0,
+                          max_share=0.5, max_rows=300, ef_search=10, max_scan_tuples=20,
                           exact_max=0, rerank=1)
 
 
@@ -84,8 +84,8 @@ def explain(url: str, exact: bool, space_id: int, *, binary: bool = False) -> st
     with psycopg.connect(url) as conn:
         register_vector(conn)
         plan = conn.execute("EXPLAIN " + query("search").replace("{dims}", str(DIMS)), {
-            "dense": True, "keyword": False, "config": "english", "candidates": K, "rrf_k": 60,
-            "keyword_weight": 1.0, "max_share": 0.5, "max_rows": 300, "normalization": 0, "exact": exact,
+            "dense": True, "keyword": False, "config": "english", "candidates": K, "vector_weight": 0.5,
+            "heading_weight": 1.0, "max_share": 0.5, "max_rows": 300, "exact": exact,
             "binary": binary, "rerank": 8,
             "space_id": space_id, "query": HalfVector(unit(1, seed=4)[0]), "question": "passage", "tenant": "small",
             "k": K, "source_name": None, "document_ids": None, "mime": None,

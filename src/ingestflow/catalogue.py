@@ -34,6 +34,15 @@ class EmbeddingModel:
     max_tokens_per_request: int | None = None
     usd_per_mtok: Decimal = Decimal(0)  # synchronous price per million input tokens
     batch_usd_per_mtok: Decimal = Decimal(0)  # OpenAI Batch API price (half)
+    # Search with this model's vectors, chosen on bench/retrieval.py (settings
+    # SEARCH_VECTOR_WEIGHT and SEARCH_MIN_SCORE override them): a hybrid score's share of
+    # cosine similarity (the rest is keyword relevance), and the least score a hit of a
+    # hybrid (min_score) or a vector search (min_similarity) has: below it, no answer.
+    # Cosines differ by model. The defaults are a semantic model's (the local one's);
+    # OpenAI's were not measured (no network here), so they get no threshold.
+    vector_weight: float = 0.95
+    min_score: float = 0.0
+    min_similarity: float = 0.0
     # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
     # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py.
     chunk_tokens: int = 512
@@ -69,10 +78,13 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     # max_seq_length of the sentence-transformers model; inputs per call bound memory.
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
-                   chunk_tokens=127, chunk_overlap_tokens=15),
-    # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will.
+                   chunk_tokens=127, chunk_overlap_tokens=15,
+                   vector_weight=0.95, min_score=0.0, min_similarity=0.0),
+    # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will. Its hashed words
+    # know no meaning: keyword relevance carries most of a hybrid score.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
-                   max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256),
+                   max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256,
+                   vector_weight=0.4, min_score=0.0, min_similarity=0.0),
 )}
 
 

@@ -229,7 +229,7 @@ class _Backend(Protocol):
     async def ingest(self, given: _Sources, tenant: str | None, *, wait: bool, batch_api: bool,
                      concurrency: int, timeout: float | None) -> list[Ingested]: ...
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult: ...
+                     min_score: float | None, tenant: str | None) -> SearchResult: ...
     async def status(self, tenant: str | None) -> Status: ...
     async def document(self, ref: str | uuid.UUID | Document, tenant: str | None) -> DocumentStatus: ...
     async def documents(self, stage: str | None, limit: int, tenant: str | None) -> list[Document]: ...
@@ -295,10 +295,11 @@ class _Local:
         return result
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult:
+                     min_score: float | None, tenant: str | None) -> SearchResult:
         from ingestflow.operations.search import search
 
-        return await search(self.rt, self._tenant(tenant), query, k=k, mode=mode, filters=filters)
+        return await search(self.rt, self._tenant(tenant), query, k=k, mode=mode, filters=filters,
+                            min_score=min_score)
 
     async def status(self, tenant: str | None) -> Status:
         from ingestflow.operations import documents
@@ -458,12 +459,12 @@ class _Remote:
         return result
 
     async def search(self, query: str, k: int, mode: str | None, filters: SearchFilters,
-                     tenant: str | None) -> SearchResult:
+                     min_score: float | None, tenant: str | None) -> SearchResult:
         self._no_tenant(tenant)
         wanted = {key: [str(i) for i in value] if key == "document_ids" else value
                   for key, value in asdict(filters).items() if value is not None}
         r = await self._call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
-                                                         "filters": wanted or None})
+                                                         "filters": wanted or None, "min_score": min_score})
         return SearchResult([SearchHit(**h) for h in r["hits"]], r["provider"], r["model"], r["mode"],
                             r["degraded"], r["notes"], r.get("reranker"))
 
@@ -619,18 +620,20 @@ class AsyncClient:
                 raise IngestflowError("no_such_path", str(exc)) from None
 
     async def search(self, query: str, k: int = 5, mode: str | None = None,
-                     filters: SearchFilters | Mapping[str, Any] | None = None, *,
+                     filters: SearchFilters | Mapping[str, Any] | None = None, *, min_score: float | None = None,
                      tenant: str | None = None) -> SearchResult:
         """The ``k`` passages (1-100) that best answer ``query`` (``mode``: hybrid, vector or
         keyword; SEARCH_MODE when None; ``filters``: SearchFilters or a dict of its fields),
         with where each comes from (document, version, pages, headings) and notes on how the
-        answer was found. Arguments out of bounds are refused as the API refuses them
-        (operations/bounds.py: ``invalid_k``, ``query_too_long``...), before any call."""
+        answer was found. Passages scoring less than ``min_score`` (the model's default when
+        None) are left out: none left is "no answer". Arguments out of bounds are refused as
+        the API refuses them (operations/bounds.py: ``invalid_k``, ``query_too_long``...),
+        before any call."""
         with _public_errors():  # the rule every face checks with, before either backend
-            query, k, mode, checked = check_arguments(query, k, mode, filters)
+            query, k, mode, checked, min_score = check_arguments(query, k, mode, filters, min_score)
         backend = await self._open()
         with _public_errors():
-            return await backend.search(query, k, mode, checked, tenant)
+            return await backend.search(query, k, mode, checked, min_score, tenant)
 
     @overload
     async def status(self, document: None = None, *, tenant: str | None = None) -> Status: ...
@@ -746,10 +749,10 @@ class Client:
                                              sync=sync))
 
     def search(self, query: str, k: int = 5, mode: str | None = None,
-               filters: SearchFilters | Mapping[str, Any] | None = None, *,
+               filters: SearchFilters | Mapping[str, Any] | None = None, *, min_score: float | None = None,
                tenant: str | None = None) -> SearchResult:
         """See :meth:`AsyncClient.search`."""
-        return self._run(self._client.search(query, k, mode, filters, tenant=tenant))
+        return self._run(self._client.search(query, k, mode, filters, min_score=min_score, tenant=tenant))
 
     @overload
     def status(self, document: None = None, *, tenant: str | None = None) -> Status: ...

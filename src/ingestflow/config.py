@@ -228,15 +228,19 @@ class Settings(BaseSettings):
     # every chunk's search vector (workers do it in the background).
     search_language: str = Field(default="english", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     search_mode: SearchMode = "hybrid"  # when a search names none
-    # Chunks taken from each ranked list (vector, keyword) before reciprocal rank fusion,
-    # and the fusion's k: a chunk scores sum(1 / (k + rank)). Chosen on bench/retrieval.py.
+    # Chunks taken from each ranked list (vector, keyword) before a hybrid search scores them.
     search_candidates: int = Field(default=20, ge=1, le=1000)
-    search_rrf_k: int = Field(default=60, ge=1)
-    search_keyword_weight: float = Field(default=1.0, ge=0, le=10)  # a keyword rank against a vector rank
-    # Keyword search leaves out words found in more than this share of all chunks (1: none).
+    # A hybrid score is this share of the cosine similarity plus the rest of the keyword
+    # relevance (BM25 over the tenant's chunks), both 0-1. None: the embedding model's
+    # (catalogue.py, chosen on bench/retrieval.py).
+    search_vector_weight: float | None = Field(default=None, ge=0, le=1)
+    # Passages scoring less are left out; when none is left, the answer is empty with a note
+    # (no answer). None: the model's, for hybrid and vector searches (catalogue.py).
+    search_min_score: float | None = Field(default=None, ge=0, le=1)
+    # Keyword search leaves out words found in more than this share of the tenant's chunks (1: none).
     search_keyword_max_share: float = Field(default=0.05, gt=0, le=1)
     # Keyword search ranks at most this many chunks holding a searched word: it searches the
-    # question's rarest words while they are estimated to match no more, and ranks the first
+    # question's rarest words while they match no more of the tenant's chunks, and ranks the first
     # this many found when even the rarest is in more (the answer then says so). Bounds the
     # cost of a question of common words on a large corpus; chosen on bench/retrieval.py.
     search_keyword_max_rows: int = Field(default=300, ge=1)

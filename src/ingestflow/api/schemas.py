@@ -175,14 +175,21 @@ class SearchRequest(BaseModel):
     k: Annotated[int, bound(bounds.check_k)] = Field(
         default=5, json_schema_extra={"minimum": bounds.MIN_K, "maximum": bounds.MAX_K})
     mode: Annotated[SearchMode | None, bound(bounds.check_mode)] = Field(
-        default=None, description="hybrid: nearest vectors and keyword matches fused by reciprocal rank "
-        "(the server's SEARCH_MODE, hybrid unless changed, when omitted); vector: nearest vectors only; "
-        "keyword: full-text matches of any of the query's words only (no embedding call).")
+        default=None, description="hybrid: nearest vectors and keyword matches, each scored by the model's "
+        "weight of cosine similarity and keyword relevance (the server's SEARCH_MODE, hybrid unless changed, "
+        "when omitted); vector: nearest vectors only; keyword: full-text matches of any of the query's words "
+        "only (no embedding call).")
     filters: Annotated[SearchFilters | None, bound(_checked(bounds.check_filters))] = None
+    min_score: Annotated[float | None, bound(bounds.check_min_score)] = Field(
+        default=None,
+        json_schema_extra={"minimum": bounds.MIN_SCORE_BOUNDS[0], "maximum": bounds.MIN_SCORE_BOUNDS[1]},
+        description="Passages scoring less are left out; when none is left the answer is empty, with a "
+        "note (no answer). Default: the embedding model's (the server's SEARCH_MIN_SCORE when set).")
 
 
 class SearchHit(BaseModel):
-    score: float
+    score: float = Field(description="0-1: cosine similarity (vector), keyword relevance (keyword), or the "
+                         "model's weight of both (hybrid); compare it with min_score.")
     document_id: uuid.UUID
     source_name: str
     version: int

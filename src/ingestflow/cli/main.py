@@ -132,6 +132,9 @@ def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", help="How many passages (1-100).")] = 5,
     mode: ModeOpt = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Leave out passages scoring less (0-1); none left: no answer. Default: the "
+        "model's (SEARCH_MIN_SCORE).")] = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
@@ -141,14 +144,14 @@ def search(
     from ingestflow.operations.errors import Refused
 
     try:  # the arguments, by the rule every face uses, before the database starts
-        check_arguments(text, k, mode, Filters())
+        check_arguments(text, k, mode, Filters(), min_score)
     except Refused as exc:
         refuse(exc)
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations.search import search as run_search
 
-    result = run(lambda rt: run_search(rt, tenant, text, k=k, mode=mode))
+    result = run(lambda rt: run_search(rt, tenant, text, k=k, mode=mode, min_score=min_score))
     if as_json:
         render.print_json(result)
     else:

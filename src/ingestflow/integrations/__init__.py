@@ -19,12 +19,14 @@ from ingestflow.client import AsyncClient, Client, SearchFilters, SearchHit
 class Query:
     """How a retriever searches: through which client, and the arguments of
     ``Client.search`` (every field but ``client``: a new search argument is one more field
-    here, and a LangChain call can give it)."""
+    here, and a LangChain call can give it); ``min_score`` is the score a passage must reach
+    (the model's default when None)."""
 
     client: Client | AsyncClient
     k: int = 5
     mode: str | None = None
     filters: SearchFilters | Mapping[str, Any] | None = None
+    min_score: float | None = None
 
     def given(self, arguments: Mapping[str, Any]) -> Query:
         """This search with some arguments replaced (a call's ``k=1``); TypeError for a name

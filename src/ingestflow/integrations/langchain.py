@@ -33,6 +33,7 @@ class IngestflowRetriever(BaseRetriever):
     k: int = 5
     mode: str | None = None
     filters: SearchFilters | None = None
+    min_score: float | None = None  # passages scoring less are left out (the model's default when None)
 
     def _query(self, arguments: dict[str, Any]) -> Query:
         arguments.pop("verbose", None)  # LangChain's own, passed along with the search's

@@ -28,8 +28,8 @@ class IngestflowRetriever(BaseRetriever):
     serves both. Other keyword arguments go to LlamaIndex's BaseRetriever."""
 
     def __init__(self, client: Client | AsyncClient, *, k: int = 5, mode: str | None = None,
-                 filters: SearchFilters | None = None, **kwargs: Any) -> None:
-        self._ingestflow = Query(client, k, mode, filters)
+                 filters: SearchFilters | None = None, min_score: float | None = None, **kwargs: Any) -> None:
+        self._ingestflow = Query(client, k, mode, filters, min_score)
         super().__init__(**kwargs)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -23,9 +23,11 @@ MAX_QUERY_CHARS = 8000
 MIN_K, MAX_K = 1, 100
 MAX_FILTER_CHARS = {"source_name": 1024, "mime": 200}
 MAX_FILTER_DOCUMENTS = 1000
+MIN_SCORE_BOUNDS = (0.0, 1.0)  # every mode's score lies in [0, 1] (a cosine below 0 shows as 0)
 MODES: tuple[str, ...] = get_args(SearchMode)
 # Every code a check below can refuse with: the API answers them 400, not 422.
-CODES = frozenset({"invalid_query", "query_too_long", "invalid_k", "unknown_mode", "invalid_filters"})
+CODES = frozenset({"invalid_query", "query_too_long", "invalid_k", "unknown_mode", "invalid_filters",
+                   "invalid_min_score"})
 
 
 def storable(text: str) -> bool:
@@ -126,7 +128,20 @@ def check_filters(filters: Any) -> Filters:
                    check_filter_text("mime", filters.mime))
 
 
-def check_arguments(query: Any, k: Any, mode: Any, filters: Any) -> tuple[str, int, str | None, Filters]:
+def check_min_score(min_score: Any) -> float | None:
+    """The score a passage must reach, within MIN_SCORE_BOUNDS (NaN is not); None: the
+    model's default."""
+    if min_score is None:
+        return None
+    number = isinstance(min_score, numbers.Real) and not isinstance(min_score, bool)
+    if not number or not MIN_SCORE_BOUNDS[0] <= min_score <= MIN_SCORE_BOUNDS[1]:
+        raise Refused("invalid", "invalid_min_score",
+                      f"min_score must be between {MIN_SCORE_BOUNDS[0]:g} and {MIN_SCORE_BOUNDS[1]:g}.")
+    return float(min_score)
+
+
+def check_arguments(query: Any, k: Any, mode: Any, filters: Any,
+                    min_score: Any = None) -> tuple[str, int, str | None, Filters, float | None]:
     """A search's arguments, checked in the order the API's schema checks them, so the
     first mistake is the same one on every face."""
-    return check_query(query), check_k(k), check_mode(mode), check_filters(filters)
+    return check_query(query), check_k(k), check_mode(mode), check_filters(filters), check_min_score(min_score)

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     import numpy as np
     from psycopg import AsyncConnection
 
-# ts_rank_cd's normalisation: 0 ranks by matched words and their proximity, whatever the
-# chunk's length (chunks are bounded by CHUNK_MAX_TOKENS anyway); chosen on bench/retrieval.py.
-RANK_NORMALIZATION = 0
+# BM25: a query word in the document's name or a heading counts this many times one in the
+# text (the name and headings say what a chunk is about); chosen on bench/retrieval.py.
+HEADING_WEIGHT = 3.0
 SNIPPET_WORDS = 60  # two fragments of ts_headline's MaxWords=30 (search.sql); the first words without a match
 _WORD = re.compile(r"\w")
 
@@ -48,7 +48,7 @@ class SearchHit:
     (empty for formats without pages), ``snippet`` its best fragments with the query's
     words marked ``**like this**``."""
 
-    score: float  # the mode's own: cosine similarity, ts_rank_cd, or the fused RRF score
+    score: float  # 0-1, the mode's own: cosine similarity, keyword relevance (BM25), or both weighed
     document_id: str
     source_name: str
     version: int
@@ -74,13 +74,13 @@ class SearchResult:
 
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
-                 filters: Filters = Filters()) -> SearchResult:
+                 filters: Filters = Filters(), min_score: float | None = None) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents
     (see ``_search``), traced as one search: its query embedding and retrieval below it."""
     with tracing.span("ingestflow.search", **{"ingestflow.search.k": k, "ingestflow.search.mode": mode,
                                               "ingestflow.query.chars": len(query),
                                               "ingestflow.query.sha256": tracing.digest(query)}):
-        result = await _search(rt, tenant, query, k=k, mode=mode, filters=filters)
+        result = await _search(rt, tenant, query, k=k, mode=mode, filters=filters, min_score=min_score)
         tracing.annotate(**{"ingestflow.search.mode": result.mode, "ingestflow.search.hits": len(result.hits),
                             "ingestflow.search.degraded": result.degraded,
                             "ingestflow.search.notes": len(result.notes), "gen_ai.request.model": result.model})
@@ -88,13 +88,15 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
 
 
 async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
-                  filters: Filters = Filters()) -> SearchResult:
+                  filters: Filters = Filters(), min_score: float | None = None) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
-    (blank, punctuation) matches nothing. Refused ``invalid`` for arguments outside
-    operations/bounds.py or a query the model refuses; ``unavailable`` when a vector
-    search cannot embed the query now."""
-    query, k, mode, filters = check_arguments(query, k, mode, filters)
+    (blank, punctuation) matches nothing. Passages scoring less than ``min_score`` are left
+    out (None: SEARCH_MIN_SCORE, else the model's default for the mode); when none is left
+    the answer is empty, with a note: no answer rather than a poor one. Refused ``invalid``
+    for arguments outside operations/bounds.py or a query the model refuses;
+    ``unavailable`` when a vector search cannot embed the query now."""
+    query, k, mode, filters, min_score = check_arguments(query, k, mode, filters, min_score)
     mode = mode or rt.settings.search_mode
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
@@ -119,13 +121,15 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     vector, degraded = None, False
     if model is not None:
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
+    spec = (embedder or rt.services.embedder).spec  # the catalogue's search settings for this model
+    vector_weight = rt.settings.search_vector_weight
     fetch = reranking.candidates(rt, k)
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
-                              candidates=max(rt.settings.search_candidates, fetch), rrf_k=rt.settings.search_rrf_k,
-                              keyword_weight=rt.settings.search_keyword_weight,
+                              candidates=max(rt.settings.search_candidates, fetch),
+                              vector_weight=spec.vector_weight if vector_weight is None else vector_weight,
+                              heading_weight=HEADING_WEIGHT,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,
-                              normalization=RANK_NORMALIZATION,
                               ef_search=rt.settings.search_hnsw_ef_search,
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
                               exact_max=rt.settings.search_exact_max_chunks,
@@ -159,7 +163,14 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                      "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    hits = [_hit(r) for r in rows]
+    if min_score is None:
+        min_score = rt.settings.search_min_score
+    if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
+        min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
+    # min_score filters the fused candidates; the reranker then orders those that are left
+    hits = [_hit(r) for r in rows if r["score"] >= min_score]
+    if rows and not hits:
+        notes.append(f"no passage scored at least {min_score:g} (min_score): the documents may not answer this")
     reranked = await reranking.rerank(rt, tenant, query, [reranking.Passage(h.text, h.heading_path) for h in hits], k)
     if reranked.order is not None:
         hits = [replace(hits[i], relevance=relevance) for i, relevance in reranked.order]

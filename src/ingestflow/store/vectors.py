@@ -350,11 +350,10 @@ class SearchPlan:
     keyword: bool  # full-text matches, in text search configuration ``config``
     config: str
     candidates: int  # chunks taken from each list before fusion
-    rrf_k: int
-    keyword_weight: float  # of a keyword rank against a vector rank in the fusion
-    max_share: float  # words in more of all chunks than this are not searched by keyword
-    max_rows: int  # rarest words first, while they are estimated to match at most this many chunks
-    normalization: int  # ts_rank_cd's length normalisation flags
+    vector_weight: float  # the cosine similarity's share of a hybrid score; the rest is keyword relevance
+    heading_weight: float  # a word in the document's name or headings against one in the text (BM25)
+    max_share: float  # words in more of the tenant's chunks than this are not searched by keyword
+    max_rows: int  # rarest words first, while they match at most this many of the tenant's chunks
     ef_search: int  # hnsw.ef_search: graph candidates kept per step (at least ``candidates`` are)
     max_scan_tuples: int  # hnsw.max_scan_tuples: how far a filtered graph walk may go
     exact_max: int  # at most this many chunks left by the filters: compared exactly, no graph
@@ -389,8 +388,8 @@ async def search(
         # the space's HNSW index, and scans every vector (measured: 2-4 s at 100k).
         await cur.execute(sql, prepare=False, params={
             **params, "exact": bool(exact), "binary": binary, "rerank": plan.rerank, "keyword": plan.keyword, "config": plan.config,
-            "candidates": plan.candidates, "rrf_k": plan.rrf_k, "keyword_weight": plan.keyword_weight,
-            "max_share": plan.max_share, "max_rows": plan.max_rows, "normalization": plan.normalization,
+            "candidates": plan.candidates, "vector_weight": plan.vector_weight, "heading_weight": plan.heading_weight,
+            "max_share": plan.max_share, "max_rows": plan.max_rows,
             "query": query_vector, "question": question, "k": k,
         })
         return await cur.fetchall()

@@ -24,7 +24,8 @@ async def search(body: schemas.SearchRequest, rt: RuntimeDep, tenant: TenantDep)
     search cannot embed the query (with Retry-After; a hybrid one answers from keywords
     instead, `degraded`)."""
     filters = Filters(**body.filters.model_dump()) if body.filters else Filters()
-    result = await run_search(rt, tenant, body.query, k=body.k, mode=body.mode, filters=filters)
+    result = await run_search(rt, tenant, body.query, k=body.k, mode=body.mode, filters=filters,
+                              min_score=body.min_score)
     return schemas.SearchResponse(
         hits=[schemas.SearchHit(**vars(h)) for h in result.hits], provider=result.provider,
         model=result.model, mode=result.mode, degraded=result.degraded, notes=result.notes,

@@ -1,6 +1,6 @@
 -- Fresh statistics for the columns the worker's queries join and filter on (not the
 -- vectors themselves: sampling those would read megabytes for nothing), and the chunks'
--- search vectors, whose word shares keyword search reads (any_word_query). SKIP_LOCKED: a
+-- search vectors, whose word shares the planner reads for keyword search. SKIP_LOCKED: a
 -- table being indexed CONCURRENTLY (an HNSW build takes minutes) is left for the next
 -- turn; waiting for its lock held this transaction open, the build waited for it in
 -- turn, and Postgres killed the build as a deadlock (measured at 100k chunks). ANALYZE of

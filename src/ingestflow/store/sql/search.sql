@@ -1,21 +1,66 @@
 -- Hybrid search in one statement: the %(candidates)s nearest chunks in one embedding space
 -- (cosine on halfvec, the stored type, the query cast to it too, on the typed cast that
 -- matches the space's partial HNSW index; {dims} is a validated integer, not user input)
--- and the %(candidates)s best keyword matches (any word of the question, ts_rank_cd),
--- fused by reciprocal rank fusion: a chunk scores sum(weight / (rrf_k + rank)) over the
--- lists it is in (weight 1 for vectors, %(keyword_weight)s for keywords). %(dense)s /
--- %(keyword)s switch a list off (vector-only or keyword-only search); the planner skips a
--- switched-off list. The score returned is the mode's own: cosine similarity, ts_rank_cd,
--- or the fused one.
-WITH question AS MATERIALIZED (
-    -- tsq, what keyword search matches: the question's rarer words, as many as fit the row
-    -- budget %(max_rows)s (any_word_query). marks: every word, for the snippets.
-    SELECT CASE WHEN %(keyword)s THEN any_word_query(%(config)s::text::regconfig, %(question)s,
-                                                     %(max_share)s::real, %(max_rows)s::real) END AS tsq,
+-- and the %(candidates)s best keyword matches (any searched word of the question, ranked
+-- by Okapi BM25 from the tenant's own word counts), each scored on both: a chunk's score
+-- is %(vector_weight)s times its cosine similarity plus the rest times its keyword
+-- relevance, both in [0, 1], so a score means the same whichever list found the chunk
+-- and a threshold on it means something (min_score). %(dense)s / %(keyword)s switch a
+-- list off (vector-only or keyword-only search; the planner skips it), and the score is
+-- then the other part alone.
+WITH words AS MATERIALIZED (
+    -- Each word of the question with how many of the tenant's chunks hold it, counted up to
+    -- %(max_rows)s + 1 only (a word in more chunks than the budget is left out unless it is
+    -- the rarest). The tenant's own chunks only (current or not: a version superseded but
+    -- not yet removed counts too), so another tenant's documents never change which words a
+    -- search uses or how they weigh. The cost: a GIN scan of each word's chunks, all
+    -- tenants' (what a count must read), and at most the budget's rows of the tenant's.
+    SELECT w.lexeme, (SELECT count(*) FROM (
+               SELECT 1
+               FROM chunks c
+               WHERE c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND c.search_vector @@ w.tsq
+               LIMIT %(max_rows)s + 1) holding) AS chunks
+    FROM unnest(tsvector_to_array(to_tsvector(%(config)s::text::regconfig, %(question)s))) AS l(lexeme)
+    CROSS JOIN LATERAL (SELECT l.lexeme, any_of(ARRAY[l.lexeme]) AS tsq) w  -- built once, not once a row
+    WHERE %(keyword)s
+),
+corpus AS MATERIALIZED (
+    -- The tenant's chunks, counted in the (tenant, text hash) index up to the number past
+    -- which any word within the row budget is within %(max_share)s of them (so the share
+    -- test below is exact). A larger tenant's IDFs count it as that many: every word
+    -- searched there is in at most %(max_rows)s chunks, and their weights keep their order.
+    SELECT count(*) AS chunks FROM (
+        SELECT 1
+        FROM chunks c
+        WHERE %(keyword)s AND c.tenant = %(tenant)s
+        LIMIT ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) counted
+),
+searched AS MATERIALIZED (
+    -- The words keyword search matches: those in at most %(max_share)s of the tenant's
+    -- chunks (all of them when every word is more common: a search for "plan" still finds
+    -- the plan), rarest first while the chunks they match stay within %(max_rows)s; the
+    -- rarest is always kept. Rare words are what keyword search adds to vectors; common ones
+    -- rank little and cost the most. Each with its BM25 weight (IDF), from the same counts.
+    SELECT lexeme, ln(1 + (greatest(corpus.chunks, kept.chunks) - kept.chunks + 0.5) / (kept.chunks + 0.5)) AS idf
+    FROM (SELECT w.lexeme, w.chunks, row_number() OVER (ORDER BY w.chunks, w.lexeme) AS n,
+                 sum(w.chunks) OVER (ORDER BY w.chunks, w.lexeme) AS running
+          FROM words w, corpus
+          WHERE w.chunks <= %(max_share)s * corpus.chunks
+             OR NOT EXISTS (SELECT FROM words r WHERE r.chunks <= %(max_share)s * corpus.chunks)) kept, corpus
+    WHERE n = 1 OR running <= %(max_rows)s
+),
+question AS MATERIALIZED (
+    -- tsq: what keyword search matches. bound: the BM25 score no chunk reaches, (k1 + 1)
+    -- times the weights of all the question's words, searched or not, so a chunk holding
+    -- few of them (a question about something the documents do not say) scores low.
+    -- marks: every word, for the snippets.
+    SELECT (SELECT any_of(array_agg(lexeme)) FROM searched) AS tsq,
+           (SELECT 2.2 * sum(ln(1 + (greatest(corpus.chunks, w.chunks) - w.chunks + 0.5) / (w.chunks + 0.5)))
+            FROM words w, corpus) AS bound,
            question_words(%(config)s::text::regconfig, %(question)s) AS marks
 ),
 dense AS (
-    SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank, 1 - distance AS similarity
+    SELECT chunk_id, 1 - distance AS similarity
     FROM (
         SELECT e.chunk_id, e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}) AS distance
         FROM embeddings e
@@ -55,27 +100,57 @@ matches AS MATERIALIZED (
       AND (%(mime)s::text IS NULL OR d.mime = %(mime)s)
     LIMIT %(max_rows)s + 1  -- one more than is ranked: whether there were more
 ),
+relevance AS MATERIALIZED (
+    -- Okapi BM25 (k1 1.2; no length normalisation: chunks are already of bounded length,
+    -- and the benchmark ranked as well without) of the matches ranked and of the nearest
+    -- chunks, over the searched words, divided by the question's bound: in [0, 1). An
+    -- occurrence in the document's name or headings (weights A, B) counts %(heading_weight)s
+    -- times one in the text.
+    SELECT x.chunk_id, bool_or(x.matched) AS matched,
+           max((SELECT coalesce(sum(s.idf * f.n * 2.2 / (f.n + 1.2)), 0)
+                FROM unnest(x.search_vector) t
+                JOIN searched s ON s.lexeme = t.lexeme
+                CROSS JOIN LATERAL (
+                    SELECT cardinality(array_positions(t.weights, 'D'))
+                           + %(heading_weight)s * (cardinality(t.weights) - cardinality(array_positions(t.weights, 'D')))
+                           AS n) f) / nullif(q.bound, 0)) AS relevance
+    FROM (SELECT chunk_id, search_vector, true AS matched FROM (SELECT * FROM matches LIMIT %(max_rows)s) m
+          UNION ALL
+          SELECT n.chunk_id, c.search_vector, false
+          FROM dense n JOIN chunks c ON c.id = n.chunk_id
+          WHERE %(keyword)s AND c.search_config = %(config)s::text) x
+    CROSS JOIN question q
+    GROUP BY x.chunk_id
+),
 keyword AS (
-    SELECT chunk_id, row_number() OVER (ORDER BY relevance DESC, chunk_id) AS rank, relevance
-    FROM (
-        SELECT m.chunk_id, ts_rank_cd(m.search_vector, q.tsq, %(normalization)s) AS relevance
-        FROM (SELECT * FROM matches LIMIT %(max_rows)s) m CROSS JOIN question q
-        ORDER BY relevance DESC, m.chunk_id
-        LIMIT %(candidates)s
-    ) ranked
+    SELECT chunk_id, relevance
+    FROM relevance
+    WHERE matched
+    ORDER BY relevance DESC, chunk_id
+    LIMIT %(candidates)s
 ),
 fused AS (
-    SELECT chunk_id, sum(weight / (%(rrf_k)s + rank)) AS rrf, max(similarity) AS similarity,
-           max(relevance) AS relevance
-    FROM (SELECT chunk_id, rank, 1.0 AS weight, similarity, NULL::real AS relevance FROM dense
-          UNION ALL
-          SELECT chunk_id, rank, %(keyword_weight)s::numeric, NULL, relevance FROM keyword) ranked
-    GROUP BY chunk_id
-    ORDER BY rrf DESC, chunk_id
+    -- Both lists' chunks, each scored on both parts: a keyword match's cosine similarity is
+    -- one more distance (its vector, by primary key), a near chunk's relevance was ranked
+    -- above. A negative cosine counts as 0.
+    SELECT chunk_id,
+           CASE WHEN NOT %(keyword)s THEN similarity WHEN NOT %(dense)s THEN relevance
+                ELSE %(vector_weight)s * similarity + (1 - %(vector_weight)s) * relevance END AS score
+    FROM (
+        SELECT u.chunk_id,
+               greatest(coalesce(n.similarity, CASE WHEN %(dense)s THEN (
+                   SELECT 1 - (e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}))
+                   FROM embeddings e WHERE e.chunk_id = u.chunk_id AND e.space_id = %(space_id)s) END), 0) AS similarity,
+               coalesce(r.relevance, 0) AS relevance
+        FROM (SELECT chunk_id FROM dense UNION SELECT chunk_id FROM keyword) u
+        LEFT JOIN dense n ON n.chunk_id = u.chunk_id
+        LEFT JOIN relevance r ON r.chunk_id = u.chunk_id
+    ) both_parts
+    ORDER BY score DESC, chunk_id
     LIMIT %(k)s
 )
 SELECT c.id AS chunk_id, d.id AS document_id, d.source_name, d.version, c.ordinal, c.text, c.metadata,
-       CASE WHEN NOT %(keyword)s THEN f.similarity WHEN NOT %(dense)s THEN f.relevance ELSE f.rrf END AS score,
+       f.score,
        ts_headline(%(config)s::text::regconfig, c.text, q.marks,
                    'MaxFragments=2, MinWords=12, MaxWords=30, StartSel=**, StopSel=**, FragmentDelimiter=" … "')
            AS snippet,
@@ -84,4 +159,4 @@ FROM fused f
 JOIN chunks c ON c.id = f.chunk_id
 JOIN documents d ON d.id = c.document_id
 CROSS JOIN question q
-ORDER BY f.rrf DESC, c.id
+ORDER BY f.score DESC, c.id
