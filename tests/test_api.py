@@ -77,8 +77,8 @@ def test_upload_to_searchable_with_a_worker_process(settings: Settings, client: 
     hits = client.post("/v1/search", headers=auth(key), json={"query": "lighthouse lantern room", "k": 3}).json()
     assert hits["hits"][0]["document_id"] == ids[0]
     assert hits["provider"] == "mock"
-    filtered = client.post("/v1/search", headers=auth(key), json={
-        "query": "lighthouse lantern room", "k": 3, "filters": {"source_name": "release-notes.md"}}).json()
+    filtered = client.post("/v1/search", headers=auth(key), json={  # min_score 0: weak passages too
+        "query": "lighthouse lantern room", "k": 3, "filters": {"source_name": "release-notes.md"}, "min_score": 0}).json()
     assert filtered["hits"] and {h["source_name"] for h in filtered["hits"]} == {"release-notes.md"}
     by_type = client.post("/v1/search", headers=auth(key), json={
         "query": "upgrade", "filters": {"mime": "text/markdown", "document_ids": ids}}).json()

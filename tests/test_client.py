@@ -46,6 +46,9 @@ def same_as_the_cli(settings: Settings, client: Client, *tenant: str) -> None:
     assert result.hits and result.hits[0].source_name == "good.md" and result.hits[0].pages == []
     cli = cli_json(settings, "search", QUERY, "-k", "3", *tenant)
     assert {**asdict(result), "hits": [asdict(h) for h in result.hits]} == cli
+    nothing = client.search(QUERY, min_score=1.0)  # no passage scores 1: no answer, and a note says so
+    assert nothing.hits == [] and any("min_score" in n for n in nothing.notes)
+    assert cli_json(settings, "search", QUERY, "--min-score", "1", *tenant)["notes"] == nothing.notes
     status = client.status()
     cli = cli_json(settings, "status", *tenant)
     assert status.stages == cli["stages"] == {"complete": 2, "failed": 1}
@@ -149,6 +152,8 @@ def test_async_client_and_the_retrievers_over_real_data(settings: Settings, tmp_
         assert [(n.node.get_content(), n.score, n.node.metadata["source"]) for n in nodes] == [
             (h.text, h.score, h.source_name) for h in expected]
         assert "good.md" in nodes[0].node.get_content(metadata_mode="llm")  # the citation reaches the LLM
+        assert LangChainRetriever(client=client, min_score=1.0).invoke(QUERY) == []
+        assert LlamaIndexRetriever(client, min_score=1.0).retrieve(QUERY) == []
         # A sync client serves an async caller too.
         assert asyncio.run(LangChainRetriever(client=client, k=2).ainvoke(QUERY)) == docs
 

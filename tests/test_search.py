@@ -177,6 +177,8 @@ def test_min_score_leaves_out_weak_passages_and_says_when_none_is_left(settings:
             [s for s in scores if s >= cut]
         none = find(settings, question, mode=mode, min_score=1.0)
         assert none.hits == [] and any("min_score" in n and "may not answer" in n for n in none.notes), mode
+    nonsense = find(settings, "zzqx flibber")  # the model's default min_score: no answer, and it says so
+    assert nonsense.hits == [] and any("min_score" in n for n in nonsense.notes)
     strict = settings.model_copy(update={"search_min_score": 1.0})
     assert find(strict, question).hits == [] and find(strict, question, min_score=0.0).hits
     for bad in (-0.1, 1.5, float("nan")):

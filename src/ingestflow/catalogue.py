@@ -40,7 +40,7 @@ class EmbeddingModel:
     # hybrid (min_score) or a vector search (min_similarity) has: below it, no answer.
     # Cosines differ by model. The defaults are a semantic model's (the local one's);
     # OpenAI's were not measured (no network here), so they get no threshold.
-    vector_weight: float = 0.95
+    vector_weight: float = 0.6
     min_score: float = 0.0
     min_similarity: float = 0.0
     # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
@@ -79,12 +79,12 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
                    chunk_tokens=127, chunk_overlap_tokens=15,
-                   vector_weight=0.95, min_score=0.0, min_similarity=0.0),
+                   vector_weight=0.6, min_score=0.21, min_similarity=0.29),
     # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will. Its hashed words
     # know no meaning: keyword relevance carries most of a hybrid score.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
                    max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256,
-                   vector_weight=0.4, min_score=0.0, min_similarity=0.0),
+                   vector_weight=0.4, min_score=0.05, min_similarity=0.09),
 )}
 
 

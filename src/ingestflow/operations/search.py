@@ -7,10 +7,15 @@ answer says so: vectors of different models are never compared. When no model ca
 it, a hybrid search still answers from keywords (degraded, with a note).
 
 Keywords: Postgres full-text search over each chunk's text, headings and document name,
-in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of the query.
+in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of the query,
+and ranks by Okapi BM25 from the tenant's own word counts.
 
-Reranking (RERANK_PROVIDER): the fused candidates are reordered by a reranker before the
-best k are returned; a step of its own, in operations/reranking.py.
+Every hit's score lies in [0, 1] (hybrid: the model's weight of cosine similarity plus the
+rest of keyword relevance), so a threshold means something: ``min_score`` turns weak
+answers into "no answer", with a note.
+
+Reranking (RERANK_PROVIDER): the fused candidates that clear min_score are reordered by a
+reranker before the best k are returned; a step of its own, in operations/reranking.py.
 """
 
 from __future__ import annotations
