@@ -13,7 +13,6 @@ text ends with the API's error body, ``{"error": {"code", "message"}}`` (the SDK
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingestflow.operations import documents, keys
 from ingestflow.operations import search as searching
+from ingestflow.operations.bounds import Filters
 from ingestflow.operations.errors import Refused
 from ingestflow.runtime import Runtime
 
@@ -55,15 +55,15 @@ class Tools:
         @mcp.tool()
         async def search(query: str, ctx: Context, k: int = 5, mode: str | None = None,
                          source_name: str | None = None, mime: str | None = None,
-                         document_ids: list[str] | None = None) -> dict[str, Any]:
+                         document_ids: list[str] | None = None, min_score: float | None = None) -> dict[str, Any]:
             """The k passages that best answer the query among the current documents: hybrid (default),
-            vector or keyword mode; filters by source name, MIME type or document ids. An empty list of
-            hits, with notes saying why, when nothing matches."""
+            vector or keyword mode; filters by source name, MIME type or document ids. Passages scoring
+            below min_score (0-1; the model's default when omitted) are left out. An empty list of hits,
+            with notes saying why, when nothing matches: the documents may not answer the question."""
             tenant = await self.tenant_of(ctx.headers)
-            ids = [_uuid(d) for d in document_ids] if document_ids is not None else None
             result = await _refusals(searching.search(
-                self.rt, tenant, query, k=k, mode=mode,
-                filters=searching.Filters(source_name=source_name, mime=mime, document_ids=ids)))
+                self.rt, tenant, query, k=k, mode=mode, min_score=min_score,
+                filters=Filters(source_name=source_name, mime=mime, document_ids=document_ids)))  # checked there
             return _jsonable(result)
 
         @mcp.tool()
@@ -169,13 +169,6 @@ async def _refusals(call: Any) -> Any:
         return await call
     except Refused as exc:
         raise _error(exc.code, exc.message) from None
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise _error("invalid_document_id", f"{value!r} is not a document id.") from None
 
 
 def _jsonable(value: Any) -> Any:
