@@ -82,6 +82,9 @@ def test_over_stdio_the_sdk_client_lists_the_tools_and_gets_what_search_gets(set
             assert added["documents"][0]["stage"] == "complete"  # stdio processes before answering
             listed = _payload(await client.call_tool("list_documents", {}))
             assert {d["source_name"] for d in listed["documents"]} == {"tides.md", "bees.md", "comets.md"}
+            assert listed["total"] == 3 and listed["next_cursor"] is None
+            too_many = await client.call_tool("list_documents", {"limit": 100_000})
+            assert _payload(too_many)["error"]["code"] == "invalid_limit"  # the API's bound, from one place
 
     asyncio.run(main())
 

@@ -267,7 +267,7 @@ def documents_(
     stage: Annotated[Stage | None, typer.Option(
         help="Only documents in this stage (superseded: the older versions).")] = None,
     tenant: TenantOpt = "default",
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many (1-500), newest first.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="The page after the one that printed this cursor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -110,11 +110,14 @@ class Tools:
             return _jsonable(await _refusals(documents.describe(self.rt, tenant, found["id"])))
 
         @mcp.tool()
-        async def list_documents(ctx: Context, stage: str | None = None, limit: int = 50) -> dict[str, Any]:
-            """Current documents, newest first: id, source name, version, stage, chunks, last change."""
+        async def list_documents(ctx: Context, stage: str | None = None, limit: int = 50,
+                                 cursor: str | None = None) -> dict[str, Any]:
+            """Current documents, newest first: id, source name, version, stage, chunks, last change; `total`
+            over all pages, and `next_cursor` (null on the last page) to pass as `cursor` for the rest."""
             tenant = await self.tenant_of(ctx.headers)
-            rows = await _refusals(documents.page(self.rt, tenant, stage=stage, after=None, limit=limit))
-            return _jsonable({"documents": rows})
+            found = await _refusals(documents.page(self.rt, tenant, stage=stage, cursor=cursor, limit=limit))
+            total = await _refusals(documents.count(self.rt, tenant, stage=stage))
+            return _jsonable({"documents": found.items, "total": total, "next_cursor": found.next_cursor})
 
         @mcp.tool()
         async def get_document(document: str, ctx: Context, after: int = -1, limit: int = 50) -> dict[str, Any]:

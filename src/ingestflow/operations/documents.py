@@ -242,6 +242,7 @@ async def page(rt: Runtime, tenant: str, *, stage: str | None, cursor: str | Non
     """Documents newest first, ``limit`` at most, after ``cursor`` (a ``next_cursor``
     given before; Refused ``invalid_cursor`` for anything else). Current versions, or
     with ``stage`` only those in it (``superseded`` lists the older versions)."""
+    limit = pagination.check_limit(limit)
     after = None
     if cursor is not None:
         created, ident = pagination.decode(cursor, 2)

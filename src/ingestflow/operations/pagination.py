@@ -9,6 +9,15 @@ from typing import Any
 
 from ingestflow.operations.errors import Refused
 
+MAX_PAGE = 500  # rows in one page of a listing, on every face (API, CLI, Python client, MCP)
+
+
+def check_limit(limit: int) -> int:
+    """A page's size: 1 to MAX_PAGE (Refused ``invalid_limit`` otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise Refused("invalid", "invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE}.")
+    return limit
+
 
 def encode(*values: Any) -> str:
     raw = json.dumps([str(v) for v in values], separators=(",", ":")).encode()

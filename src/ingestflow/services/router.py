@@ -28,8 +28,8 @@ from ingestflow.services.base import CallbackParser, Embedder, Parser, Reranker
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget
 from ingestflow.services.costs import (
-    daily_total_limit,
     cohere_rerank_prices,
+    daily_total_limit,
     embedder_spec,
     embedding_cost,
     llamaparse_prices,

@@ -14,12 +14,13 @@ from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import documents, pagination, spaces, workers
 from ingestflow.operations.limits import check_upload
+from ingestflow.operations.pagination import MAX_PAGE
 from ingestflow.redaction import scrub
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 StageParam = Annotated[Stage | None, Query(description="Only documents in this stage.")]
-LimitParam = Annotated[int, Query(ge=1, le=500)]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 CursorParam = Annotated[str | None, Query(max_length=500)]
 BatchParam = Annotated[bool, Query(description="Embed through the OpenAI Batch API: half the price, within 24 hours.")]
 _BAD_CURSOR = {400: {"model": schemas.ErrorResponse, "description": "The cursor is not one this API returned"}}
