@@ -35,7 +35,8 @@ class EmbeddingModel:
     usd_per_mtok: Decimal = Decimal(0)  # synchronous price per million input tokens
     batch_usd_per_mtok: Decimal = Decimal(0)  # OpenAI Batch API price (half)
     # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
-    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py.
+    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py
+    # --chunk-sizes (mock 384/48, local 127/15); OpenAI's, not measurable offline, stay 512/64.
     chunk_tokens: int = 512
     chunk_overlap_tokens: int = 64
 
@@ -70,9 +71,10 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
                    chunk_tokens=127, chunk_overlap_tokens=15),
-    # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will.
+    # Mirrors OpenAI's input limit, so MOCK accepts what REAL will.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
-                   max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256),
+                   max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256,
+                   chunk_tokens=384, chunk_overlap_tokens=48),
 )}
 
 
