@@ -146,7 +146,7 @@ async def bulk_done(rt: Runtime, n: int, sections: int, tenants: int) -> int:
                                                                          store=rt.files)]
                 await documents.save_texts(conn, [documents.Text(d, f.data.decode(), [], "markdown", None)
                                                   for d, f in zip(ids, files, strict=True)])
-                written = {d: [chunks.NewChunk(o, text, len(text) // 5, {"heading_path": [f"Case {i}"]})
+                written = {d: [chunks.NewChunk(o, text, text, len(text) // 5, {"heading_path": [f"Case {i}"]})
                                for o, text in enumerate(done_parts(i, sections))]
                            for d, i in zip(ids, numbers, strict=True)}
                 await chunks.replace(conn, written, search_config=rt.settings.search_language)

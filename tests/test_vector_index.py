@@ -41,7 +41,7 @@ async def write(conn: psycopg.AsyncConnection, tenant: str, space_id: int, store
     async with conn.transaction():
         (reg,) = await documents.register(conn, tenant=tenant, files=[NewFile(name, name.encode(), "text/markdown")],
                                           store=PostgresFileStore())
-        rows = [NewChunk(i, f"passage {i}", 2, {}) for i in range(len(stored))]
+        rows = [NewChunk(i, f"passage {i}", f"passage {i}", 2, {}) for i in range(len(stored))]
         await chunks.replace(conn, {reg.document_id: rows}, search_config="english")
         ids = [documents.chunk_id(reg.document_id, c.ordinal) for c in rows]
         await vectors.write_vectors(conn, ids, space_id, stored)
