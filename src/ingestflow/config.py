@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     environment: str = "development"
     ingestflow_home: Path | None = None  # unset: found (see find_home)
     database_url: SecretStr | None = None
+    # Hot standbys (PostgreSQL streaming replication) for search and read-only routes,
+    # comma-separated; writes and the queue stay on DATABASE_URL. A standby that is down or
+    # lags more than REPLICA_MAX_LAG_SECONDS is skipped (logged), never an error.
+    database_read_urls: SecretStr | None = None
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     # Where uploaded bytes live: "local" (a folder under INGESTFLOW_HOME; one machine or a
     # shared volume) or "postgres" (the database; workers on many machines).
     storage_backend: Literal["local", "postgres"] = "local"
@@ -328,13 +333,21 @@ class Settings(BaseSettings):
         secrets = [self.openai_api_key, self.llamaparse_api_key, self.llamaparse_webhook_secret,
                    self.metrics_token]
         values = [s.get_secret_value() for s in secrets if s is not None]
-        if self.database_url is not None:
-            from urllib.parse import urlsplit
+        from urllib.parse import urlsplit
 
-            password = urlsplit(self.database_url.get_secret_value()).password
+        urls = [self.database_url.get_secret_value()] if self.database_url is not None else []
+        for url in [*urls, *self.read_urls]:
+            password = urlsplit(url).password
             if password:
                 values.append(password)
         return [v for v in values if len(v) >= 4]
+
+    @property
+    def read_urls(self) -> list[str]:
+        """DATABASE_READ_URLS, one URL each."""
+        if self.database_read_urls is None:
+            return []
+        return [url.strip() for url in self.database_read_urls.get_secret_value().split(",") if url.strip()]
 
 
 def dotenv_files(environ: dict[str, str] | None = None) -> list[Path]:

@@ -34,6 +34,13 @@ def configure(level: str = "INFO", *, json: bool = False, secrets: Iterable[str]
     _configured = False
 
 
+def _trace_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The current trace's ids (ingestflow.tracing), so a log line finds its trace."""
+    from ingestflow.tracing import log_ids
+
+    return {**event, **log_ids()}
+
+
 def _redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return {k: scrub(v) for k, v in event.items()}
 
@@ -51,6 +58,7 @@ def _structlog() -> Any:
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso"),
                 structlog.processors.format_exc_info,
+                _trace_processor,
                 _redact_processor,
                 renderer,
             ],

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ingestflow import logging as ilog
+from ingestflow import tracing
 from ingestflow.config import Settings
 from ingestflow.store import jobs
 from ingestflow.store.database import Database
@@ -138,6 +139,7 @@ async def open_runtime(settings: Settings, *, pool_size: int = 8, long_running: 
     """``long_running`` (worker, API server): wait out a database that is restarting at
     start, as the process will wait out one later."""
     ilog.configure(settings.log_level, json=settings.log_json, secrets=settings.secret_values())
+    tracing.configure()
     db = await Database.open(settings, max_size=pool_size,
                              wait_seconds=STARTUP_WAIT_SECONDS if long_running else 0.0)
     rt = Runtime(settings, db, file_store(settings))

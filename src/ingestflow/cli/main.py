@@ -341,6 +341,35 @@ def serve(
 
 
 @app.command()
+def mcp(
+    port: Annotated[int | None, typer.Option(help="Serve streamable HTTP on this port (API keys required) "
+                                                  "instead of stdio.")] = None,
+    host: Annotated[str, typer.Option(help="With --port: the address to listen on.")] = "127.0.0.1",
+    tenant: TenantOpt = "default",
+) -> None:
+    """A Model Context Protocol server for agents: tools search, ingest, status,
+    list_documents and get_document. Over stdio (the default) it acts for --tenant; over
+    HTTP (--port) each request's API key decides the tenant, as the HTTP API does."""
+    from ingestflow.cli.common import run, start_database
+
+    start_database()
+    from ingestflow.integrations.mcp import RequireKey, Tools
+    from ingestflow.runtime import Runtime
+
+    async def body(rt: Runtime) -> None:
+        server = Tools(rt, tenant).server()
+        if port is None:
+            await server.run_stdio_async()
+            return
+        import uvicorn
+
+        app = RequireKey(server.streamable_http_app(stateless_http=True, json_response=True, host=host), rt)
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).serve()
+
+    run(body, quiet=True, long_running=port is not None)
+
+
+@app.command()
 def costs(
     tenant: TenantFilterOpt = None,
     as_json: JsonOpt = False,
@@ -421,6 +450,54 @@ def db_migrate(as_json: JsonOpt = False) -> None:
         print_json({"applied": applied})
     else:
         console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The archive to write (replaced if it exists).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the home's database and stored files to FILE, consistent while workers run."""
+    from ingestflow.cli.common import console, database_url_or_exit, fail, settings_or_exit
+    from ingestflow.store import backup
+
+    settings = settings_or_exit()
+    database_url_or_exit(settings)  # an embedded server that cannot start is said as every command says it
+    try:
+        report = backup.backup(settings, file)
+    except backup.BackupError as exc:
+        fail(str(exc), 1, error=exc.code)
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json(report)
+    else:
+        console.print(f"backed up to {report.path}: {report.files} stored file(s), {report.bytes:,} bytes",
+                      markup=False, highlight=False)
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="An archive written by `ingestflow db backup`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a backup into this home, which must be new (no documents, keys or costs)."""
+    from ingestflow.cli.common import console, database_url_or_exit, fail, settings_or_exit
+    from ingestflow.store import backup
+
+    settings = settings_or_exit()
+    database_url_or_exit(settings)
+    try:
+        manifest = backup.restore(settings, file)
+    except backup.BackupError as exc:
+        fail(str(exc), 1, error=exc.code)
+    if as_json:
+        from ingestflow.cli.render import print_json
+
+        print_json({"restored": manifest})
+    else:
+        console.print(f"restored the backup of {manifest['created_at']} ({manifest['files']} stored file(s))",
+                      markup=False, highlight=False)
 
 
 @app.command()

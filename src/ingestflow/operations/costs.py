@@ -35,8 +35,7 @@ class Spend:
 
 async def spend(rt: Runtime, tenant: str | None) -> Spend:
     """Today's and this hour's spend per service (UTC windows), next to the limits."""
-    async with rt.db.pool.connection() as conn:
-        summary = {r["service"]: r for r in await costs.summary(conn, tenant)}
+    summary = {r["service"]: r for r in await rt.db.read(lambda conn: costs.summary(conn, tenant))}
     limits = service_limits(rt.settings)
     rows = []
     for name in dict.fromkeys((*REPORTED_SERVICES, *summary)):
@@ -53,10 +52,8 @@ async def spend(rt: Runtime, tenant: str | None) -> Spend:
 
 
 async def by_day(rt: Runtime, tenant: str | None, days: int) -> list[dict[str, Any]]:
-    async with rt.db.pool.connection() as conn:
-        return await costs.by_day(conn, tenant, limit=days * len(REPORTED_SERVICES))
+    return await rt.db.read(lambda conn: costs.by_day(conn, tenant, limit=days * len(REPORTED_SERVICES)))
 
 
 async def by_document(rt: Runtime, tenant: str | None, limit: int = 10) -> list[dict[str, Any]]:
-    async with rt.db.pool.connection() as conn:
-        return await costs.by_document(conn, tenant, limit=limit)
+    return await rt.db.read(lambda conn: costs.by_document(conn, tenant, limit=limit))

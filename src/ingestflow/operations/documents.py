@@ -193,21 +193,18 @@ async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, A
 
 
 async def recent_errors(rt: Runtime, tenant: str, limit: int) -> list[dict[str, Any]]:
-    async with rt.db.pool.connection() as conn:
-        return await documents.recent_errors(conn, tenant, limit)
+    return await rt.db.read(lambda conn: documents.recent_errors(conn, tenant, limit))
 
 
 async def throughput(rt: Runtime, tenant: str) -> list[dict[str, Any]]:
     """The tenant's last hour in 5-minute buckets, oldest first: start, completed, chunks, failed."""
-    async with rt.db.pool.connection() as conn:
-        return await documents.throughput(conn, tenant, buckets=THROUGHPUT_BUCKETS,
-                                          width_seconds=THROUGHPUT_BUCKET_SECONDS)
+    return await rt.db.read(lambda conn: documents.throughput(conn, tenant, buckets=THROUGHPUT_BUCKETS,
+                                                              width_seconds=THROUGHPUT_BUCKET_SECONDS))
 
 
 async def page(rt: Runtime, tenant: str, *, stage: str | None, after: tuple[Any, Any] | None,
                limit: int) -> list[dict[str, Any]]:
-    async with rt.db.pool.connection() as conn:
-        return await documents.page(conn, tenant, stage=stage, after=after, limit=limit)
+    return await rt.db.read(lambda conn: documents.page(conn, tenant, stage=stage, after=after, limit=limit))
 
 
 async def chunks(rt: Runtime, tenant: str, document: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:

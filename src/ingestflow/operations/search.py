@@ -17,6 +17,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, get_args
 
+from ingestflow import tracing
 from ingestflow.catalogue import SearchMode
 from ingestflow.errors import DeferredError, PermanentError, TransientError
 from ingestflow.operations.errors import Refused
@@ -29,6 +30,7 @@ from ingestflow.tokens import count_tokens
 
 if TYPE_CHECKING:
     import numpy as np
+    from psycopg import AsyncConnection
 
 MAX_QUERY_CHARS = 8000  # the API schema takes its bound from here
 MODES: tuple[str, ...] = get_args(SearchMode)
@@ -75,6 +77,20 @@ class Filters:
 
 async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
                  filters: Filters = Filters()) -> SearchResult:
+    """The ``k`` passages that best answer ``query`` among the tenant's current documents
+    (see ``_search``), traced as one search: its query embedding and retrieval below it."""
+    with tracing.span("ingestflow.search", **{"ingestflow.search.k": k, "ingestflow.search.mode": mode,
+                                              "ingestflow.query.chars": len(query),
+                                              "ingestflow.query.sha256": tracing.digest(query)}):
+        result = await _search(rt, tenant, query, k=k, mode=mode, filters=filters)
+        tracing.annotate(**{"ingestflow.search.mode": result.mode, "ingestflow.search.hits": len(result.hits),
+                            "ingestflow.search.degraded": result.degraded,
+                            "ingestflow.search.notes": len(result.notes), "gen_ai.request.model": result.model})
+        return result
+
+
+async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str | None = None,
+                  filters: Filters = Filters()) -> SearchResult:
     """The ``k`` passages that best answer ``query`` among the tenant's current documents.
     ``mode``: hybrid, vector or keyword (SEARCH_MODE when None). A query without any word
     (blank, punctuation) matches nothing. Refused ``invalid`` for an unknown mode, a query
@@ -118,24 +134,33 @@ async def search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str 
                               max_scan_tuples=rt.settings.search_hnsw_max_scan_tuples,
                               exact_max=rt.settings.search_exact_max_chunks,
                               rerank=rt.settings.search_binary_rerank)
-    async with rt.db.pool.connection() as conn:
-        space_id = None
-        if embedder is not None:
+    space_id = None
+    if embedder is not None:  # a write (the space's first use): on the primary
+        async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
+
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=k, **asdict(filters),
         )
-        if plan.keyword and rows and rows[0]["keyword_capped"]:
-            notes.append(f"the query's words are in many passages: keyword search ranked the first "
-                         f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
-        if await documents.chunking_stale(conn, tenant, rt.chunking().signature):
-            notes.append("some documents were chunked by an older rule or another chunk size than this "
-                         "configuration's; `ingestflow reembed` re-chunks them (it shows the cost first)")
-        if plan.keyword and await chunks.search_config_stale(conn, config):
-            notes.append(f"some passages are still indexed for keywords in another language than "
-                         f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
-                         "search skips them")
+        return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
+                await documents.chunking_stale(conn, tenant, rt.chunking().signature))
+
+    with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
+                                                       "ingestflow.search.keyword": plan.keyword}):
+        # dense list, keyword list and their fusion: one SQL statement (search.sql)
+        rows, stale, rechunk = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+    if plan.keyword and rows and rows[0]["keyword_capped"]:
+        notes.append(f"the query's words are in many passages: keyword search ranked the first "
+                     f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
+    if rechunk:
+        notes.append("some documents were chunked by an older rule or another chunk size than this "
+                     "configuration's; `ingestflow reembed` re-chunks them (it shows the cost first)")
+    if stale:
+        notes.append(f"some passages are still indexed for keywords in another language than "
+                     f"SEARCH_LANGUAGE={config}; workers are rebuilding them, and until then keyword "
+                     "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
     return SearchResult([_hit(r) for r in rows], *_answered_by(embedder, config), mode, degraded, notes)

@@ -33,6 +33,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ingestflow import tracing
 from ingestflow.errors import DeferredError, IngestError, PermanentError, TransientError
 from ingestflow.lifecycle import Stage
 from ingestflow.logging import get_logger
@@ -71,7 +72,8 @@ class Pipeline:
     async def run(self, batch: Batch) -> None:
         """Advance every document of the batch from wherever it is to complete."""
         if reembed := batch.at(Stage.COMPLETE, task="reembed"):
-            await self.reembed(batch.owner, reembed)
+            with tracing.document_spans("reembed", reembed):
+                await self.reembed(batch.owner, reembed)
         for stages, step in (((Stage.QUEUED, Stage.PARSING), self.parse),
                              ((Stage.PARSED, Stage.CHUNKING), self.chunk),
                              ((Stage.CHUNKED, Stage.EMBEDDING), self.embed),
@@ -82,7 +84,8 @@ class Pipeline:
                 return
             items = batch.at(*stages)
             if items:
-                await step(batch.owner, items)
+                with tracing.document_spans(step.__name__, items):
+                    await step(batch.owner, items)
 
     # -- parse ----------------------------------------------------------------------
 

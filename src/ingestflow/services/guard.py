@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
-from ingestflow import metrics
-from ingestflow.errors import IngestError, TransientError
+from ingestflow import metrics, tracing
+from ingestflow.errors import DeferredError, IngestError, TransientError
 from ingestflow.logging import get_logger
 from ingestflow.services.breaker import CircuitBreaker
 from ingestflow.services.budget import Budget, PaidCall, Reservation
@@ -101,9 +101,13 @@ class ServiceGuard:
             nonlocal attempt_no
             attempt_no += 1
             reservation = None
-            if self.budget is not None and estimate is not None:
-                reservation = await self.budget.reserve(replace(estimate, attempt=attempt_no))
-            slot = await self._admit(units, reservation)
+            try:
+                if self.budget is not None and estimate is not None:
+                    reservation = await self.budget.reserve(replace(estimate, attempt=attempt_no))
+                slot = await self._admit(units, reservation)
+            except DeferredError as exc:  # budget, breaker or rate limit: the job waits, unbilled
+                tracing.event("deferred", code=exc.code, retry_after=exc.retry_after)
+                raise
             call = asyncio.ensure_future(fn())
             try:
                 result = await asyncio.shield(call)
@@ -111,6 +115,7 @@ class ServiceGuard:
                 await asyncio.shield(self._cancelled(call, reservation, slot, actual_units, headers))
                 raise
             except IngestError as exc:
+                tracing.event("attempt_failed", attempt=attempt_no, code=exc.code)
                 await self._failed(reservation, slot, exc)
                 raise
             except BaseException:
@@ -121,7 +126,21 @@ class ServiceGuard:
             await self._succeeded(reservation, slot, result, actual_units, headers)
             return result
 
-        return await call_with_retries(attempt, self.retry)
+        model = self.pricing.model if self.pricing is not None else None
+        operation = "embeddings" if self.pricing is not None and self.pricing.unit == "tokens" else self.service
+        # GenAI semantic conventions where they fit; the document's text never goes in.
+        with tracing.span(f"{operation} {model or self.service}", **{
+                "gen_ai.operation.name": operation, "gen_ai.provider.name": self.service,
+                "gen_ai.request.model": model, "ingestflow.units.estimated": units,
+                "ingestflow.documents": len(context.shares) or None}):
+            try:
+                result = await call_with_retries(attempt, self.retry)
+            except IngestError as exc:
+                tracing.annotate(**{"ingestflow.outcome": exc.code, "error.type": exc.code,
+                                    "ingestflow.attempts": attempt_no})
+                raise
+            tracing.annotate(**{"ingestflow.outcome": "ok", "ingestflow.attempts": attempt_no})
+            return result
 
     async def _admit(self, units: int, reservation: Reservation | None) -> int | None:
         """Breaker, then a rate-limit slot; a refusal gives back what was taken before it."""
@@ -129,6 +148,8 @@ class ServiceGuard:
         try:
             if self.breaker is not None:
                 probe = await self.breaker.before_call()
+                if probe:
+                    tracing.event("breaker_probe")  # the breaker lets this call test the service
             return await self.limiter.acquire(units) if self.limiter is not None else None
         except BaseException:
             if probe and self.breaker is not None:
@@ -174,6 +195,8 @@ class ServiceGuard:
         if reservation is not None and self.budget is not None and self.pricing is not None:
             units = actual_units(result) if actual_units else reservation.call.units
             await self.budget.settle(reservation, units=units, cost_usd=self.pricing.cost(units))
+            tracing.annotate(**{"ingestflow.units": units, "ingestflow.cost_usd": float(self.pricing.cost(units)),
+                                "gen_ai.usage.input_tokens": units if self.pricing.unit == "tokens" else None})
         try:
             if self.breaker is not None:
                 await self.breaker.record_success()

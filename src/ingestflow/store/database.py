@@ -7,7 +7,9 @@ under ``INGESTFLOW_HOME``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -15,9 +17,11 @@ from psycopg_pool import AsyncConnectionPool
 from ingestflow.config import ConfigError, Settings
 from ingestflow.store import chunks, documents, embedded
 from ingestflow.store.outage import until_reachable
+from ingestflow.store.replicas import Replicas
 from ingestflow.store.sql import query
 
 MIGRATION_LOCK = 7_203_118_415  # pg_advisory_lock key: one migrator at a time
+T = TypeVar("T")
 RECONNECT_SECONDS = 3600.0  # the pool keeps trying to reconnect through an outage this long
 
 
@@ -82,10 +86,11 @@ async def server_info(conn: psycopg.AsyncConnection) -> tuple[str, str]:
 
 
 class Database:
-    """An async connection pool on a migrated database."""
+    """An async connection pool on a migrated database, and the standbys reads may use."""
 
-    def __init__(self, url: str, *, max_size: int = 8) -> None:
+    def __init__(self, url: str, *, max_size: int = 8, replicas: Replicas | None = None) -> None:
         self.url = url
+        self.replicas = replicas
         # ``check``: a connection that died with the server (restart, failover) is
         # replaced when taken from the pool instead of failing the caller's first query.
         self.pool = AsyncConnectionPool(
@@ -101,8 +106,14 @@ class Database:
         url = database_url(settings)
         await until_reachable(lambda: asyncio.to_thread(migrate, url), seconds=wait_seconds,
                               what="migrate the schema")
-        db = cls(url, max_size=max_size)
+        replicas = None
+        if settings.read_urls:
+            replicas = Replicas(settings.read_urls, max_lag_seconds=settings.replica_max_lag_seconds,
+                                max_size=max_size)
+        db = cls(url, max_size=max_size, replicas=replicas)
         await db.pool.open(wait=True)
+        if replicas is not None:
+            await replicas.open()
         try:
             async with db.pool.connection() as conn:
                 await chunks.check_search_config(conn, settings.search_language)
@@ -111,7 +122,19 @@ class Database:
             raise
         return db
 
+    async def read(self, fn: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+        """``fn`` on a standby of DATABASE_READ_URLS that is up and current enough, else on
+        the primary. ``fn`` only reads: it may run twice, if a standby fails under it."""
+        if self.replicas is not None:
+            answered, answer = await self.replicas.read(fn)
+            if answered:
+                return answer  # type: ignore[return-value]
+        async with self.pool.connection() as conn:
+            return await fn(conn)
+
     async def close(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.pool.close()
 
     async def __aenter__(self) -> Database:

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from ingestflow.store.sql import query
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+FILES_LOCK = 7_203_118_416  # pg_advisory_lock key: a backup copying stored files (store/backup.py)
 
 
 class FileStore(Protocol):
@@ -91,4 +92,5 @@ class LocalFileStore:
         return await asyncio.to_thread(read)
 
     async def delete(self, conn: AsyncConnection, sha256: str) -> None:
+        await conn.execute(query("backup_files_wait"), {"key": FILES_LOCK})  # not while a backup copies
         self.path(sha256).unlink(missing_ok=True)
