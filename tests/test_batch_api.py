@@ -71,17 +71,21 @@ def one_round(s: Settings, ids: list[uuid.UUID]) -> None:
 
 
 def wrong_vectors(s: Settings, model: str = "text-embedding-3-small") -> int:
-    """Chunks whose stored vector is not the one the fake gives their text (as float16, the
-    stored type)."""
+    """Chunks whose stored vector is not the one the fake gives their input, the context
+    line (title and heading path) and text (as float16, the stored type)."""
     import numpy as np
     from pgvector.psycopg import register_vector
+
+    from ingestflow.pipeline.chunking import chunk_input, context_line
 
     assert s.database_url is not None
     with psycopg.connect(s.database_url.get_secret_value()) as conn:
         register_vector(conn)
-        rows = conn.execute("SELECT c.text, e.embedding FROM chunks c JOIN embeddings e ON e.chunk_id = c.id").fetchall()
-    return sum(not np.array_equal(vec.to_numpy(), fake_vector(text, 1536, model).astype(np.float16))
-               for text, vec in rows)
+        rows = conn.execute("SELECT d.title, c.metadata -> 'heading_path', (d.chunking ->> 'max_tokens')::int, c.text,"
+                            " e.embedding FROM chunks c JOIN documents d ON d.id = c.document_id"
+                            " JOIN embeddings e ON e.chunk_id = c.id").fetchall()
+    inputs = [(chunk_input(context_line(title, tuple(path), size), text), vec) for title, path, size, text, vec in rows]
+    return sum(not np.array_equal(vec.to_numpy(), fake_vector(i, 1536, model).astype(np.float16)) for i, vec in inputs)
 
 
 def chunk_tokens(s: Settings) -> int:
@@ -124,8 +128,13 @@ def test_batch_ingest_end_to_end_at_exactly_half_price(settings: Settings, fake:
     assert wrong_vectors(s) == 0  # each line's vectors went to its own chunks, in order
     from support import search
 
-    text = sql(s, "SELECT text FROM chunks ORDER BY id LIMIT 1")[0][0]
-    assert search(s, text, k=1)[0].text == text  # the same text embeds to the same vector
+    from ingestflow.pipeline.chunking import chunk_input, context_line
+
+    title, path, size, text = sql(s, "SELECT d.title, c.metadata -> 'heading_path', (d.chunking ->> 'max_tokens')::int,"
+                                     " c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+                                     " ORDER BY c.id LIMIT 1")[0]
+    query = chunk_input(context_line(title, tuple(path), size), text)
+    assert search(s, query, k=1, mode="vector")[0].text == text  # the same input embeds to the same vector
 
 
 def test_failed_lines_go_again_synchronously_and_nothing_is_paid_twice(settings: Settings, fake: FakeOpenAI,

@@ -17,9 +17,9 @@ import pytest
 from fpdf import FPDF
 from pydantic import SecretStr
 
+from ingestflow.catalogue import EMBEDDING_MODELS, MOCK_MODEL
 from ingestflow.config import ServiceMode, Settings
 from ingestflow.pipeline.chunking import ChunkingConfig, chunk_input, chunk_markdown, context_line, document_title
-from ingestflow.services.local_parser import parse_local
 from ingestflow.services.mock import HashingEmbedder
 from ingestflow.testing.fake_llamaparse import FakeLlamaParse
 from support import SAMPLES, find, ingest, run_cli, sql
@@ -128,7 +128,8 @@ def test_inputs_begin_with_the_title_and_heading_path(settings: Settings, tmp_pa
     assert named["volcanoes.html"] == "Volcanoes"  # the first H1 before the <title>
     assert named["plain.txt"] == "plain"  # neither: the file name
     signature = sql(settings, "SELECT DISTINCT chunking FROM documents")
-    assert signature == [({"rule": 2, "max_tokens": 512, "overlap_tokens": 64},)]
+    mock = EMBEDDING_MODELS[MOCK_MODEL]  # unset, the model's own chunk size
+    assert signature == [({"rule": 2, "max_tokens": mock.chunk_tokens, "overlap_tokens": mock.chunk_overlap_tokens},)]
 
     # Each vector is the mock embedding of the input: context line, then the passage.
     rows = sql(settings, "SELECT d.title, c.text, c.metadata -> 'heading_path', c.token_count, e.embedding::text"
@@ -137,7 +138,7 @@ def test_inputs_begin_with_the_title_and_heading_path(settings: Settings, tmp_pa
     embedder = HashingEmbedder(1536)
     stored_inputs = []
     for title, text, path, tokens, vector in rows:
-        line = context_line(title, tuple(path), 512)
+        line = context_line(title, tuple(path), mock.chunk_tokens)
         assert line.startswith("Volcanoes > ")  # the title is said once, before the path
         assert not text.startswith(line) and title in line
         stored_inputs.append(chunk_input(line, text))
@@ -193,6 +194,7 @@ def test_a_corpus_chunked_otherwise_is_said_to_be_and_reembed_rechunks_it(settin
             f"## Part {p}\n\nThe glacier number {n} moves {p} metres a year along the fjord." for p in range(12)))
     old = settings.model_copy(update={"chunk_max_tokens": 48, "chunk_overlap_tokens": 0})
     ingest(old, [docs])
+    ingest(old, [docs], tenant="other")
     # A document from before chunking was recorded (rule 1), as a migrated corpus holds.
     sql(old, "UPDATE documents SET chunking = NULL WHERE source_name LIKE %s", ("%guide0.md",))
     assert find(old, "glacier fjord").notes and stale_note(find(old, "glacier fjord").notes)
@@ -203,11 +205,11 @@ def test_a_corpus_chunked_otherwise_is_said_to_be_and_reembed_rechunks_it(settin
     status = run_cli(new, "status")
     assert "3 current documents were chunked by an older rule" in status.stdout, status.stdout
     doctor = run_cli(new, "doctor")
-    assert "3 of 3 current documents chunked otherwise" in doctor.stdout, doctor.stdout
+    assert "6 of 6 current documents chunked otherwise" in doctor.stdout, doctor.stdout
 
     before = call(new, report, "default")
     texts = sql(new, "SELECT d.source_name, t.markdown, d.title FROM documents d"
-                     " JOIN document_texts t ON t.document_id = d.id")
+                     " JOIN document_texts t ON t.document_id = d.id WHERE d.tenant = 'default'")
     expected = [c.token_count for name, markdown, _ in texts for c in chunk_markdown(
         markdown, config=ChunkingConfig(200, 20), title=document_title(markdown, None, name))]
     assert before.rechunk is not None
@@ -227,13 +229,22 @@ def test_a_corpus_chunked_otherwise_is_said_to_be_and_reembed_rechunks_it(settin
         await rt.drain(queued).run()
 
     call(new, drain)
-    current = sql(new, "SELECT version, chunking, parser FROM documents WHERE is_current")
+    current = sql(new, "SELECT version, chunking, parser FROM documents WHERE is_current AND tenant = 'default'")
     assert current == [(2, {"rule": 2, "max_tokens": 200, "overlap_tokens": 20}, "local")] * 3
     assert sql(new, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id"
                     " WHERE NOT d.is_current")[0][0] == 0  # the old versions' chunks are gone
-    assert sql(new, "SELECT count(*) FROM chunks")[0][0] == len(expected)
-    assert sql(new, "SELECT count(*) FROM events WHERE kind = 'stage_done' AND stage = 'parsed'")[0][0] == 3
+    assert sql(new, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id"
+                    " WHERE d.tenant = 'default'")[0][0] == len(expected)
+    assert sql(new, "SELECT count(*) FROM events e JOIN documents d ON d.id = e.document_id"
+                    " WHERE kind = 'stage_done' AND e.stage = 'parsed' AND d.tenant = 'default'")[0][0] == 3
     after = find(new, "glacier fjord")
     assert after.hits and not stale_note(after.notes)
     assert call(new, report, "default").rechunk is None
     assert call(new, start_reembed, "default", batch_api=False) == []  # nothing left to do
+
+    # The command: the estimate, then the work with a progress bar per stage.
+    done = run_cli(new, "reembed", "--tenant", "other", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "re-chunk:      3 documents" in done.stdout and "queued 3 documents" in done.stdout
+    assert re.search(r"chunk\s.*3/3", done.stdout) and re.search(r"embed\s.*3/3", done.stdout), done.stdout
+    assert sql(new, "SELECT DISTINCT version FROM documents WHERE tenant = 'other' AND is_current") == [(2,)]

@@ -8,7 +8,6 @@ from itertools import pairwise
 import pytest
 
 from ingestflow.pipeline.chunking import (
-    CONTEXT_MIN_TOKENS,
     HARD_LIMIT,
     Chunk,
     ChunkingConfig,
@@ -16,7 +15,6 @@ from ingestflow.pipeline.chunking import (
     _headings,
     chunk_markdown,
     context_line,
-    document_title,
 )
 from ingestflow.services.base import PageSpan
 from ingestflow.tokens import count_tokens
@@ -316,3 +314,55 @@ def test_edit_inside_one_paragraph_keeps_other_chunks() -> None:
     after = chunk_markdown("\n\n".join(paras), config=ChunkingConfig(64, 0))
     changed = {c.text for c in after} - {c.text for c in before}
     assert changed and all(c.startswith("Paragraph 1") for c in changed)
+
+
+# -- no chunk is only a heading ----------------------------------------------------------
+
+
+def test_a_heading_with_nothing_under_it_joins_the_next_section() -> None:
+    chunks = check("# Kitchen Notebook\n\n# Sourdough\n\nFeed the starter.\n\n## Jams\n### Plum\n\nPlum jam sets.")
+    assert [(c.text, c.heading_path) for c in chunks] == [
+        ("# Kitchen Notebook\n\n# Sourdough\n\nFeed the starter.", ("Sourdough",)),
+        ("## Jams\n### Plum\n\nPlum jam sets.", ("Sourdough", "Jams", "Plum")),
+    ]
+
+
+def test_a_last_bare_heading_joins_the_section_before() -> None:
+    chunks = check("# Guide\n\nSome text.\n\n## Appendix\n")
+    assert [c.text for c in chunks] == ["# Guide\n\nSome text.\n\n## Appendix"]
+    assert [c.text for c in check("# Only\n\n## Headings")] == ["# Only\n\n## Headings"]  # nothing else
+
+
+def test_a_heading_at_the_foot_of_a_page_travels_to_the_next() -> None:
+    p1, p2 = "Text of page one. " * 20 + "\n\n## Ambulance services", "The copay is $180 per one-way trip."
+    md = f"{p1}\n\n{p2}"
+    pages = (PageSpan(1, 0, len(p1)), PageSpan(2, len(p1) + 2, len(md)))
+    chunks = check(md, ChunkingConfig(512, 0), pages)
+    assert chunks[-1].text == f"## Ambulance services\n\n{p2}" and chunks[-1].pages == (1, 2)
+    assert chunks[-1].heading_path == ("Ambulance services",)
+
+
+@pytest.mark.parametrize("gap", ["\n\n", "\n"])
+def test_a_heading_fits_with_the_start_of_a_long_paragraph(gap: str) -> None:
+    body = " ".join(f"Finding {i} concerns the eastern warehouse and its loading docks." for i in range(200))
+    for config in (ChunkingConfig(32, 0), ChunkingConfig(127, 15), ChunkingConfig(512, 64)):
+        chunks = check(f"## A fairly long heading about the warehouse findings{gap}{body}", config)
+        assert chunks[0].text.startswith("## A fairly long heading") and "Finding 0" in chunks[0].text
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_documents_of_headings_never_give_a_heading_alone(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    blocks = []
+    for _ in range(rng.randint(1, 40)):
+        if rng.random() < 0.4:
+            blocks.append("#" * rng.randint(1, 4) + " " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5))))
+        else:
+            blocks.append(prose(rng, rng.randint(1, 25)))
+    md = rng.choice(["\n\n", "\n"]).join(blocks)
+    max_tokens = rng.choice([127, 512])  # (a stack of headings must fit a chunk with some text)
+    pages = ()
+    if rng.random() < 0.5:
+        cuts = sorted({0, len(md), *(rng.randrange(len(md)) for _ in range(4))})
+        pages = tuple(PageSpan(i + 1, s, e) for i, (s, e) in enumerate(pairwise(cuts)))
+    check(md, ChunkingConfig(max_tokens, rng.randrange(0, max_tokens // 2)), pages, title=rng.choice(["", "Guide"]))

@@ -31,15 +31,20 @@ ONE_BY_ONE = {"CLAIM_BATCH_SIZE": "1"}  # EMBEDDING_BATCH_SIZE follows the setti
 
 
 def docs_with_equal_cost(folder: Path, n: int) -> int:
-    """n one-chunk documents of identical token counts; returns that count."""
+    """n one-chunk documents whose inputs (the title, the file name here, then the text)
+    have identical token counts; returns that count."""
+    from ingestflow.pipeline.chunking import ChunkingConfig, chunk_markdown
     from ingestflow.tokens import count_tokens
 
     folder.mkdir()
     texts = [f"Report {chr(65 + i % 26)}{chr(65 + i // 26)} covers harbour traffic and weather." for i in range(n)]
-    counts = {count_tokens(t) for t in texts}
-    assert len(counts) == 1
+    counts = set()
     for i, text in enumerate(texts):
         (folder / f"r{i:02}.txt").write_text(text)
+        (chunk,) = chunk_markdown(text, config=ChunkingConfig(2000, 64), title=f"r{i:02}")
+        assert chunk.context == f"r{i:02}" and chunk.token_count > count_tokens(text)
+        counts.add(chunk.token_count)
+    assert len(counts) == 1
     return counts.pop()
 
 

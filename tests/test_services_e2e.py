@@ -159,15 +159,17 @@ def test_secrets_never_leak(settings: Settings, fake: FakeOpenAI, tmp_path: Path
 
 def test_a_text_shared_by_many_documents_is_paid_once(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
     """A boilerplate section repeated across a batch is sent once; each chunk gets its vector.
-    (One slot, so one batch: two slots each take a fair share of the queue, and two
-    batches running at once may each send the text before either has stored it.)"""
+    (An input begins with its document's title: the letters share theirs, so their footers
+    are one input; under twenty titles they would be twenty. One slot, so one batch: two
+    slots each take a fair share of the queue, and two batches running at once may each
+    send the text before either has stored it.)"""
     from support import ingest
 
     folder = tmp_path / "letters"
     folder.mkdir()
     footer = "# Legal\n\nThis letter is confidential and meant for its addressee only."
     for i in range(20):
-        (folder / f"letter{i:02}.md").write_text(f"# Letter {i}\n\nYour parcel {i} left depot {i * 7}.\n\n{footer}")
+        (folder / f"letter{i:02}.md").write_text(f"# Letter\n\nYour parcel {i} left depot {i * 7}.\n\n{footer}")
     s = real(settings, fake)
     ingest(s, [folder], concurrency=1)
     chunks, distinct = sql(s, "SELECT count(*), count(DISTINCT text) FROM chunks")[0]

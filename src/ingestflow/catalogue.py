@@ -44,7 +44,8 @@ class EmbeddingModel:
     min_score: float = 0.0
     min_similarity: float = 0.0
     # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
-    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py.
+    # and CHUNK_OVERLAP_TOKENS are not set: chosen per model on bench/retrieval.py
+    # --chunk-sizes (mock 384/48, local 127/15); OpenAI's, not measurable offline, stay 512/64.
     chunk_tokens: int = 512
     chunk_overlap_tokens: int = 64
 
@@ -80,10 +81,11 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
                    chunk_tokens=127, chunk_overlap_tokens=15,
                    vector_weight=0.6, min_score=0.21, min_similarity=0.29),
-    # Mirrors OpenAI's input limit, so MOCK chunks the way REAL will. Its hashed words
-    # know no meaning: keyword relevance carries most of a hybrid score.
+    # Mirrors OpenAI's input limit, so MOCK accepts what REAL will. Its hashed words know
+    # no meaning: keyword relevance carries most of a hybrid score.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
                    max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256,
+                   chunk_tokens=384, chunk_overlap_tokens=48,
                    vector_weight=0.4, min_score=0.05, min_similarity=0.09),
 )}
 

@@ -213,6 +213,8 @@ def reembed(
 
     async def body(rt: Runtime) -> dict:
         dropped = await spaces.drop_space(rt, tenant, drop_space) if drop_space is not None else None
+        if yes and not as_json:  # what it will cost, before the work starts
+            render.spaces(await spaces.report(rt, tenant))
         queued = await spaces.start_reembed(rt, tenant, batch_api=batch) if yes else []
         if queued and not no_wait:
             if as_json:

@@ -138,7 +138,8 @@ def _pack_with_context(markdown: str, section: _Section, context: str, config: C
 
 
 def chunk_input(context: str, text: str) -> str:
-    """What is embedded and keyword-indexed for a chunk: its context line, then its text."""
+    """What is embedded for a chunk: its context line, then its text. (Its keyword index
+    holds the same words, weighted: see chunk_search_vector, migration 0016.)"""
     return f"{context}\n\n{text}" if context else text
 
 
@@ -226,10 +227,13 @@ def _join_bare_headings(markdown: str, sections: list[_Section]) -> list[_Sectio
     """A section that is only its heading line (or a page piece that is only a heading,
     printed at the foot of a page) joins the section after it, with that section's path;
     a bare heading at the very end joins the section before it."""
+    lines = [(offset, end if (end := markdown.find("\n", offset)) >= 0 else len(markdown))
+             for offset, _, _ in _headings(markdown)]
+    starts = [start for start, _ in lines]
     out: list[_Section] = []
     carried: int | None = None  # where the bare headings waiting for text begin
     for section in sections:
-        if _is_heading_line(markdown, *_trim(markdown, section.start, section.end)):
+        if _only_headings(markdown, section.start, section.end, lines, starts):
             carried = section.start if carried is None else carried
             continue
         if carried is not None:
@@ -239,6 +243,20 @@ def _join_bare_headings(markdown: str, sections: list[_Section]) -> list[_Sectio
         last = out.pop() if out else _Section(carried, sections[-1].end, sections[-1].heading_path)
         out.append(_Section(last.start, sections[-1].end, last.heading_path))
     return out
+
+
+def _only_headings(text: str, start: int, end: int, lines: list[tuple[int, int]], starts: list[int]) -> bool:
+    """Whether every visible character of ``text[start:end]`` is on a heading line."""
+    pos = start
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            return True
+        line = bisect.bisect_right(starts, pos) - 1
+        if line < 0 or lines[line][1] <= pos:
+            return False
+        pos = lines[line][1]
 
 
 def _is_heading_line(text: str, start: int, end: int) -> bool:
