@@ -84,7 +84,7 @@ class TestLangChainStandardRemote(TestLangChainStandardLocal):
 @pytest.mark.parametrize("face", ["local_client", "remote_client"])
 def test_call_time_search_arguments_are_honoured_or_refused(face: str, request: pytest.FixtureRequest) -> None:
     client: Client = request.getfixturevalue(face)
-    retriever = IngestflowRetriever(client=client, k=4)
+    retriever = IngestflowRetriever(client=client, k=4, min_score=0.0)  # k passages, weak ones too
     assert len(retriever.invoke(QUERY)) == 4
     assert len(retriever.invoke(QUERY, k=1)) == 1
     keyword = retriever.invoke("nutmeg", mode="keyword")

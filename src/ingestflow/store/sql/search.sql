@@ -45,8 +45,10 @@ searched AS MATERIALIZED (
     FROM (SELECT w.lexeme, w.chunks, row_number() OVER (ORDER BY w.chunks, w.lexeme) AS n,
                  sum(w.chunks) OVER (ORDER BY w.chunks, w.lexeme) AS running
           FROM words w, corpus
-          WHERE w.chunks <= %(max_share)s * corpus.chunks
-             OR NOT EXISTS (SELECT FROM words r WHERE r.chunks <= %(max_share)s * corpus.chunks)) kept, corpus
+          -- a word no chunk holds matches nothing: it never stands in for the common ones
+          WHERE w.chunks > 0 AND (w.chunks <= %(max_share)s * corpus.chunks
+             OR NOT EXISTS (SELECT FROM words r WHERE r.chunks > 0 AND r.chunks <= %(max_share)s * corpus.chunks))
+         ) kept, corpus
     WHERE n = 1 OR running <= %(max_rows)s
 ),
 question AS MATERIALIZED (
