@@ -52,8 +52,7 @@ async def get_tenant(
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> str:
     """The tenant of the presented key; 401 without a live key, or with two different keys."""
-    given = {t for t in (bearer.credentials if bearer is not None else None, api_key) if t}
-    token = given.pop() if len(given) == 1 else None
+    token = keys.presented(bearer.credentials if bearer is not None else None, api_key)
     message = "A valid API key is required (Authorization: Bearer <key>)."
     if token:
         tenant = await keys.tenant_for(get_runtime(request).db, token)

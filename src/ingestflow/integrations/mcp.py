@@ -134,11 +134,9 @@ class Tools:
 async def tenant_for_headers(rt: Runtime, headers: Mapping[str, str]) -> str | None:
     """The tenant of the request's API key, as the HTTP API reads it; None without one live key."""
     bearer = headers.get("authorization", "")
-    given = {t for t in (bearer[7:].strip() if bearer.lower().startswith("bearer ") else None,
-                         headers.get("x-api-key")) if t}
-    if len(given) != 1:
-        return None
-    return await keys.tenant_for(rt.db, given.pop())
+    token = keys.presented(bearer[7:].strip() if bearer.lower().startswith("bearer ") else None,
+                           headers.get("x-api-key"))
+    return None if token is None else await keys.tenant_for(rt.db, token)
 
 
 class RequireKey:

@@ -33,6 +33,13 @@ async def create(db: Database, tenant: str) -> str:
     return token
 
 
+def presented(*tokens: str | None) -> str | None:
+    """The one key a request presents (Authorization: Bearer, X-API-Key); None with none, or
+    with two different ones."""
+    given = {t for t in tokens if t}
+    return given.pop() if len(given) == 1 else None
+
+
 async def tenant_for(db: Database, token: str) -> str | None:
     """The tenant of a live (not revoked) key, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
