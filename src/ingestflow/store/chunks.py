@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from ingestflow.config import ConfigError
+from ingestflow.store import words
 from ingestflow.store.documents import chunk_id, sha256_hex
 from ingestflow.store.sql import query
 
@@ -30,7 +31,10 @@ async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[New
     """Each document's chunks become exactly these (a rerun of chunking replaces what an
     earlier run left): one DELETE, one binary COPY and one INSERT for the whole batch, in
     the caller's transaction. ``search_config`` is the text search configuration of
-    their search vectors."""
+    their search vectors. A current document's chunks (a failed repair retried from its
+    first stage) leave and join the word counts with it."""
+    current = sorted(await words.current_versions(conn, list(chunks)) & set(chunks))
+    await words.count(conn, removed=current)
     await conn.execute(query("delete_chunks"), {"ids": list(chunks)})
     await conn.execute(query("stage_chunks"))
     async with conn.cursor().copy(query("copy_chunks")) as copy:
@@ -40,6 +44,7 @@ async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[New
                 await copy.write_row((chunk_id(document, c.ordinal), document, c.ordinal, c.text,
                                       sha256_hex(c.input), c.token_count, Jsonb(c.metadata)))
     await conn.execute(query("insert_staged_chunks"), {"config": search_config})
+    await words.count(conn, added=current)
 
 
 async def check_search_config(conn: AsyncConnection, config: str) -> None:
@@ -63,6 +68,8 @@ async def search_config_stale(conn: AsyncConnection, config: str) -> bool:
 
 async def rebuild_search_vectors(conn: AsyncConnection, config: str, *, limit: int = 2000) -> int:
     """Rebuild up to ``limit`` search vectors of another configuration in this one; returns
-    how many (0 when none is left)."""
-    cur = await conn.execute(query("rebuild_search_vectors"), {"config": config, "limit": limit})
-    return cur.rowcount
+    how many (0 when none is left). Current chunks move between the configurations' word
+    counts in the same statement."""
+    cur = await conn.execute(query("rebuild_search_vectors"),
+                             {"config": config, "limit": limit, "slot": words.slot(conn)})
+    return (await cur.fetchone())[0]

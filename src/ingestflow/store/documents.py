@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ingestflow.lifecycle import TRANSITIONS, Stage
+from ingestflow.store import words
 from ingestflow.store.files import FileStore, lock_contents
 from ingestflow.store.sql import query
 
@@ -301,6 +302,10 @@ async def make_current(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> Swap:
     lost = [row[0] for row in await (await conn.execute(query("newer_current"), {"ids": list(ids)})).fetchall()]
     losing = set(lost)
     winners = [i for i in ids if i not in losing]
+    # A winner's source has no newer current version: the current one, unless the winner
+    # itself (a repaired version), is older, and swap_current retires it.
+    current = await words.current_versions(conn, winners)
+    await words.count(conn, added=[i for i in winners if i not in current], removed=sorted(current - set(winners)))
     retired = [tuple(row) for row in await (await conn.execute(query("swap_current"), {"ids": winners})).fetchall()]
     await retire(conn, lost)
     await drop_content(conn, [r[0] for r in retired])
@@ -428,6 +433,7 @@ async def delete(conn: AsyncConnection, tenant: str, document: uuid.UUID) -> lis
     if row is None:
         return None
     await lock_sources(conn, [(tenant, row[0])])
+    await words.count(conn, removed=sorted(await words.current_versions(conn, [document])))
     cur = await conn.execute(query("delete_document"), {"tenant": tenant, "source_name": row[0]})
     return [sha for (sha,) in await cur.fetchall()] or None  # empty: deleted meanwhile
 

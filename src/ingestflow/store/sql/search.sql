@@ -9,31 +9,27 @@
 -- list off (vector-only or keyword-only search; the planner skips it), and the score is
 -- then the other part alone.
 WITH words AS MATERIALIZED (
-    -- Each word of the question with how many of the tenant's chunks hold it, counted up to
-    -- %(max_rows)s + 1 only (a word in more chunks than the budget is left out unless it is
-    -- the rarest). The tenant's own chunks only (current or not: a version superseded but
-    -- not yet removed counts too), so another tenant's documents never change which words a
-    -- search uses or how they weigh. The cost: a GIN scan of each word's chunks, all
-    -- tenants' (what a count must read), and at most the budget's rows of the tenant's.
-    SELECT w.lexeme, (SELECT count(*) FROM (
-               SELECT 1
-               FROM chunks c
-               WHERE c.tenant = %(tenant)s AND c.search_config = %(config)s::text AND c.search_vector @@ w.tsq
-               LIMIT %(max_rows)s + 1) holding) AS chunks
+    -- Each word of the question with how many of the tenant's current chunks hold it, from
+    -- the counts the writers keep (migrations/0024_word_counts.sql): an index probe per
+    -- word, so another tenant's documents change neither which words a search uses, nor how
+    -- they weigh, nor how long it takes. Past %(max_rows)s + 1 the figure is
+    -- %(max_rows)s + 1: a word in more chunks than the budget is left out unless it is the
+    -- rarest, and those weigh alike.
+    SELECT l.lexeme, least((SELECT coalesce(sum(n.chunks)::bigint, 0)
+                            FROM tenant_words n
+                            WHERE n.tenant = %(tenant)s AND n.config = %(config)s::text AND n.lexeme = l.lexeme),
+                           %(max_rows)s + 1) AS chunks
     FROM unnest(tsvector_to_array(to_tsvector(%(config)s::text::regconfig, %(question)s))) AS l(lexeme)
-    CROSS JOIN LATERAL (SELECT l.lexeme, any_of(ARRAY[l.lexeme]) AS tsq) w  -- built once, not once a row
     WHERE %(keyword)s
 ),
 corpus AS MATERIALIZED (
-    -- The tenant's chunks, counted in the (tenant, text hash) index up to the number past
-    -- which any word within the row budget is within %(max_share)s of them (so the share
-    -- test below is exact). A larger tenant's IDFs count it as that many: every word
-    -- searched there is in at most %(max_rows)s chunks, and their weights keep their order.
-    SELECT count(*) AS chunks FROM (
-        SELECT 1
-        FROM chunks c
-        WHERE %(keyword)s AND c.tenant = %(tenant)s
-        LIMIT ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) counted
+    -- The tenant's current chunks, counted as at most the number past which any word
+    -- within the row budget is within %(max_share)s of them (so the share test below is
+    -- exact). A larger tenant's IDFs count it as that many: every word searched there is in
+    -- at most %(max_rows)s chunks, and their weights keep their order.
+    SELECT least(coalesce(sum(t.chunks)::bigint, 0), ceil(%(max_rows)s / %(max_share)s::real)::bigint + 1) AS chunks
+    FROM tenant_chunks t
+    WHERE %(keyword)s AND t.tenant = %(tenant)s AND t.config = %(config)s::text
 ),
 searched AS MATERIALIZED (
     -- The words keyword search matches: those in at most %(max_share)s of the tenant's
