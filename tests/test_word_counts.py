@@ -152,8 +152,8 @@ def test_the_migration_counts_what_exists(settings: Settings, tmp_path: Path) ->
 
 
 def test_counts_stay_exact_while_workers_race_versions_and_die(settings: Settings, tmp_path: Path) -> None:
-    """Three real workers, three versions of each file uploaded while they run, a source
-    deleted mid-run, and a worker SIGKILLed every half second or so (mid-batch: calls to the
+    """Three real workers, three versions of each file uploaded while they run (each once
+    some of the one before is current), a current source deleted mid-run, and a worker SIGKILLed every half second or so (mid-batch: calls to the
     provider are slow): the counts equal a recount once the queue drains."""
     from ingestflow.operations.documents import delete
     from ingestflow.runtime import open_runtime
@@ -174,7 +174,9 @@ def test_counts_stay_exact_while_workers_race_versions_and_die(settings: Setting
         kills = 0
         try:
             for version in (2, 3):
-                time.sleep(1.0)
+                # some of the previous version current first, so that this one retires them
+                wait_for(lambda v=version: sql(s, "SELECT count(*) FROM documents WHERE is_current AND version = %s",
+                                               (v - 1,))[0][0] >= 3, 60, f"version {version - 1} to be current")
                 for path in sorted(folder.iterdir()):
                     path.write_text(path.read_text() + f"\n\nRevision {version} mentions a razorbill {path.stem}.")
                 submit(s, [folder])
@@ -185,7 +187,7 @@ def test_counts_stay_exact_while_workers_race_versions_and_die(settings: Setting
                     victim.wait()
                     kills += 1
                     procs.append(worker())
-            doomed = sql(s, "SELECT id FROM documents ORDER BY source_name, version LIMIT 1")[0][0]
+            doomed = sql(s, "SELECT id FROM documents WHERE is_current ORDER BY source_name LIMIT 1")[0][0]
 
             async def remove() -> int:
                 async with open_runtime(s) as rt:

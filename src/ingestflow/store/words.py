@@ -24,9 +24,10 @@ def slot(conn: AsyncConnection) -> int:
 
 
 async def current_versions(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """The current version of each of these documents' sources."""
+    """The current version of each of these documents' sources, these documents and those
+    versions locked until the transaction ends: call it before ``count``."""
     cur = await conn.execute(query("current_versions"), {"ids": list(ids)})
-    return {row[0] for row in await cur.fetchall()}
+    return {document for document, current in await cur.fetchall() if current}
 
 
 async def count(conn: AsyncConnection, *, added: Sequence[uuid.UUID] = (),

@@ -3,7 +3,7 @@
 -- their old configuration's word counts to this one's (into slot %(slot)s). SKIP LOCKED:
 -- chunks being replaced are left to their writer, which writes them in the new
 -- configuration anyway, and chunks whose document is being made current or deleted
--- (count_words.sql locks them) are left for the next turn. The document is locked too,
+-- (current_versions.sql locks it) are left for the next turn. The document is locked too,
 -- and read as last committed: whether it is current is what the counts hold.
 WITH picked AS MATERIALIZED (
     SELECT c.id, c.tenant, c.search_config AS old_config, c.search_vector AS old_vector, d.is_current,
