@@ -33,7 +33,7 @@ async def replace(conn: AsyncConnection, chunks: Mapping[uuid.UUID, Iterable[New
     the caller's transaction. ``search_config`` is the text search configuration of
     their search vectors. A current document's chunks (a failed repair retried from its
     first stage) leave and join the word counts with it."""
-    current = sorted(await words.current_versions(conn, list(chunks)) & set(chunks))
+    current = await words.current_among(conn, list(chunks))
     await words.count(conn, removed=current)
     await conn.execute(query("delete_chunks"), {"ids": list(chunks)})
     await conn.execute(query("stage_chunks"))

@@ -30,11 +30,17 @@ async def current_versions(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> s
     return {document for document, current in await cur.fetchall() if current}
 
 
+async def current_among(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Those of these documents that are current, locked until the transaction ends."""
+    return [row[0] for row in await (await conn.execute(query("current_among"), {"ids": list(ids)})).fetchall()]
+
+
 async def count(conn: AsyncConnection, *, added: Sequence[uuid.UUID] = (),
                 removed: Sequence[uuid.UUID] = ()) -> None:
     """Count the chunks of ``added`` (documents becoming current) in and those of
     ``removed`` (current documents about to be retired or deleted) out, in the caller's
-    transaction: before ``removed`` lose their chunks, once ``added`` have theirs. One
+    transaction, which locked them (``current_versions``, ``current_among``): before
+    ``removed`` lose their chunks, once ``added`` have theirs. One
     statement for both, so its rows are locked in one order."""
     if added or removed:
         await conn.execute(query("count_words"), {"added": list(added), "removed": list(removed), "slot": slot(conn)})
