@@ -15,6 +15,8 @@ one of 2 documents. Then, in the same run:
 2. Write path: ``--ingest-docs`` new documents ingested into the big tenant per round,
    rounds alternating between the counts kept (after) and not kept (before: store.words'
    functions made no-ops, the write path as it was); chunks/s medians and their ratio.
+   And the counting alone: 30 current documents locked and counted out, rolled back: ms
+   per batch and per 1,000 chunks, to set against the pipeline's time per chunk.
 3. Slots: ``--writers`` connections each committing transactions that count 20 of the big
    tenant's chunks in (or out) and then hold their locks 5 ms, as the rest of a completing
    transaction does; transactions/s with every writer on one slot against each on its
@@ -37,7 +39,7 @@ from unittest import mock
 
 from psycopg import AsyncConnection
 from pydantic import SecretStr
-from retrieval import ingest, latency_corpus, markdown_corpus, percentile
+from retrieval import ingest, latency_corpus, markdown_corpus, percentile, sentences
 
 from ingestflow.config import Settings
 from ingestflow.operations.documents import submit_paths
@@ -112,6 +114,16 @@ async def word_choice(rt: Runtime, rounds: int) -> None:
     print(f"same words and weights chosen: {same} of {len(qs) * rounds * 2}")
 
 
+def new_documents(folder: Path, n: int, seed: int) -> None:
+    """``n`` documents as latency_corpus writes them (10 chunks each), but new sources with
+    new text each time: a file already stored (same bytes) is not ingested again."""
+    rng, pool = random.Random(1000 + seed), sentences()
+    folder.mkdir(parents=True)
+    for d in range(n):
+        (folder / f"r{seed}-{d:05}.md").write_text("\n\n".join(
+            f"## Section {d}.{s}\n\n" + " ".join(rng.choice(pool) for _ in range(12)) for s in range(10)))
+
+
 async def write_path(rt: Runtime, work: Path, docs: int, rounds: int) -> None:
     async def nothing(*_: Any, **__: Any) -> Any:
         return set()
@@ -120,9 +132,7 @@ async def write_path(rt: Runtime, work: Path, docs: int, rounds: int) -> None:
     for r in range(rounds * 2):
         which = ("before", "after")[r % 2]
         folder = work / f"round{r}"
-        latency_corpus(folder, docs * 10)
-        for path in folder.iterdir():  # new sources of the big tenant, not new versions
-            path.rename(path.with_name(f"r{r}-{path.name}"))
+        new_documents(folder, docs, r)
         off = [mock.patch.object(words, name, nothing) for name in ("count", "current_versions", "current_among")]
         with contextlib.ExitStack() as patches:
             for patch in off if which == "before" else ():
@@ -135,6 +145,27 @@ async def write_path(rt: Runtime, work: Path, docs: int, rounds: int) -> None:
     for which, r in rates.items():
         print(f"{which:<6} chunks/s median {statistics.median(r):7.0f}  ({', '.join(f'{x:.0f}' for x in r)})")
     print(f"after/before: x{statistics.median(rates['after']) / statistics.median(rates['before']):.3f}")
+
+
+async def count_cost(rt: Runtime, reps: int) -> None:
+    """What keeping the counts adds to a completing transaction: locking 30 of the big
+    tenant's current documents and counting their chunks out, rolled back each time."""
+    async with rt.db.pool.connection() as conn:
+        ids = [d for (d,) in await (await conn.execute(
+            "SELECT id FROM documents WHERE tenant = 'default' AND is_current")).fetchall()]
+        rng, ms, per_thousand = random.Random(7), [], []
+        for _ in range(reps):
+            batch = rng.sample(ids, 30)
+            n = (await (await conn.execute("SELECT count(*) FROM chunks WHERE document_id = ANY(%s)",
+                                           (batch,))).fetchone())[0]
+            async with conn.transaction(force_rollback=True):
+                t0 = time.perf_counter()
+                await words.count(conn, removed=sorted(await words.current_versions(conn, batch)))
+                ms.append((time.perf_counter() - t0) * 1000)
+            per_thousand.append(ms[-1] * 1000 / n)
+    print(f"\n## Count cost: 30 documents (~{n} chunks) locked and counted, {reps} times, rolled back")
+    print(f"p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms per batch; "
+          f"{statistics.median(per_thousand):.1f} ms per 1,000 chunks")
 
 
 async def slots(rt: Runtime, writers: int, seconds: float) -> None:
@@ -181,6 +212,7 @@ async def run(base: Settings, work: Path, args: argparse.Namespace) -> None:
         steps: list[Callable[[], Awaitable[None]]] = [
             lambda: word_choice(rt, args.rounds),
             lambda: write_path(rt, work / "write", args.ingest_docs, args.ingest_rounds),
+            lambda: count_cost(rt, 40),
             lambda: slots(rt, args.writers, args.seconds),
         ]
         for step in steps:
