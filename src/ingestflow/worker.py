@@ -35,7 +35,7 @@ from ingestflow.pipeline.stages import Pipeline
 from ingestflow.services.base import Embedder
 from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import chunks, documents, jobs, statistics, vectors, workers
+from ingestflow.store import chunks, documents, jobs, statistics, tallies, vectors, workers
 from ingestflow.store.database import Database
 from ingestflow.store.documents import Event, StageConflict
 from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
@@ -290,6 +290,7 @@ class Worker:
             async with conn.transaction():  # the batch's queries plan with today's table sizes
                 if stale := await statistics.refresh(conn):
                     log.info("statistics_refreshed", tables=stale)
+            await tallies.fold(conn)  # the rows the last batches appended, before they pile up
             found = await documents.get(conn, [j.document_id for j in claimed])
         ended, items = [], []
         for job in claimed:

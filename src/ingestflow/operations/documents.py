@@ -25,7 +25,7 @@ from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, project_of, sources, synced_names
 from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
-from ingestflow.store import costs, documents, jobs, usage
+from ingestflow.store import costs, documents, jobs, tallies, usage
 from ingestflow.store.documents import NewFile, Registration
 from ingestflow.store.files import lock_contents
 
@@ -214,6 +214,7 @@ async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, A
     """Documents by stage, the most recently changed ones, the tenant's queue, and the
     live workers (with a warning when the queue waits for one)."""
     async with rt.db.pool.connection() as conn:
+        await tallies.fold_if_due(conn)
         found = {"stages": await documents.stage_counts(conn, tenant),
                  "recent": await documents.recent(conn, tenant, recent) if recent else [],
                  "queue": await jobs.queue_depth(conn, tenant)}
