@@ -62,6 +62,25 @@ FROM jobs j JOIN documents d ON d.id = j.document_id
 WHERE j.state IN ('ready', 'running') AND (%(tenant)s::text IS NULL OR d.tenant = %(tenant)s)
 """
 
+# The dashboard's throughput as throughput.sql counted it from the events: completed,
+# chunks and failed over the last hour (the 12 five-minute buckets' window).
+THROUGHPUT_TRUTH = """
+SELECT count(*) FILTER (WHERE e.kind = 'stage_done' AND e.stage = 'complete'),
+       coalesce(sum((e.detail->>'chunks')::bigint) FILTER (WHERE e.kind = 'stage_done' AND e.stage = 'chunked'), 0),
+       count(*) FILTER (WHERE e.kind = 'failed')
+FROM events e JOIN documents d ON d.id = e.document_id
+WHERE e.kind IN ('stage_done', 'failed') AND d.tenant = %s
+  AND e.created_at >= date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') - 11 * interval '5 minutes'
+"""
+
+
+def throughput(s: Settings, tenant: str) -> tuple[int, int, int]:
+    from ingestflow.store.sql import query
+
+    rows = sql(s, query("throughput").replace("%(tenant)s", "%s").replace("%(buckets)s", "12")
+               .replace("%(width)s", "300"), (tenant,))
+    return (sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows))
+
 
 def drift(s: Settings) -> list[tuple[Any, ...]]:
     return sql(s, DRIFT)
@@ -111,6 +130,9 @@ def test_counts_stay_exact_through_ingest_supersede_delete_retry_and_reembed(set
     assert drift(settings) == []
     stages = call(settings, documents.overview, "beta")["stages"]
     assert stages == {"complete": 3}  # the tenant's own, not acme's five
+    for tenant, completed in (("acme", 5), ("beta", 3)):
+        assert throughput(settings, tenant) == tuple(sql(settings, THROUGHPUT_TRUTH, (tenant,))[0])
+        assert throughput(settings, tenant)[0] == completed
 
     (tmp_path / "a" / "doc00.md").write_text("# Changed\n\nA new version of the first document.")
     ingest(settings, [tmp_path / "a"], tenant="acme")  # supersedes v1

@@ -34,6 +34,16 @@ CREATE TABLE stage_time_tallies (
     runs     bigint NOT NULL,
     seconds  float8 NOT NULL
 );
+-- The dashboard's throughput: documents completed, chunks stored, documents failed, per
+-- tenant and minute (stage_done and failed events), kept a day.
+CREATE TABLE throughput_tallies (
+    tenant     text NOT NULL,
+    minute     timestamptz NOT NULL,
+    completed  bigint NOT NULL,
+    chunks     bigint NOT NULL,
+    failed     bigint NOT NULL
+);
+CREATE INDEX throughput_tallies_tenant ON throughput_tallies (tenant, minute);
 CREATE TABLE ledger_tallies (
     service   text NOT NULL,
     model     text NOT NULL,
@@ -53,6 +63,8 @@ CREATE INDEX jobs_tenant_ready ON jobs (tenant, next_attempt_at) WHERE state = '
 CREATE INDEX documents_tenant_updated ON documents (tenant, updated_at DESC) WHERE superseded_at IS NULL;
 CREATE INDEX documents_tenant_failed ON documents (tenant, updated_at DESC)
     WHERE stage = 'failed' AND superseded_at IS NULL;
+-- A page of one stage's documents (list_documents_in_stage.sql): not a walk past the others.
+CREATE INDEX documents_tenant_stage ON documents (tenant, stage, created_at DESC, id DESC);
 
 -- A trigger function may only name the transition tables its event has: one branch each.
 CREATE FUNCTION tally_documents() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -105,12 +117,25 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION tally_stage_times() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Events: timings (stage_done with seconds) while the event exists, as the events were
+-- counted; throughput as it happened (a deleted document's work was still done then).
+CREATE FUNCTION tally_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO stage_time_tallies VALUES (NEW.stage, 1, (NEW.detail->>'seconds')::float8);
-    ELSE
+    IF TG_OP = 'DELETE' THEN
         INSERT INTO stage_time_tallies VALUES (OLD.stage, -1, -(OLD.detail->>'seconds')::float8);
+        RETURN NULL;
+    END IF;
+    IF NEW.kind = 'stage_done' AND NEW.detail ? 'seconds' THEN
+        INSERT INTO stage_time_tallies VALUES (NEW.stage, 1, (NEW.detail->>'seconds')::float8);
+    END IF;
+    IF NEW.kind = 'failed' OR NEW.stage IN ('complete', 'chunked') THEN
+        INSERT INTO throughput_tallies
+        SELECT d.tenant, date_bin('1 minute', NEW.created_at, TIMESTAMPTZ 'epoch'),
+               (NEW.kind = 'stage_done' AND NEW.stage = 'complete')::int,
+               CASE WHEN NEW.kind = 'stage_done' AND NEW.stage = 'chunked'
+                    THEN coalesce((NEW.detail->>'chunks')::bigint, 0) ELSE 0 END,
+               (NEW.kind = 'failed')::int
+        FROM documents d WHERE d.id = NEW.document_id;
     END IF;
     RETURN NULL;
 END $$;
@@ -148,9 +173,9 @@ CREATE TRIGGER jobs_tally_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS o
 -- Row-level with a WHEN for events and the ledger: they are written a row per statement,
 -- and most events are not timings (the condition costs no function call).
 CREATE TRIGGER events_tally_insert AFTER INSERT ON events FOR EACH ROW
-    WHEN (NEW.kind = 'stage_done' AND NEW.detail ? 'seconds') EXECUTE FUNCTION tally_stage_times();
+    WHEN (NEW.kind IN ('stage_done', 'failed')) EXECUTE FUNCTION tally_events();
 CREATE TRIGGER events_tally_delete AFTER DELETE ON events FOR EACH ROW
-    WHEN (OLD.kind = 'stage_done' AND OLD.detail ? 'seconds') EXECUTE FUNCTION tally_stage_times();
+    WHEN (OLD.kind = 'stage_done' AND OLD.detail ? 'seconds') EXECUTE FUNCTION tally_events();
 CREATE TRIGGER ledger_tally AFTER INSERT OR UPDATE OR DELETE ON ledger FOR EACH ROW EXECUTE FUNCTION tally_ledger();
 -- TRUNCATE fires no row or statement trigger: zero the tallies with it.
 CREATE FUNCTION tally_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -164,6 +189,8 @@ CREATE TRIGGER jobs_tally_truncate AFTER TRUNCATE ON jobs
     FOR EACH STATEMENT EXECUTE FUNCTION tally_truncated('job_tallies');
 CREATE TRIGGER events_tally_truncate AFTER TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION tally_truncated('stage_time_tallies');
+CREATE TRIGGER events_throughput_truncate AFTER TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_truncated('throughput_tallies');
 CREATE TRIGGER ledger_tally_truncate AFTER TRUNCATE ON ledger
     FOR EACH STATEMENT EXECUTE FUNCTION tally_truncated('ledger_tallies');
 
@@ -177,6 +204,14 @@ FROM jobs WHERE state IN ('ready', 'running') GROUP BY 1, 2, 3;
 INSERT INTO stage_time_tallies
 SELECT stage, count(*), sum((detail->>'seconds')::float8)
 FROM events WHERE kind = 'stage_done' AND detail ? 'seconds' GROUP BY stage;
+INSERT INTO throughput_tallies
+SELECT d.tenant, date_bin('1 minute', e.created_at, TIMESTAMPTZ 'epoch'),
+       count(*) FILTER (WHERE e.kind = 'stage_done' AND e.stage = 'complete'),
+       coalesce(sum((e.detail->>'chunks')::bigint) FILTER (WHERE e.kind = 'stage_done' AND e.stage = 'chunked'), 0),
+       count(*) FILTER (WHERE e.kind = 'failed')
+FROM events e JOIN documents d ON d.id = e.document_id
+WHERE e.kind IN ('stage_done', 'failed') AND e.created_at >= now() - interval '1 day'
+GROUP BY 1, 2;
 INSERT INTO ledger_tallies
 SELECT service, model, unit, coalesce(outcome, state), count(*),
        coalesce(sum(units) FILTER (WHERE state <> 'released'), 0),

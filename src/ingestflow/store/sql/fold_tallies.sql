@@ -19,6 +19,12 @@ WITH docs AS (
 ), times_folded AS (
     INSERT INTO stage_time_tallies (stage, runs, seconds)
     SELECT stage, sum(runs), sum(seconds) FROM times GROUP BY 1 HAVING sum(runs) <> 0
+), done AS (
+    DELETE FROM throughput_tallies RETURNING *
+), done_folded AS (  -- the dashboard shows the last hour; a day is kept
+    INSERT INTO throughput_tallies (tenant, minute, completed, chunks, failed)
+    SELECT tenant, minute, sum(completed), sum(chunks), sum(failed)
+    FROM done WHERE minute >= now() - interval '1 day' GROUP BY 1, 2
 ), calls AS (
     DELETE FROM ledger_tallies RETURNING *
 ), calls_folded AS (
@@ -27,4 +33,4 @@ WITH docs AS (
     FROM calls GROUP BY 1, 2, 3, 4 HAVING sum(calls) <> 0
 )
 SELECT (SELECT count(*) FROM docs) + (SELECT count(*) FROM queued) + (SELECT count(*) FROM times)
-       + (SELECT count(*) FROM calls) AS folded
+       + (SELECT count(*) FROM done) + (SELECT count(*) FROM calls) AS folded
