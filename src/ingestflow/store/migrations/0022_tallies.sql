@@ -1,6 +1,6 @@
 -- Counts that do not grow with the corpus. status, the dashboard and /metrics counted
--- documents, queued jobs, stage timings and provider calls by reading every row (0.4-4 s
--- each at 1M). Now triggers keep tallies in the transaction of each write, so a count is
+-- documents, queued jobs, the hour's work, stage timings and provider calls by reading
+-- rows (every document or queued job: 0.4-4 s each at 1M). Now triggers keep tallies in the transaction of each write, so a count is
 -- exact and a rolled-back (or killed) write leaves no trace in it. A statement appends
 -- its net change, one row per key it touched, and never updates a shared row: concurrent
 -- workers never wait on each other's counts. A read sums a key's rows; tallies.fold
@@ -28,12 +28,6 @@ CREATE TABLE job_tallies (
 );
 CREATE INDEX job_tallies_tenant ON job_tallies (tenant);
 
--- /metrics: stage timings (stage_done events that carry seconds) and provider calls.
-CREATE TABLE stage_time_tallies (
-    stage    text,
-    runs     bigint NOT NULL,
-    seconds  float8 NOT NULL
-);
 -- The dashboard's throughput: documents completed, chunks stored, documents failed, per
 -- tenant and minute (stage_done and failed events), kept a day.
 CREATE TABLE throughput_tallies (
@@ -44,6 +38,12 @@ CREATE TABLE throughput_tallies (
     failed     bigint NOT NULL
 );
 CREATE INDEX throughput_tallies_tenant ON throughput_tallies (tenant, minute);
+-- /metrics: stage timings (stage_done events that carry seconds) and provider calls.
+CREATE TABLE stage_time_tallies (
+    stage    text,
+    runs     bigint NOT NULL,
+    seconds  float8 NOT NULL
+);
 CREATE TABLE ledger_tallies (
     service   text NOT NULL,
     model     text NOT NULL,
