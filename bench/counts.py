@@ -200,6 +200,48 @@ def measure(settings: Settings, calls: int) -> tuple[list[tuple[str, float, floa
     return asyncio.run(main())
 
 
+TALLY_TRIGGERS = ("documents_tally_insert", "documents_tally_update", "documents_tally_delete"), \
+    ("jobs_tally_insert", "jobs_tally_update", "jobs_tally_delete"), ("events_tally_insert", "events_tally_delete"), \
+    ("ledger_tally",)
+
+
+def write_cost(rounds: int, docs: int) -> list[tuple[bool, float]]:
+    """What the tally triggers cost ingest: ``docs`` one-chunk documents ingested in
+    process (MOCK), ``rounds`` times with the triggers disabled and enabled in turn, each
+    round a fresh database; (triggers on, seconds) per round."""
+    from ingestflow.operations.documents import submit_paths
+    from ingestflow.runtime import open_runtime
+    from support import small_docs
+
+    out = []
+    with temporary_home() as tmp:
+        base = Settings(ingestflow_home=tmp / "home", log_level="WARNING")
+        for r in range(rounds * 2):
+            folder = tmp / f"docs{r}"
+            small_docs(folder, docs, first=r * docs)
+            url = fresh_database(base)
+            settings = base.model_copy(update={"database_url": SecretStr(url)})
+            on = r % 2 == 1
+            from ingestflow.store.database import migrate
+
+            migrate(url)
+            if not on:
+                with psycopg.connect(url) as conn:
+                    for table, names in zip(("documents", "jobs", "events", "ledger"), TALLY_TRIGGERS, strict=True):
+                        for name in names:
+                            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
+
+            async def ingest(settings: Settings = settings, folder: Path = folder) -> float:
+                async with open_runtime(settings) as rt:
+                    started = time.perf_counter()
+                    submitted = await submit_paths(rt, [folder], "bench")
+                    await rt.drain([s.registration.document_id for s in submitted if s.registration]).run()
+                    return time.perf_counter() - started
+
+            out.append((on, asyncio.run(ingest())))
+    return out
+
+
 def run(n: int, *, calls: int = 50, home: Path | None = None) -> list[str]:
     """Load N chunks and N jobs into a fresh database, time each count-reading answer and
     EXPLAIN its queries; returns the lines printed."""
@@ -246,7 +288,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="chunks, and jobs")
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--home", type=Path, help="keep the home (and its database server) here")
+    parser.add_argument("--write-cost", type=int, metavar="DOCS",
+                        help="instead: ingest DOCS documents 3 times each with the tally triggers off and on")
     args = parser.parse_args()
+    if args.write_cost:
+        took = write_cost(3, args.write_cost)
+        off = [t for on, t in took if not on]
+        on = [t for on, t in took if on]
+        print(f"ingest of {args.write_cost} one-chunk documents (MOCK, in process), 3 rounds interleaved: "
+              f"triggers off {statistics.median(off):.2f} s, on {statistics.median(on):.2f} s (medians; "
+              f"{statistics.median(on) / statistics.median(off):.2f}x)")
+        return
     run(args.n, calls=args.calls, home=args.home)
 
 
