@@ -98,10 +98,10 @@ def load(url: str, n: int, chunking: dict[str, int]) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in LOAD:
             conn.execute(statement, params)
-        with conn.transaction():  # as a worker does before each batch
+        with conn.transaction():  # as workers do every heartbeat interval
             conn.execute(query("fold_tallies"))
         # The load's row triggers appended a row per event (805,000 at 1M) at once, which
-        # workers folding every batch never let pile up: compact what the fold left.
+        # workers folding every few seconds never let pile up: compact what the fold left.
         conn.execute("VACUUM FULL document_tallies, job_tallies, stage_time_tallies, throughput_tallies, "
                      "ledger_tallies")
         conn.execute("VACUUM ANALYZE")  # as autovacuum would, after a load this size

@@ -113,7 +113,9 @@ class Worker:
         # Counted among the live workers before the first claim: claims take fair shares.
         await self._attempt("heartbeat", self._heartbeat)
         background = [asyncio.create_task(self._listen()),
-                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat))]
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat)),
+                      # off the batches' path: a fold between a claim and its work held up the batch
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "fold_tallies", self._fold))]
         if self.warm_up is not None:
             background.append(asyncio.create_task(asyncio.to_thread(self.warm_up)))
         if self.repair_interval is not None:
@@ -228,6 +230,11 @@ class Worker:
                                     slots=self.concurrency, interval_seconds=self.heartbeat_seconds,
                                     jobs_done=self.processed)
 
+    async def _fold(self) -> None:
+        """The rows the tallies gathered since the last fold, one per key (store/tallies.py)."""
+        async with self.db.pool.connection() as conn:
+            await tallies.fold(conn)
+
     async def _leave(self) -> None:
         """Stopped cleanly: no longer counted as alive. With the database away, the row
         ages out instead."""
@@ -290,7 +297,6 @@ class Worker:
             async with conn.transaction():  # the batch's queries plan with today's table sizes
                 if stale := await statistics.refresh(conn):
                     log.info("statistics_refreshed", tables=stale)
-            await tallies.fold(conn)  # the rows the last batches appended, before they pile up
             found = await documents.get(conn, [j.document_id for j in claimed])
         ended, items = [], []
         for job in claimed:

@@ -3,8 +3,8 @@
 Triggers append each statement's net change to the tally tables in the writing
 transaction, so a count is exact whatever commits, rolls back or is killed, and concurrent
 writers never wait on a shared counter row. Reads sum a key's rows; the more rows a key
-has gathered, the more a read sums, so workers fold them before each batch (a batch
-appends a few rows per stage it moves), and a read folds first when many have gathered
+has gathered, the more a read sums, so each worker folds them every heartbeat interval
+(a batch appends a few rows per stage it moves), and a read folds first when many have gathered
 with no worker running (uploads to an API without one).
 """
 

@@ -4,7 +4,7 @@
 -- exact and a rolled-back (or killed) write leaves no trace in it. A statement appends
 -- its net change, one row per key it touched, and never updates a shared row: concurrent
 -- workers never wait on each other's counts. A read sums a key's rows; tallies.fold
--- (store/tallies.py, run by workers before each batch) sums them into one row per key.
+-- (store/tallies.py, run by each worker every few seconds) sums them into one row per key.
 
 -- Documents by tenant and stage, and for current versions what cut their chunks.
 CREATE TABLE document_tallies (
