@@ -35,7 +35,7 @@ from ingestflow.pipeline.stages import Pipeline
 from ingestflow.services.base import Embedder
 from ingestflow.services.budget import Budget
 from ingestflow.services.retry import RetryPolicy
-from ingestflow.store import chunks, documents, jobs, statistics, vectors, workers
+from ingestflow.store import chunks, documents, jobs, statistics, tallies, vectors, workers
 from ingestflow.store.database import Database
 from ingestflow.store.documents import Event, StageConflict
 from ingestflow.store.jobs import ClaimedJob, Fence, LeaseLost
@@ -113,7 +113,9 @@ class Worker:
         # Counted among the live workers before the first claim: claims take fair shares.
         await self._attempt("heartbeat", self._heartbeat)
         background = [asyncio.create_task(self._listen()),
-                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat))]
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "heartbeat", self._heartbeat)),
+                      # off the batches' path: a fold between a claim and its work held up the batch
+                      asyncio.create_task(self._every(self.heartbeat_seconds, "fold_tallies", self._fold))]
         if self.warm_up is not None:
             background.append(asyncio.create_task(asyncio.to_thread(self.warm_up)))
         if self.repair_interval is not None:
@@ -227,6 +229,11 @@ class Worker:
             await workers.heartbeat(conn, owner=self.owner, host=socket.gethostname(), pid=os.getpid(),
                                     slots=self.concurrency, interval_seconds=self.heartbeat_seconds,
                                     jobs_done=self.processed)
+
+    async def _fold(self) -> None:
+        """The rows the tallies gathered since the last fold, one per key (store/tallies.py)."""
+        async with self.db.pool.connection() as conn:
+            await tallies.fold(conn)
 
     async def _leave(self) -> None:
         """Stopped cleanly: no longer counted as alive. With the database away, the row

@@ -25,7 +25,7 @@ from ingestflow.operations.limits import TenantLimits
 from ingestflow.operations.naming import check_source_name, project_of, sources, synced_names
 from ingestflow.runtime import Runtime
 from ingestflow.services.detect import detect_mime
-from ingestflow.store import costs, documents, jobs, usage
+from ingestflow.store import costs, documents, jobs, tallies, usage
 from ingestflow.store.documents import NewFile, Registration
 from ingestflow.store.files import lock_contents
 
@@ -213,11 +213,16 @@ async def stage_tally(rt: Runtime, tenant: str, ids: list[uuid.UUID]) -> dict[st
 async def overview(rt: Runtime, tenant: str, *, recent: int = 20) -> dict[str, Any]:
     """Documents by stage, the most recently changed ones, the tenant's queue, and the
     live workers (with a warning when the queue waits for one)."""
-    async with rt.db.pool.connection() as conn:
-        found = {"stages": await documents.stage_counts(conn, tenant),
-                 "recent": await documents.recent(conn, tenant, recent) if recent else [],
-                 "queue": await jobs.queue_depth(conn, tenant)}
-    return {**found, "spaces": await spaces.summary(rt, tenant), "workers": await workers.status(rt, tenant)}
+    async def counts() -> dict[str, Any]:
+        async with rt.db.pool.connection() as conn:
+            await tallies.fold_if_due(conn)
+            return {"stages": await documents.stage_counts(conn, tenant),
+                    "recent": await documents.recent(conn, tenant, recent) if recent else [],
+                    "queue": await jobs.queue_depth(conn, tenant)}
+
+    # on connections of their own, at once: a status waits for the slowest of the three
+    found, space, alive = await asyncio.gather(counts(), spaces.summary(rt, tenant), workers.status(rt, tenant))
+    return {**found, "spaces": space, "workers": alive}
 
 
 async def recent_errors(rt: Runtime, tenant: str, limit: int) -> list[dict[str, Any]]:

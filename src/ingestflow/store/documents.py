@@ -409,8 +409,9 @@ async def page(conn: AsyncConnection, tenant: str, *, stage: str | None, after: 
     """Newest first, keyset-paginated on (created_at, id); superseded versions only when
     ``stage`` asks for them."""
     after_created, after_id = after or (None, None)
-    return await _rows(conn, "list_documents", {"tenant": tenant, "stage": stage, "after_created": after_created,
-                                                "after_id": after_id, "limit": limit})
+    return await _rows(conn, "list_documents" if stage is None else "list_documents_in_stage",
+                       {"tenant": tenant, "stage": stage, "after_created": after_created, "after_id": after_id,
+                        "limit": limit})
 
 
 async def count(conn: AsyncConnection, tenant: str, *, stage: str | None) -> int:

@@ -15,6 +15,7 @@ from ingestflow.api.errors import ApiError
 from ingestflow.operations import health, workers
 from ingestflow.runtime import Runtime
 from ingestflow.store import metrics as store_metrics
+from ingestflow.store import tallies
 
 router = APIRouter(tags=["operations"])
 DB_CHECK_TIMEOUT_SECONDS = 2.0
@@ -61,5 +62,6 @@ async def metrics_route(rt: RuntimeDep, request: Request) -> Response:
                                                 "Authorization: Bearer <METRICS_TOKEN>.",
                            headers={"WWW-Authenticate": "Bearer"})
     async with rt.db.pool.connection() as conn:
+        await tallies.fold_if_due(conn)
         snapshot = await store_metrics.snapshot(conn)
     return Response(metrics.exposition(snapshot), media_type=CONTENT_TYPE_LATEST)

@@ -6,4 +6,4 @@
 -- turn, and Postgres killed the build as a deadlock (measured at 100k chunks). ANALYZE of
 -- the partitioned embeddings analyzes each space's partition too.
 ANALYZE (SKIP_LOCKED) documents (id, tenant, stage, is_current, source_name), chunks (id, document_id, tenant, text_sha256, search_vector),
-        embeddings (chunk_id, space_id), jobs (id, document_id, state, next_attempt_at, owner)
+        embeddings (chunk_id, space_id), jobs (id, document_id, tenant, state, next_attempt_at, owner)

@@ -6,5 +6,6 @@ SELECT service,
        coalesce(sum(units) FILTER (WHERE created_at >= date_trunc('day', now(), 'UTC')), 0) AS today_units
 FROM ledger
 WHERE state <> 'released' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+  AND created_at >= date_trunc('day', now(), 'UTC')  -- today's rows only (ledger_created), not the history
 GROUP BY service
 ORDER BY service

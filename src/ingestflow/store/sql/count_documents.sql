@@ -1,5 +1,5 @@
--- How many documents list_documents.sql lists, over all its pages.
-SELECT count(*) AS documents
-FROM documents d
-WHERE d.tenant = %(tenant)s
-  AND (CASE WHEN %(stage)s::text IS NULL THEN d.superseded_at IS NULL ELSE d.stage = %(stage)s END)
+-- How many documents list_documents.sql lists, over all its pages (tallies, migration 0022).
+SELECT coalesce(sum(n), 0)::bigint AS documents
+FROM document_tallies
+WHERE tenant = %(tenant)s
+  AND (CASE WHEN %(stage)s::text IS NULL THEN stage <> 'superseded' ELSE stage = %(stage)s END)

@@ -1,7 +1,8 @@
 -- Provider calls by service, model and outcome (one ledger row per attempt); units and
--- cost count only what was billed (released reservations never were).
-SELECT service, model, unit, coalesce(outcome, state) AS outcome, count(*) AS calls,
-       coalesce(sum(units) FILTER (WHERE state <> 'released'), 0) AS units,
-       coalesce(sum(cost_usd) FILTER (WHERE state <> 'released'), 0)::float8 AS cost_usd
-FROM ledger
+-- cost count only what was billed (released reservations never were). From the tallies
+-- the ledger's writes keep (migration 0022).
+SELECT service, model, unit, outcome, sum(calls)::bigint AS calls, sum(units) AS units,
+       sum(cost_usd)::float8 AS cost_usd
+FROM ledger_tallies
 GROUP BY 1, 2, 3, 4
+HAVING sum(calls) <> 0

@@ -1,5 +1,5 @@
--- Stage timings recorded by the pipeline in its stage_done events.
-SELECT stage, count(*) AS runs, coalesce(sum((detail->>'seconds')::float8), 0) AS seconds
-FROM events
-WHERE kind = 'stage_done' AND detail ? 'seconds'
+-- Stage timings recorded by the pipeline in its stage_done events (tallies, migration 0022).
+SELECT stage, sum(runs)::bigint AS runs, sum(seconds) AS seconds
+FROM stage_time_tallies
 GROUP BY stage
+HAVING sum(runs) <> 0
