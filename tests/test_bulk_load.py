@@ -217,9 +217,13 @@ def test_the_old_space_serves_until_the_new_one_is_loaded_and_indexed(s: Setting
     result = find(s2, "Depot 7 shipped crate number 49 to harbour 7.")
     assert result.hits[0].source_name == "depot0007.md" and not any(WARMING in n for n in result.notes)
     assert any(f"({DIMS}d)" in n for n in result.notes)  # answered from the old space
-    drain(s2, queued)  # every document re-embedded, but the new space has no index yet: no switch
+    # Every document re-embedded (by a worker whose index maintenance does not run), but the
+    # new space has no index yet: no switch.
+    drain(s2.model_copy(update={"index_check_seconds": 10**6}), queued)
     assert q(s2, "SELECT space_id FROM active_spaces WHERE tenant = 'default'") == [(old,)]
     assert index_oid(s2, old) == old_index
+    result = find(s2, "Depot 7 shipped crate number 49 to harbour 7.")
+    assert result.hits[0].source_name == "depot0007.md" and "once a worker has built its index" in result.notes[0]
 
     async def switched(conn: psycopg.AsyncConnection) -> bool:
         row = await (await conn.execute("SELECT space_id FROM active_spaces WHERE tenant = 'default'")).fetchone()

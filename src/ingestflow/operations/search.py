@@ -233,7 +233,9 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
         coverage = await vectors.coverage(conn, tenant, space_id)
     progress = (f"the configured model {e.provider}/{e.model} covers {coverage.covered} of {coverage.current} "
                 "current documents; run `ingestflow reembed` to embed the rest (search switches to it once it "
-                "covers every one)")
+                "covers every one)" if not coverage.complete else
+                f"the configured model {e.provider}/{e.model} covers every current document; search switches "
+                "to it once a worker has built its index")
     old = services.for_space(active.provider, active.model, active.dimensions)
     if old is None:
         return configured, [f"the active space {active.name} cannot be queried with this configuration; "

@@ -202,12 +202,13 @@ async def build_indexes(url: str, policy: IndexPolicy, filling: int | None = Non
                                          {"space_id": space_id, "min_vectors": policy.min_vectors})
                 if not (await cur.fetchone())[0]:
                     continue
-                if space_id == filling and await _loading(conn, policy, space_id, indexed=False):
-                    continue  # built once the load drains
                 kind, other = ("binary", "halfvec") if binary else ("halfvec", "binary")
-                await conn.execute(_template(f"index_drop_{kind}_next", space_id=space_id))  # a died build's
+                # A died build's leftovers go first: Postgres keeps inserting into them too.
+                await conn.execute(_template(f"index_drop_{kind}_next", space_id=space_id))
                 if valid is False:  # a build that died half-way leaves an invalid index
                     await conn.execute(_template(f"index_drop_{kind}", space_id=space_id))
+                if space_id == filling and await _loading(conn, policy, space_id, indexed=False):
+                    continue  # built once the load drains
                 count = (await (await conn.execute(query("space_vector_count"), {"space_id": space_id})).fetchone())[0]
                 memory = policy.build_memory_mb or build_memory_mb(count, dimensions, binary, policy.m)
                 await conn.execute(query("set_build_memory"), {"memory": f"{memory}MB"})
