@@ -1,6 +1,8 @@
-"""Backfills: a model switch under search load, and the OpenAI Batch API (issue 9).
+"""Backfills: a model switch under search load, the OpenAI Batch API (issue 9), and a
+bulk load whose index is built once (issue 30).
 
     .venv/bin/python bench/backfill.py [--switch-chunks 10000] [--batch-chunks 50000]
+    .venv/bin/python bench/backfill.py --switch-chunks 0 --batch-chunks 0 --bulk-chunks 100000 [--dims 128]
 
 Both run REAL mode against the fake OpenAI on loopback (no latency), on a fresh database
 of the embedded server, with an in-process worker:
@@ -13,6 +15,15 @@ of the embedded server, with an in-process worker:
 2. Batch API backfill: the same switch for a corpus of M chunks, through the Batch API:
    files uploaded, batches and lines (requests) used, the ledger's dollars against the
    synchronous price of the same tokens (the goal: exactly half), chunks embedded twice.
+3. Bulk load (``run(n)``, also called by bench/scale.py): n chunks (documents of 10) queued
+   at once on a fresh database, MOCK embedder at ``dims`` dimensions, one in-process
+   worker with its index maintenance every INDEX_CHECK_SECONDS=5: the time from queued
+   to searchable with the space's HNSW index built, against, on another fresh database
+   in the same run, the same load with no index maintenance plus one build afterwards
+   (the least that loading and indexing can cost), and the ratio. Then a trickle into
+   the indexed space: groups of 10 one-chunk documents, each drained before the next, with
+   the index maintenance running every 0.2 s (this code: a trickle is no bulk load) and
+   off (what workers did before), alternating: vectors/s, median of the groups.
 Figures are printed; nothing is asserted.
 """
 
@@ -20,10 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import threading
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from pydantic import SecretStr
@@ -33,10 +47,11 @@ from ingestflow.config import ServiceMode, Settings
 from ingestflow.operations import spaces
 from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.search import search
-from ingestflow.runtime import open_runtime
+from ingestflow.runtime import Runtime, open_runtime
 from ingestflow.services.costs import embedding_cost
+from ingestflow.store import jobs, vectors
 from ingestflow.testing.fake_openai import FakeOpenAI
-from support import fresh_database, temporary_home
+from support import fresh_database, small_docs, temporary_home
 
 KEY = "sk-bench-backfill"
 SMALL, LARGE = "text-embedding-3-small", "text-embedding-3-large"
@@ -135,10 +150,139 @@ def batch_backfill(base: Settings, fake: FakeOpenAI, work: Path, chunks: int) ->
           f"estimate said ${float(estimate.batch_usd or 0):.6f}")
 
 
+BULK_PARAGRAPHS = 10  # chunks per document of the bulk load
+TRICKLE_GROUPS, TRICKLE_DOCUMENTS = 10, 10
+
+
+def bulk_settings(base: Settings, url: str, dims: int, **update: Any) -> Settings:
+    return base.model_copy(update={
+        "database_url": SecretStr(url), "service_mode": ServiceMode.MOCK, "mock_embedding_dimensions": dims,
+        "chunk_max_tokens": 64, "chunk_overlap_tokens": 0, "index_check_seconds": 5.0, **update})
+
+
+async def queue(rt: Runtime, folder: Path) -> list[uuid.UUID]:
+    done = await submit_paths(rt, [folder], "default")
+    return [d.registration.document_id for d in done if d.registration]
+
+
+async def space_index(rt: Runtime, dims: int) -> int | None:
+    """The oid of the valid HNSW index of the space of these dimensions, if it has one (a
+    rebuild is a new oid)."""
+    async with rt.db.pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT c.oid::int FROM embedding_spaces s JOIN pg_class c ON c.relname = 'embeddings_hnsw_space_' || s.id"
+            " JOIN pg_index i ON i.indexrelid = c.oid AND i.indisvalid WHERE s.dimensions = %s", (dims,))).fetchone()
+    return row[0] if row else None
+
+
+async def bulk_load(s: Settings, folder: Path) -> tuple[float, int, int, float | None]:
+    """Queue the corpus and work until it is searchable with its index built: (seconds,
+    chunks, index builds seen, seconds at which the queue had drained). The index is
+    looked for every half second meanwhile: each build ends as a new index."""
+    async with open_runtime(s) as rt:
+        ids = await queue(rt, folder)
+        worker = rt.worker()
+        seen: set[int] = set()
+        drained: list[float] = []
+        started = time.perf_counter()
+
+        async def watch() -> None:
+            while True:
+                if (oid := await space_index(rt, s.mock_embedding_dimensions)) is not None:
+                    seen.add(oid)
+                await asyncio.sleep(0.5)
+
+        async def searchable() -> bool:
+            async with rt.db.pool.connection() as conn:
+                if await jobs.pending(conn, ids):
+                    return False
+            drained[:] = drained or [time.perf_counter() - started]
+            oid = await space_index(rt, s.mock_embedding_dimensions)
+            if oid is not None:
+                seen.add(oid)
+            return oid is not None
+
+        worker.stop_when = searchable
+        watcher = asyncio.create_task(watch())
+        try:
+            await worker.run()
+        finally:
+            watcher.cancel()
+        seconds = time.perf_counter() - started
+        async with rt.db.pool.connection() as conn:
+            chunks = (await (await conn.execute("SELECT count(*) FROM embeddings")).fetchone())[0]
+        return seconds, chunks, len(seen), drained[0] if drained else None
+
+
+async def load_then_build(s: Settings, folder: Path) -> tuple[float, float]:
+    """The same load with no index maintenance, then one build: (load seconds, build seconds)."""
+    async with open_runtime(s) as rt:
+        ids = await queue(rt, folder)
+        started = time.perf_counter()
+        await rt.drain(ids).run()
+        loaded = time.perf_counter() - started
+        policy = vectors.IndexPolicy.of(rt.settings, 1)
+        assert s.database_url is not None
+        built = await vectors.build_indexes(s.database_url.get_secret_value(), policy)
+        assert len(built) == 1
+        return loaded, time.perf_counter() - started - loaded
+
+
+async def trickle(s: Settings, folder: Path, first: int, documents: int) -> float:
+    """Vectors/s of one drained group of one-chunk documents."""
+    async with open_runtime(s) as rt:
+        before = await space_index(rt, s.mock_embedding_dimensions)
+        small_docs(folder, documents, first=first)
+        ids = await queue(rt, folder)
+        started = time.perf_counter()
+        await rt.drain(ids).run()
+        seconds = time.perf_counter() - started
+        assert await space_index(rt, s.mock_embedding_dimensions) == before  # inserted through the same graph: not dropped, not rebuilt
+        return documents / seconds
+
+
+def run(n: int, *, dims: int = 128, base: Settings | None = None) -> list[str]:
+    """The bulk-load figures for n chunks (see the module docstring); returns the lines printed."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    with temporary_home() as tmp:
+        work = Path(tmp)
+        base = base or Settings(ingestflow_home=work / "home", log_level="WARNING")
+        corpus(work / "bulk", max(1, n // BULK_PARAGRAPHS), BULK_PARAGRAPHS)
+        plain = bulk_settings(base, fresh_database(base), dims, index_check_seconds=10**6)  # no maintenance
+        loaded, build = asyncio.run(load_then_build(plain, work / "bulk"))
+        # A space below HNSW_MIN_VECTORS needs no index: small runs lower it so one is built.
+        ours = bulk_settings(base, fresh_database(base), dims,
+                             hnsw_min_vectors=min(base.hnsw_min_vectors, max(1, n // 10)))
+        seconds, chunks, builds, drained = asyncio.run(bulk_load(ours, work / "bulk"))
+        say(f"bulk load, {chunks:,} chunks ({dims}-d MOCK vectors, HNSW_MIN_VECTORS {ours.hnsw_min_vectors:,}, "
+            f"m {ours.hnsw_m}, ef_construction {ours.hnsw_ef_construction}):")
+        say(f"  queued to searchable with its index built: {seconds:.1f} s (queue drained at "
+            f"{drained or 0:.1f} s; index builds seen: {builds})")
+        say(f"  load without an index {loaded:.1f} s + one build {build:.1f} s = {loaded + build:.1f} s; "
+            f"ratio {seconds / (loaded + build):.2f}x (target <= 1.3x)")
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for group in range(TRICKLE_GROUPS):
+            for on in (True, False):
+                s = ours.model_copy(update={"index_check_seconds": 0.2 if on else 10**6})
+                first = 10**7 + (2 * group + on) * TRICKLE_DOCUMENTS
+                rates[on].append(asyncio.run(trickle(s, work / f"trickle{first}", first, TRICKLE_DOCUMENTS)))
+        say(f"  trickle into the indexed space, groups of {TRICKLE_DOCUMENTS} one-chunk documents: "
+            f"{statistics.median(rates[True]):.1f} vectors/s with the bulk rule, "
+            f"{statistics.median(rates[False]):.1f} without (index maintenance off), median of {TRICKLE_GROUPS}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--switch-chunks", type=int, default=10_000)
     parser.add_argument("--batch-chunks", type=int, default=50_000)
+    parser.add_argument("--bulk-chunks", type=int, default=0, help="the bulk-load comparison at this many chunks")
+    parser.add_argument("--dims", type=int, default=128, help="the MOCK embedder's dimensions for --bulk-chunks")
     args = parser.parse_args()
     with temporary_home() as tmp, FakeOpenAI(api_key=KEY, rpm=None, tpm=None,
                                                           batch_polls_until_done=2) as fake:
@@ -148,6 +292,8 @@ def main() -> None:
             model_switch(base, fake, work, args.switch_chunks)
         if args.batch_chunks:
             batch_backfill(base, fake, work, args.batch_chunks)
+        if args.bulk_chunks:
+            run(args.bulk_chunks, dims=args.dims, base=base)
 
 
 if __name__ == "__main__":

@@ -245,12 +245,18 @@ class Worker:
             log.warning("worker_leave_failed", error=type(exc).__name__)
 
     async def _maintain_indexes(self) -> None:
-        """Build each space's HNSW index once it is big enough (see store/vectors.py), and
+        """Build each space's HNSW index once it is big enough, the configured one (which
+        the queue fills) once a bulk load into it drains (see store/vectors.py), and
         rebuild the search vectors of chunks written in another SEARCH_LANGUAGE."""
         assert self.index_policy is not None
-        built = await vectors.build_indexes(self.db.url, self.index_policy)
+        filling = (await self.pipeline.embedding.configured()).space_id
+        built = await vectors.build_indexes(self.db.url, self.index_policy, filling)
         if built:
             log.info("hnsw_index_built", spaces=built)
+        if filling in built:  # a model change held back until its bulk load was indexed switches now
+            async with self.db.pool.connection() as conn:
+                tenants = await vectors.tenants_switching(conn, filling)
+            await self.pipeline.switch(tenants, filling)
         config, rebuilt = self.pipeline.search_language, 0
         while True:
             async with self.db.pool.connection() as conn, conn.transaction():

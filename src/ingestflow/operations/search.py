@@ -144,18 +144,22 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
         async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
 
-    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool]:
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool, bool]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=fetch, **asdict(filters),
         )
         return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
-                await documents.chunking_stale(conn, tenant, rt.chunking().signature))
+                await documents.chunking_stale(conn, tenant, rt.chunking().signature),
+                space_id is not None and plan.dense and await vectors.warming_up(conn, space_id))
 
     with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
                                                        "ingestflow.search.keyword": plan.keyword}):
         # dense list, keyword list and their fusion: one SQL statement (search.sql)
-        rows, stale, chunked_before = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+        rows, stale, chunked_before, warming = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+    if warming:
+        notes.append("warming up: a bulk load is filling this model's space, whose index is built once the "
+                     "load drains; until then its passages are compared exactly (complete, but slower)")
     if plan.keyword and rows and rows[0]["keyword_capped"]:
         notes.append(f"the query's words are in many passages: keyword search ranked the first "
                      f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
@@ -229,7 +233,9 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
         coverage = await vectors.coverage(conn, tenant, space_id)
     progress = (f"the configured model {e.provider}/{e.model} covers {coverage.covered} of {coverage.current} "
                 "current documents; run `ingestflow reembed` to embed the rest (search switches to it once it "
-                "covers every one)")
+                "covers every one)" if not coverage.complete else
+                f"the configured model {e.provider}/{e.model} covers every current document; search switches "
+                "to it once a worker has built its index")
     old = services.for_space(active.provider, active.model, active.dimensions)
     if old is None:
         return configured, [f"the active space {active.name} cannot be queried with this configuration; "

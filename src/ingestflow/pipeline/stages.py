@@ -361,11 +361,12 @@ class Pipeline:
         await self.tx.commit(owner, [i for i in items if i.active], write, "finish re-embedding")
         for item in finished:
             item.finished = True
-        await self._switch(sorted({i.tenant for i in finished}), configured.space_id)
+        await self.switch(sorted({i.tenant for i in finished}), configured.space_id)
 
-    async def _switch(self, tenants: list[str], space_id: int) -> None:
-        """Tenants in the middle of a model change whose new space is now complete search
-        it from now on (one transaction, under the tenant's switch lock)."""
+    async def switch(self, tenants: list[str], space_id: int) -> None:
+        """Tenants in the middle of a model change whose new space is now complete (and
+        indexed, after a bulk load) search it from now on (one transaction, under the
+        tenant's switch lock)."""
         for tenant in tenants:
             async with self.tx.db.pool.connection() as conn, conn.transaction():
                 active = await vectors.active_space(conn, tenant)
@@ -409,7 +410,7 @@ class Pipeline:
             await jobs.finish(conn, [i.job.id for i in finished], owner, failed=False)
         for item in finished:
             item.finished = True
-        await self._switch(sorted({i.tenant for i in finished}), configured)
+        await self.switch(sorted({i.tenant for i in finished}), configured)
 
 
 async def _each(items: list[Item], work: Callable[[Item], Awaitable[None]], concurrency: int) -> None:
