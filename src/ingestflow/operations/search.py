@@ -192,13 +192,16 @@ def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:
 async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, notes: list[str], *,
                        optional: bool) -> tuple[Embedder | None, np.ndarray | None, bool]:
     """(embedder, query vector, degraded). The fallback embeds when the space's model
-    cannot; with neither, ``optional`` (hybrid) answers without a vector."""
+    cannot; with neither, ``optional`` (hybrid) answers without a vector. A person waits:
+    a provider's call and its retries get SEARCH_EMBED_TIMEOUT_SECONDS in all (a local
+    model is not bounded: its first load takes longer, and nobody throttles it)."""
     embedder, guard = model.embedder, model.guard
     try:
         # Only a metered call needs the count (loading the tokenizer costs a second).
         result = await guard.call(
             lambda: embedder.embed([query]), units=count_tokens(query) if guard.metered else 0,
             context=CallContext(tenant=tenant), actual_units=lambda r: r.usage_tokens,
+            deadline_seconds=rt.settings.search_embed_timeout_seconds if guard.metered else None,
         )
         return embedder, result.vectors[0], False
     except PermanentError as exc:
