@@ -94,9 +94,11 @@ def test_errors_with_json_are_json_on_stderr_with_the_api_codes(settings: Settin
     assert json_error(run_cli(settings, "ingest", "--json", "--server", "http://127.0.0.1:9", "--api-key",
                               "ifk_x", "missing.md"), 2) == "no_such_path"
     assert json_error(run_cli(settings, "doctor", "--json", CHUNK_MAX_TOKENS="1"), 2) == "invalid_configuration"
-    # The command line itself: an unknown option, a value out of its choices.
+    # The command line itself: an unknown option, a value that is not of the option's type.
     assert json_error(run_cli(settings, "status", "--bogus", "--json"), 2) == "invalid_request"
-    assert json_error(run_cli(settings, "documents", "--stage", "nope", "--json"), 2) == "invalid_request"
+    assert json_error(run_cli(settings, "search", "kites", "-k", "many", "--json"), 2) == "invalid_request"
+    # A value the operations' rule refuses (operations/bounds.py): its code, exit 1, on every face.
+    assert json_error(run_cli(settings, "documents", "--stage", "nope", "--json")) == "unknown_stage"
     usage = run_cli(settings, "status", "--bogus")
     assert usage.returncode == 2 and "No such option" in usage.stderr and usage.stdout == ""
     plain = run_cli(settings, "ingest", "--server", "http://127.0.0.1:9", "--api-key", "ifk_x", "note.md")

@@ -136,6 +136,23 @@ def test_documents_are_named_alike_locally_and_remotely(settings: Settings,
     assert json.loads(cli.stderr.strip().splitlines()[-1])["error"]["code"] == "not_found"
 
 
+def test_an_unknown_stage_is_refused_alike_everywhere(settings: Settings,
+                                                      faces: tuple[Client, Client, httpx.Client, str]) -> None:
+    """Not "no documents in that stage" on one face and 422 on another: one rule, one code."""
+    local, remote, api, _ = faces
+    for client in (local, remote):
+        with pytest.raises(IngestflowError) as unknown:
+            client.documents(stage="nonsense")
+        assert unknown.value.code == "unknown_stage" and "complete" in unknown.value.message
+    response = api.get("/v1/documents", params={"stage": "nonsense"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_stage", response.text
+    cli = run_cli(settings, "documents", "--stage", "nonsense", "--tenant", "acme", "--json")
+    assert cli.returncode == 1 and json.loads(cli.stderr.strip().splitlines()[-1])["error"]["code"] == "unknown_stage"
+    assert [d.source_name for d in local.documents(stage="complete")] == ["good.md"]
+    assert remote.documents(stage="complete") == local.documents(stage="complete")
+    assert remote.documents(stage="failed") == local.documents(stage="failed") == []
+
+
 def odd_server() -> FastAPI:
     """Not an ingestflow server: a success that is not JSON, a 429 whose Retry-After is a date."""
     app = FastAPI()
@@ -155,6 +172,36 @@ def odd_server() -> FastAPI:
         return JSONResponse({"error": {"code": "unavailable", "message": "Later."}}, status_code=503,
                             headers={"Retry-After": "soon"})
 
+    # A proxy answering 200 with JSON that is no ingestflow answer.
+    @app.get("/v1/documents")
+    async def listing() -> JSONResponse:
+        return JSONResponse([])
+
+    @app.get("/v1/documents/lookup")
+    async def lookup() -> JSONResponse:
+        return JSONResponse({})
+
+    @app.post("/v1/documents")
+    async def upload() -> JSONResponse:
+        return JSONResponse({}, status_code=201)
+
+    return app
+
+
+def following_server() -> FastAPI:
+    """Takes an upload, then refuses to say how the document is doing."""
+    app = FastAPI()
+
+    @app.post("/v1/documents")
+    async def upload() -> JSONResponse:
+        return JSONResponse({"id": str(uuid.uuid4()), "version": 1, "duplicate": False, "stage": "queued"},
+                            status_code=201)
+
+    @app.get("/v1/documents/{ident}")
+    async def revoked(ident: str) -> JSONResponse:
+        return JSONResponse({"error": {"code": "unauthorized", "message": "The API key was revoked."}},
+                            status_code=401)
+
     return app
 
 
@@ -170,6 +217,29 @@ def test_odd_answers_are_the_public_error(settings: Settings) -> None:
         with pytest.raises(IngestflowError) as unreadable:
             client.costs()
         assert (unreadable.value.code, unreadable.value.retry_after) == ("unavailable", None)
+        # 200 with the wrong JSON: our error, naming the route; never a KeyError or TypeError.
+        for call, route in ((client.documents, f"GET {base}/v1/documents "),
+                            (lambda: client.status("good.md"), f"GET {base}/v1/documents/lookup "),
+                            (lambda: client.ingest(b"kites", name="k.md"), f"POST {base}/v1/documents ")):
+            with pytest.raises(IngestflowError) as shapeless:
+                call()
+            assert shapeless.value.code == "invalid_response" and route in shapeless.value.message
+
+
+def test_ingest_server_reads_answers_as_the_client_does(settings: Settings, tmp_path: Path) -> None:
+    """``ingest --server``: a wrong-shaped answer and an error while following are the
+    server's code and words, exit 2 (the server could not be used), as documented."""
+    (tmp_path / "note.md").write_text(TEXT)
+    for server, code, words in ((odd_server(), "invalid_response", "POST "), (following_server(), "unauthorized",
+                                                                             "The API key was revoked.")):
+        with live_server(server) as base:
+            for as_json in (True, False):
+                done = run_cli(settings, "ingest", *(["--json"] if as_json else []), "--server", base,
+                               "--api-key", "ifk_x", "note.md", cwd=tmp_path)
+                assert done.returncode == 2, done.stdout + done.stderr
+                assert "Traceback" not in done.stderr and words in done.stderr, done.stderr
+                if as_json:  # stdout holds the output only: nothing, when there is none
+                    assert done.stdout == "" and json.loads(done.stderr.strip().splitlines()[-1])["error"]["code"] == code
 
 
 def searching(client: Client, started: threading.Barrier, errors: list[BaseException]) -> None:

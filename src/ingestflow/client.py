@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
@@ -374,26 +374,16 @@ class _Remote:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, read: Callable[[Any], T] = lambda body: body,
+                    **kwargs: Any) -> T:
+        """The route's answer, read by ``read`` (see ``answer``)."""
         import httpx
 
         try:
             response = await self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise IngestflowError("server_unreachable", f"Cannot reach {self.http.base_url}: {exc}.") from None
-        if response.is_success:
-            try:
-                return response.json()
-            except ValueError:
-                raise IngestflowError("invalid_response", f"{self.http.base_url} answered HTTP "
-                                      f"{response.status_code} with a body that is not JSON: is it an "
-                                      "ingestflow server?") from None
-        try:
-            error = response.json()["error"]
-            code, message = error["code"], error["message"]
-        except (ValueError, KeyError, TypeError):
-            code, message = "http_error", f"The server answered HTTP {response.status_code}."
-        raise IngestflowError(code, message, retry_after=_retry_after(response.headers.get("retry-after")))
+        return answer(response, read)
 
     @staticmethod
     def _no_tenant(tenant: str | None) -> None:
@@ -406,18 +396,19 @@ class _Remote:
         rule a local client uses (operations/documents.py ``find``)."""
         if isinstance(ref, Document | uuid.UUID):
             return ref if isinstance(ref, uuid.UUID) else ref.id
-        return uuid.UUID((await self._call("GET", "/v1/documents/lookup", params={"ref": ref}))["id"])
+        return await self._call("GET", "/v1/documents/lookup", lambda r: uuid.UUID(r["id"]), params={"ref": ref})
 
     async def _upload(self, name: str, data: Path | bytes, batch_api: bool) -> Ingested:
         body = data if isinstance(data, bytes) else await asyncio.to_thread(data.read_bytes)
         try:
-            r = await self._call("POST", "/v1/documents", files={"file": (name, body, "application/octet-stream")},
-                                 params={"batch": "true"} if batch_api else None)
+            return await self._call(
+                "POST", "/v1/documents", lambda r: Ingested(name, uuid.UUID(r["id"]), r["version"], r["duplicate"],
+                                                           r["stage"]),
+                files={"file": (name, body, "application/octet-stream")}, params={"batch": "true"} if batch_api else None)
         except IngestflowError as exc:
-            if exc.code in ("unauthorized", "server_unreachable"):
+            if exc.code in ("unauthorized", "server_unreachable", "invalid_response"):
                 raise  # nothing else will work either
             return _refused(name, exc)
-        return Ingested(name, uuid.UUID(r["id"]), r["version"], r["duplicate"], r["stage"])
 
     async def ingest(self, given: _Sources, tenant: str | None, *, wait: bool, batch_api: bool,
                      concurrency: int, timeout: float | None) -> list[Ingested]:
@@ -433,7 +424,7 @@ class _Remote:
                 break
             for ident in pending:
                 try:
-                    details[ident] = await self._call("GET", f"/v1/documents/{ident}")
+                    details[ident] = await self._call("GET", f"/v1/documents/{ident}", followed)
                 except IngestflowError as exc:
                     if exc.code != "not_found":
                         raise
@@ -463,22 +454,18 @@ class _Remote:
         self._no_tenant(tenant)
         wanted = {key: [str(i) for i in value] if key == "document_ids" else value
                   for key, value in asdict(filters).items() if value is not None}
-        r = await self._call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
-                                                         "filters": wanted or None, "min_score": min_score})
-        return SearchResult([SearchHit(**h) for h in r["hits"]], r["provider"], r["model"], r["mode"],
-                            r["degraded"], r["notes"], r.get("reranker"))
+        return await self._call("POST", "/v1/search", lambda r: SearchResult(
+            [SearchHit(**h) for h in r["hits"]], r["provider"], r["model"], r["mode"], r["degraded"], r["notes"],
+            r.get("reranker")), json={"query": query, "k": k, "mode": mode, "filters": wanted or None,
+                                      "min_score": min_score})
 
     async def status(self, tenant: str | None) -> Status:
         self._no_tenant(tenant)
-        r = await self._call("GET", "/v1/dashboard")
-        return _status(r["stages"], r["queue"], r["spaces"])
+        return await self._call("GET", "/v1/dashboard", lambda r: _status(r["stages"], r["queue"], r["spaces"]))
 
     async def document(self, ref: str | uuid.UUID | Document, tenant: str | None) -> DocumentStatus:
         self._no_tenant(tenant)
-        r = await self._call("GET", f"/v1/documents/{await self._id(ref)}")
-        error = r["error"] or {}
-        return _parsed(DocumentStatus, r, **r["progress"], error_stage=error.get("stage"),
-                       error_message=error.get("message"))
+        return await self._call("GET", f"/v1/documents/{await self._id(ref)}", _document_status)
 
     async def documents(self, stage: str | None, limit: int, tenant: str | None) -> list[Document]:
         self._no_tenant(tenant)
@@ -486,9 +473,10 @@ class _Remote:
         cursor = None
         while len(found) < limit:
             params = {"limit": min(PAGE_LIMIT, limit - len(found)), "stage": stage, "cursor": cursor}
-            r = await self._call("GET", "/v1/documents", params={k: v for k, v in params.items() if v is not None})
-            found += [_parsed(Document, d) for d in r["items"]]
-            cursor = r["next_cursor"]
+            items, cursor = await self._call(
+                "GET", "/v1/documents", lambda r: ([_parsed(Document, d) for d in r["items"]], r["next_cursor"]),
+                params={k: v for k, v in params.items() if v is not None})
+            found += items
             if cursor is None:
                 break
         return found
@@ -503,9 +491,51 @@ class _Remote:
 
     async def costs(self, tenant: str | None) -> Costs:
         self._no_tenant(tenant)
-        r = await self._call("GET", "/v1/costs", params={"days": COST_DAYS})
-        return Costs([ServiceSpend(**s) for s in r["services"]], r["today_usd"], r["daily_limit_total_usd"],
-                     [_parsed(DaySpend, d) for d in r["by_day"]])
+        return await self._call("GET", "/v1/costs", lambda r: Costs(
+            [ServiceSpend(**s) for s in r["services"]], r["today_usd"], r["daily_limit_total_usd"],
+            [_parsed(DaySpend, d) for d in r["by_day"]]), params={"days": COST_DAYS})
+
+
+def answer(response: httpx.Response, read: Callable[[Any], T]) -> T:
+    """What an ingestflow server answered: ``read`` applied to a success's JSON, or the
+    IngestflowError an error answer means (its code and message, Retry-After). A success
+    that is not JSON, or JSON of another shape (a proxy's ``{}`` or list, another
+    version's fields), is ``invalid_response`` naming the route: never a KeyError. The
+    remote Client and ``ingest --server`` read every answer with it."""
+    route = f"{response.request.method} {response.request.url.copy_with(query=None)}"
+    if response.is_success:
+        try:
+            body = response.json()
+        except ValueError:
+            raise IngestflowError("invalid_response", f"{route} answered HTTP {response.status_code} with a body "
+                                  "that is not JSON: is it an ingestflow server?") from None
+        try:
+            return read(body)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise IngestflowError("invalid_response", f"{route} answered JSON of another shape than an "
+                                  f"ingestflow server's ({type(exc).__name__}: {exc}): is it an ingestflow "
+                                  "server of this version?") from None
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"{route} answered HTTP {response.status_code}."
+    raise IngestflowError(code, message, retry_after=_retry_after(response.headers.get("retry-after")))
+
+
+def followed(r: dict[str, Any]) -> dict[str, Any]:
+    """What following a document (``GET /v1/documents/{id}``) reads of it, each field
+    checked here: its stage, chunks so far, cost, and why it failed."""
+    error = r["error"]
+    return {"stage": str(r["stage"]), "progress": {"chunks": int(r["progress"]["chunks"])},
+            "cost_usd": float(r["cost_usd"]),
+            "error": None if error is None else {"code": error["code"], "message": error["message"]}}
+
+
+def _document_status(r: dict[str, Any]) -> DocumentStatus:
+    error = r["error"] or {}
+    return _parsed(DocumentStatus, r, **r["progress"], error_stage=error.get("stage"),
+                   error_message=error.get("message"))
 
 
 def _unfinished(detail: dict[str, Any] | None) -> bool:
@@ -513,8 +543,11 @@ def _unfinished(detail: dict[str, Any] | None) -> bool:
 
 
 def _parsed(cls: type[T], data: dict[str, Any], **values: Any) -> T:
-    """``cls`` from an API answer: ids, times and days parsed from their JSON strings."""
+    """``cls`` from an API answer: ids, times and days parsed from their JSON strings; a
+    field the answer lacks is a KeyError (``answer`` says the shape is wrong)."""
     out = {**data, **values}
+    if missing := [f.name for f in fields(cls) if f.name not in out]:  # type: ignore[arg-type]
+        raise KeyError(", ".join(missing))
     for key in ("id",):
         if key in out:
             out[key] = uuid.UUID(out[key])

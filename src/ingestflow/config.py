@@ -258,6 +258,11 @@ class Settings(BaseSettings):
     # exactly instead of the graph: a small tenant in a big shared space gets its true k
     # nearest, quickly, where the graph would visit max_scan_tuples of other tenants' first.
     search_exact_max_chunks: int = Field(default=2_000, ge=0)
+    # A person waits on a search: its query embedding (admission, the call, its retries) gets
+    # this long in all, and never sleeps through a provider's long Retry-After. Past it a
+    # hybrid search answers from keywords (degraded, with a note), a vector search refuses
+    # (the API: 503 with Retry-After).
+    search_embed_timeout_seconds: float = Field(default=5.0, gt=0)
     # With a reranker (RERANK_PROVIDER), this many fused passages are reranked and the
     # best k of them returned; Cohere bills one search unit per 100.
     rerank_candidates: int = Field(default=50, ge=1, le=1000)

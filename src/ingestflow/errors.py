@@ -17,15 +17,18 @@ from __future__ import annotations
 class IngestError(Exception):
     """Base class: a machine-readable ``code`` plus a human message. ``billed_units`` is
     what the provider reported charging for a call that still failed (an invalid response
-    is billed), so the ledger records what was billed rather than the estimate."""
+    is billed), so the ledger records what was billed rather than the estimate.
+    ``possibly_billed``: we stopped waiting after the request was sent, so the provider may
+    have billed it without our knowing; the ledger keeps the estimate charged."""
 
     def __init__(self, code: str, message: str, *, retry_after: float | None = None,
-                 billed_units: int | None = None) -> None:
+                 billed_units: int | None = None, possibly_billed: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after = retry_after
         self.billed_units = billed_units
+        self.possibly_billed = possibly_billed
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -266,8 +266,9 @@ def retry(
 
 @app.command("documents")
 def documents_(
-    stage: Annotated[Stage | None, typer.Option(
-        help="Only documents in this stage (superseded: the older versions).")] = None,
+    stage: Annotated[str | None, typer.Option(
+        help="Only documents in this stage (superseded: the older versions): "
+             f"{', '.join(Stage)}.")] = None,
     tenant: TenantOpt = "default",
     limit: Annotated[int, typer.Option(help="At most this many (1-500), newest first.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="The page after the one that printed this cursor.")] = None,
@@ -276,8 +277,14 @@ def documents_(
     """Current documents, newest first: id, name, version, stage, chunks, last change.
     A listing cut at --limit says how many there are and how to list the next page
     (with --json: total and next_cursor)."""
-    from ingestflow.cli.common import run, start_database
+    from ingestflow.cli.common import refuse, run, start_database
+    from ingestflow.operations.bounds import check_stage
+    from ingestflow.operations.errors import Refused
 
+    try:  # by the rule every face uses, before the database starts
+        stage = check_stage(stage)
+    except Refused as exc:
+        refuse(exc)
     start_database()
     from ingestflow.cli import render
     from ingestflow.operations import documents

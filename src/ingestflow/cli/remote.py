@@ -4,7 +4,10 @@ The server's workers do the processing; this client only uploads (the server det
 each type and hashes the bytes itself) and polls each document until its stage is
 terminal (complete, failed or superseded) or it is deleted, so it needs nothing but the
 URL and an API key: no database, no provider keys.
-Errors go through ``common.fail`` as every command's do (JSON on stderr with --json).
+Every answer is read as the remote Python client reads it (``client.answer``): an error
+answer keeps the server's code and message, and one of the wrong shape is
+``invalid_response``. Errors go through ``common.fail`` as every command's do (JSON on
+stderr with --json).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rich.table import Table
 
 from ingestflow.cli.common import agree_to_sync, console, fail
 from ingestflow.cli.render import print_json, tail
+from ingestflow.client import IngestflowError, answer, followed
 from ingestflow.config import find_home
 from ingestflow.lifecycle import TERMINAL, Stage
 from ingestflow.operations.errors import Refused
@@ -50,14 +54,6 @@ class Tracked:
     error: dict[str, str] | None = None  # upload refused: the server's error code and message
 
 
-def _error(response: httpx.Response) -> dict[str, str]:
-    try:
-        err = response.json()["error"]
-        return {"code": str(err["code"]), "message": str(err["message"])}
-    except (ValueError, KeyError, TypeError):
-        return {"code": f"http_{response.status_code}", "message": f"HTTP {response.status_code}"}
-
-
 def _text(error: dict[str, str]) -> str:
     return f"{error['code']}: {error['message']}"
 
@@ -67,11 +63,13 @@ def _upload(client: httpx.Client, path: Path, name: str, batch: bool) -> Tracked
     with path.open("rb") as f:
         response = client.post("/v1/documents", files={"file": (name, f, "application/octet-stream")},
                                params={"batch": "true"} if batch else None)
-    if response.status_code in (200, 201):
-        body = response.json()
-        item.id, item.version, item.duplicate, item.stage = body["id"], body["version"], body["duplicate"], body["stage"]
-    else:
-        item.stage, item.error = REFUSED, _error(response)
+    try:
+        item.id, item.version, item.duplicate, item.stage = answer(
+            response, lambda r: (str(r["id"]), int(r["version"]), bool(r["duplicate"]), str(r["stage"])))
+    except IngestflowError as exc:
+        if exc.code == "invalid_response":
+            raise  # not an ingestflow server's answer: no other file fares better
+        item.stage, item.error = REFUSED, {"code": exc.code, "message": exc.message}
     return item
 
 
@@ -90,8 +88,7 @@ def _follow(client: httpx.Client, items: list[Tracked], poll_interval: float, ti
                 if response.status_code == 404:
                     item.stage, item.error = DELETED, {"code": "not_found", "message": "The document was deleted."}
                     continue
-                response.raise_for_status()
-                item.detail = response.json()
+                item.detail = answer(response, followed)
                 item.stage = item.detail["stage"]
             done = sum(i.stage in DONE for i in pending)
             progress.update(task, completed=done)
@@ -113,10 +110,10 @@ def _sync(client: httpx.Client, folders: list[str], prefix: str, present: set[st
     cursor = None
     while True:
         response = client.get("/v1/documents", params={"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})})
-        response.raise_for_status()
-        page = response.json()
-        listed.update((d["source_name"], d["id"]) for d in page["items"])
-        if (cursor := page["next_cursor"]) is None:
+        items, cursor = answer(response, lambda r: ([(str(d["source_name"]), str(d["id"])) for d in r["items"]],
+                                                    r["next_cursor"]))
+        listed.update(items)
+        if cursor is None:
             break
     unders = synced_names(folders, prefix=prefix, project=project_of(find_home().path))
     names = [n for n in listed if n.startswith(unders) and n not in present]
@@ -124,7 +121,7 @@ def _sync(client: httpx.Client, folders: list[str], prefix: str, present: set[st
     for name in names if agreed else []:
         response = client.delete(f"/v1/documents/{listed[name]}")
         if response.status_code != 404:  # deleted meanwhile is deleted
-            response.raise_for_status()
+            answer(response, lambda r: r)
     return {"stale": names, "deleted": names if agreed else []}
 
 
@@ -205,6 +202,8 @@ def ingest_remote(server: str, api_key: str, paths: list[str], *, poll_interval:
                 if sync else None
     except httpx.HTTPError as exc:
         fail(f"cannot use the server at {server}: {exc}", 2, error="server_unavailable")
+    except IngestflowError as exc:  # refused or unreadable: the server's code, or invalid_response
+        fail(f"cannot use the server at {server}: {exc}", 2, error=exc.code)
     if as_json:
         _json_summary(items, synced)
     if not wait or batch:

@@ -1,4 +1,4 @@
-"""What a search request may be, decided here for every face.
+"""What a search request (and a documents listing's stage) may be, decided here for every face.
 
 The Python client (local and remote), the CLI and the API's request schema all check a
 search's arguments with these functions, so the same mistake is refused with the same code
@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, get_args
 
 from ingestflow.catalogue import SearchMode
+from ingestflow.lifecycle import Stage
 from ingestflow.operations.errors import Refused
 
 MAX_QUERY_CHARS = 8000
@@ -25,9 +26,10 @@ MAX_FILTER_CHARS = {"source_name": 1024, "mime": 200}
 MAX_FILTER_DOCUMENTS = 1000
 MIN_SCORE_BOUNDS = (0.0, 1.0)  # every mode's score lies in [0, 1] (a cosine below 0 shows as 0)
 MODES: tuple[str, ...] = get_args(SearchMode)
+STAGES: tuple[str, ...] = tuple(s.value for s in Stage)
 # Every code a check below can refuse with: the API answers them 400, not 422.
 CODES = frozenset({"invalid_query", "query_too_long", "invalid_k", "unknown_mode", "invalid_filters",
-                   "invalid_min_score"})
+                   "invalid_min_score", "unknown_stage"})
 
 
 def storable(text: str) -> bool:
@@ -68,6 +70,15 @@ def check_mode(mode: Any) -> str | None:
         raise Refused("invalid", "unknown_mode",
                       f"Unknown search mode {reprlib.repr(mode)}; use one of: {', '.join(MODES)}.")
     return mode
+
+
+def check_stage(stage: Any) -> str | None:
+    """A documents listing's stage: one of STAGES, or None for every current document. An
+    unknown one is a mistake, not a stage nothing is in (which lists nothing)."""
+    if stage is not None and stage not in STAGES:
+        raise Refused("invalid", "unknown_stage",
+                      f"Unknown stage {reprlib.repr(stage)}; use one of: {', '.join(STAGES)}.")
+    return None if stage is None else str(stage)
 
 
 def check_filter_text(field: str, value: Any) -> str | None:

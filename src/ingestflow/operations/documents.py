@@ -246,8 +246,9 @@ class Page:
 async def page(rt: Runtime, tenant: str, *, stage: str | None, cursor: str | None, limit: int) -> Page:
     """Documents newest first, ``limit`` at most, after ``cursor`` (a ``next_cursor``
     given before; Refused ``invalid_cursor`` for anything else). Current versions, or
-    with ``stage`` only those in it (``superseded`` lists the older versions)."""
-    limit = pagination.check_limit(limit)
+    with ``stage`` only those in it (``superseded`` lists the older versions); Refused
+    ``unknown_stage`` for a stage that is none (operations/bounds.py)."""
+    limit, stage = pagination.check_limit(limit), bounds.check_stage(stage)
     after = None
     if cursor is not None:
         created, ident = pagination.decode(cursor, 2)

@@ -21,7 +21,7 @@ reranker before the best k are returned; a step of its own, in operations/rerank
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ingestflow import tracing
@@ -177,13 +177,19 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
         min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
     # min_score filters the fused candidates; the reranker then orders those that are left
-    hits = [_hit(r) for r in rows if r["score"] >= min_score]
-    if rows and not hits:
+    kept = [r for r in rows if r["score"] >= min_score]
+    if rows and not kept:
         notes.append(f"no passage scored at least {min_score:g} (min_score): the documents may not answer this")
-    reranked = await reranking.rerank(rt, tenant, query, [reranking.Passage(h.text, h.heading_path) for h in hits], k)
-    if reranked.order is not None:
-        hits = [replace(hits[i], relevance=relevance) for i, relevance in reranked.order]
-    return SearchResult(hits[:k], *_answered_by(embedder, config), mode, degraded or reranked.degraded,
+    reranked = await reranking.rerank(rt, tenant, query, [
+        reranking.Passage(r["text"], r["metadata"].get("heading_path", [])) for r in kept], k)
+    order = reranked.order if reranked.order is not None else [(i, None) for i in range(len(kept))]
+    chosen = [(kept[i], relevance) for i, relevance in order[:k]]
+    snippets: dict[Any, str] = {}
+    if chosen:  # only the hits returned: a snippet reads its chunk's whole text
+        ids = [r["chunk_id"] for r, _ in chosen]
+        snippets = await rt.db.read(lambda conn: vectors.snippets(conn, config, query, ids))
+    hits = [_hit(r, snippets.get(r["chunk_id"]), relevance) for r, relevance in chosen]
+    return SearchResult(hits, *_answered_by(embedder, config), mode, degraded or reranked.degraded,
                         [*notes, *reranked.notes], reranked.by)
 
 
@@ -196,13 +202,16 @@ def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:
 async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, notes: list[str], *,
                        optional: bool) -> tuple[Embedder | None, np.ndarray | None, bool]:
     """(embedder, query vector, degraded). The fallback embeds when the space's model
-    cannot; with neither, ``optional`` (hybrid) answers without a vector."""
+    cannot; with neither, ``optional`` (hybrid) answers without a vector. A person waits:
+    a provider's call and its retries get SEARCH_EMBED_TIMEOUT_SECONDS in all (a local
+    model is not bounded: its first load takes longer, and nobody throttles it)."""
     embedder, guard = model.embedder, model.guard
     try:
         # Only a metered call needs the count (loading the tokenizer costs a second).
         result = await guard.call(
             lambda: embedder.embed([query]), units=count_tokens(query) if guard.metered else 0,
             context=CallContext(tenant=tenant), actual_units=lambda r: r.usage_tokens,
+            deadline_seconds=rt.settings.search_embed_timeout_seconds if guard.metered else None,
         )
         return embedder, result.vectors[0], False
     except PermanentError as exc:
@@ -243,11 +252,11 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
     return old, [f"searched {active.name}: {progress}"]
 
 
-def _hit(row: dict[str, Any]) -> SearchHit:
+def _hit(row: dict[str, Any], snippet: str | None, relevance: float | None) -> SearchHit:
     meta = row["metadata"]
     return SearchHit(
         score=float(row["score"]), document_id=str(row["document_id"]),
         source_name=row["source_name"], version=row["version"], ordinal=row["ordinal"],
         text=row["text"], pages=meta.get("pages", []), heading_path=meta.get("heading_path", []),
-        snippet=" ".join((row["snippet"] or row["text"]).split()[:SNIPPET_WORDS]),
+        snippet=" ".join((snippet or row["text"]).split()[:SNIPPET_WORDS]), relevance=relevance,
     )

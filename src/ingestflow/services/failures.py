@@ -14,6 +14,8 @@ means for the job, following the providers' own retry rules (../shared/PROVIDERS
 | unusable 2xx body (count, NaN, dims)    | transient | invalid_response (billed) |
 
 ``x-should-retry: true|false`` overrides the status, as the official SDKs let it.
+Our own timeout once the request was sent may still be billed (``possibly_billed``): the
+guard keeps its estimate charged, so timeouts can never take spend past a limit.
 """
 
 from __future__ import annotations
@@ -56,8 +58,14 @@ def from_status(provider: str, status: int, message: str, headers: Mapping[str, 
     return PermanentError("provider_refused" if status == 429 or status >= 500 else "bad_request", text)
 
 
-def timed_out(provider: str) -> TransientError:
-    return TransientError("timeout", f"{provider} did not answer in time")
+def timed_out(provider: str, cause: BaseException | None) -> TransientError:
+    """Our client stopped waiting (``cause``: httpx's timeout). Once the request was on its
+    way (a read or write timeout) the provider may bill it: the guard keeps it charged. A
+    connect or pool timeout sent nothing."""
+    import httpx  # here: a search imports this module, and `import ingestflow` stays light
+
+    sent = not isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return TransientError("timeout", f"{provider} did not answer in time", possibly_billed=sent)
 
 
 def unreachable(provider: str, detail: str) -> TransientError:

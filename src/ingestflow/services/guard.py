@@ -36,6 +36,9 @@ log = get_logger("ingestflow.guard")
 # A call cancelled mid-flight (its job's lease was lost) may already be billed: wait this
 # long for its answer so that the ledger records what it cost.
 CANCEL_GRACE_SECONDS = 90.0
+# The ledger outcome of a call we stopped waiting for after sending it: kept charged at
+# its reservation, since the provider may have billed it.
+POSSIBLY_BILLED = "possibly_billed"
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,21 @@ class ServiceGuard:
         context: CallContext = CallContext(),
         actual_units: Callable[[R], int] | None = None,
         headers: Callable[[R], dict[str, str]] | None = None,
+        deadline_seconds: float | None = None,
     ) -> R:
         """Run ``fn`` under breaker, limiter and budget, retrying transient failures.
 
         ``units`` is the exact estimate (tokens, pages, search units) reserved before each attempt;
-        ``actual_units`` reads the provider-reported usage used to settle it.
+        ``actual_units`` reads the provider-reported usage used to settle it. ``deadline_seconds``
+        bounds the whole call for a caller who waits (a search): the rate limiter's wait, each
+        attempt, and the retries, none of which may end past it.
         """
+        loop = asyncio.get_running_loop()
+        deadline = None if deadline_seconds is None else loop.time() + deadline_seconds
+
+        def left() -> float | None:
+            return None if deadline is None else max(deadline - loop.time(), 0.0)
+
         estimate = None
         if self.pricing is not None:
             estimate = PaidCall(
@@ -104,13 +116,13 @@ class ServiceGuard:
             try:
                 if self.budget is not None and estimate is not None:
                     reservation = await self.budget.reserve(replace(estimate, attempt=attempt_no))
-                slot = await self._admit(units, reservation)
+                slot = await self._admit(units, reservation, left())
             except DeferredError as exc:  # budget, breaker or rate limit: the job waits, unbilled
                 tracing.event("deferred", code=exc.code, retry_after=exc.retry_after)
                 raise
             call = asyncio.ensure_future(fn())
             try:
-                result = await asyncio.shield(call)
+                result = await self._answer(call, left())
             except asyncio.CancelledError:
                 await asyncio.shield(self._cancelled(call, reservation, slot, actual_units, headers))
                 raise
@@ -134,7 +146,7 @@ class ServiceGuard:
                 "gen_ai.request.model": model, "ingestflow.units.estimated": units,
                 "ingestflow.documents": len(context.shares) or None}):
             try:
-                result = await call_with_retries(attempt, self.retry)
+                result = await call_with_retries(attempt, self.retry, deadline=deadline)
             except IngestError as exc:
                 tracing.annotate(**{"ingestflow.outcome": exc.code, "error.type": exc.code,
                                     "ingestflow.attempts": attempt_no})
@@ -142,15 +154,31 @@ class ServiceGuard:
             tracing.annotate(**{"ingestflow.outcome": "ok", "ingestflow.attempts": attempt_no})
             return result
 
-    async def _admit(self, units: int, reservation: Reservation | None) -> int | None:
-        """Breaker, then a rate-limit slot; a refusal gives back what was taken before it."""
+    async def _answer(self, call: asyncio.Future[R], seconds: float | None) -> R:
+        """The call's answer; one that takes more than ``seconds`` is abandoned, a timeout
+        that the provider may have billed. Shielded: cancelling the caller leaves the call
+        running for ``_cancelled`` to settle."""
+        if seconds is None:
+            return await asyncio.shield(call)
+        done, _ = await asyncio.wait({call}, timeout=seconds)
+        if not done:
+            call.cancel()
+            raise TransientError("timeout", f"{self.service} did not answer within the caller's deadline",
+                                 possibly_billed=True)
+        return call.result()
+
+    async def _admit(self, units: int, reservation: Reservation | None, max_wait: float | None) -> int | None:
+        """Breaker, then a rate-limit slot (waiting at most ``max_wait``, when given); a
+        refusal gives back what was taken before it."""
         probe = False
         try:
             if self.breaker is not None:
                 probe = await self.breaker.before_call()
                 if probe:
                     tracing.event("breaker_probe")  # the breaker lets this call test the service
-            return await self.limiter.acquire(units) if self.limiter is not None else None
+            if self.limiter is None:
+                return None
+            return await self.limiter.acquire(units, max_wait_seconds=max_wait)
         except BaseException:
             if probe and self.breaker is not None:
                 await asyncio.shield(self.breaker.release_probe())
@@ -215,6 +243,8 @@ class ServiceGuard:
                 units = reservation.call.units if exc.billed_units is None else exc.billed_units
                 cost = self.pricing.cost(units) if self.pricing is not None else reservation.call.cost_usd
                 await self.budget.settle(reservation, units=units, cost_usd=cost, outcome=exc.code)
+            elif exc.possibly_billed:  # we will never know: the daily limit counts it
+                await self._settle_estimate(reservation, POSSIBLY_BILLED)
             else:
                 await self.budget.release(reservation, outcome=exc.code)
         if self.limiter is not None and slot is not None:

@@ -18,8 +18,8 @@ async def send(client: httpx.AsyncClient, provider: str, method: str, url: str, 
     ``not_found``: what a 404 means for this call."""
     try:
         response = await client.request(method, url, headers={"Authorization": f"Bearer {key}"}, **kwargs)
-    except httpx.TimeoutException:
-        raise failures.timed_out(provider) from None
+    except httpx.TimeoutException as exc:
+        raise failures.timed_out(provider, exc) from None
     except httpx.TransportError as exc:
         raise failures.unreachable(provider, type(exc).__name__) from None
     if response.status_code >= 400:

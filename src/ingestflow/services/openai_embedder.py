@@ -114,8 +114,8 @@ async def sdk_call(request: Awaitable[T], *, not_found: str = "not_found") -> T:
         return await request
     except openai.APIStatusError as exc:
         raise classify_status(exc, not_found=not_found) from None
-    except openai.APITimeoutError:
-        raise failures.timed_out(PROVIDER) from None
+    except openai.APITimeoutError as exc:  # the SDK raises it from httpx's own timeout
+        raise failures.timed_out(PROVIDER, exc.__cause__) from None
     except openai.APIConnectionError as exc:
         raise failures.unreachable(PROVIDER, describe(exc)) from None
     except (openai.APIResponseValidationError, ValueError, TypeError) as exc:  # unreadable body

@@ -41,15 +41,17 @@ class RateLimiter:
         self.limits = limits
         self.max_wait_seconds = max_wait_seconds
 
-    async def acquire(self, tokens: int) -> int:
+    async def acquire(self, tokens: int, *, max_wait_seconds: float | None = None) -> int:
         """Wait until a request of ``tokens`` fits and return its slot; DeferredError if
-        that is too far away."""
+        that is too far away (``max_wait_seconds``: a shorter wait than the limiter's, for
+        a call with a deadline)."""
+        limit = self.max_wait_seconds if max_wait_seconds is None else min(max_wait_seconds, self.max_wait_seconds)
         waited = 0.0
         while True:
             slot, wait = await self._try_admit(tokens)
             if slot is not None:
                 return slot
-            if waited + wait > self.max_wait_seconds:
+            if waited + wait > limit:
                 raise DeferredError(
                     "rate_limited", f"{self.service} rate limit: next slot in {wait:.1f} s",
                     retry_after=wait,

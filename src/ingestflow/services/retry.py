@@ -41,8 +41,13 @@ async def call_with_retries(
     policy: RetryPolicy,
     *,
     on_retry: Callable[[TransientError, float], None] | None = None,
+    deadline: float | None = None,
 ) -> T:
-    """Run ``call``, retrying TransientError up to ``policy.attempts`` calls in all."""
+    """Run ``call``, retrying TransientError up to ``policy.attempts`` calls in all.
+    ``deadline`` (the event loop's clock): a retry whose wait would end past it is not
+    made, the error is raised now; a person waiting on a search never sleeps through a
+    provider's long Retry-After."""
+    loop = asyncio.get_running_loop()
     for attempt in range(1, policy.attempts + 1):
         try:
             return await call()
@@ -50,6 +55,8 @@ async def call_with_retries(
             if attempt == policy.attempts:
                 raise
             delay = policy.delay(attempt, exc.retry_after)
+            if deadline is not None and loop.time() + delay >= deadline:
+                raise
             if on_retry is not None:
                 on_retry(exc, delay)
             await asyncio.sleep(delay)

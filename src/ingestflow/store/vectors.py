@@ -462,7 +462,8 @@ async def search(
     document_ids: list[uuid.UUID] | None = None,
     mime: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The tenant's ``k`` best chunks, best first, each with its ``score`` and ``snippet``."""
+    """The tenant's ``k`` best chunks, best first, each with its ``score`` (snippets: see
+    ``snippets``, for those a search returns)."""
     await _vector_types(conn)
     sql = _template("search", dims=dimensions)
     params = {"dense": plan.dense, "tenant": tenant, "source_name": source_name, "document_ids": document_ids,
@@ -481,3 +482,12 @@ async def search(
             "query": query_vector, "question": question, "k": k,
         })
         return await cur.fetchall()
+
+
+async def snippets(conn: AsyncConnection, config: str, question: str,
+                   chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each chunk's best fragments with the question's words marked (snippets.sql): for
+    the hits a search returns, not for every candidate it fetched."""
+    cur = await conn.execute(query("snippets"), {"config": config, "question": question,
+                                                 "chunk_ids": list(chunk_ids)})
+    return {chunk_id: snippet for chunk_id, snippet in await cur.fetchall()}

@@ -13,13 +13,15 @@ from ingestflow.api.deps import LimitsDep, RuntimeDep, TenantDep
 from ingestflow.api.upload import FILE_FIELD, read_upload
 from ingestflow.lifecycle import Stage
 from ingestflow.operations import documents, pagination, spaces, workers
+from ingestflow.operations.bounds import check_stage
 from ingestflow.operations.limits import check_upload
 from ingestflow.operations.pagination import MAX_PAGE
 from ingestflow.redaction import scrub
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
-StageParam = Annotated[Stage | None, Query(description="Only documents in this stage.")]
+# Checked by the rule every face uses: an unknown stage is 400 unknown_stage, as in Python and the CLI.
+StageParam = Annotated[Stage | None, Query(description="Only documents in this stage."), schemas.bound(check_stage)]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 CursorParam = Annotated[str | None, Query(max_length=500)]
 BatchParam = Annotated[bool, Query(description="Embed through the OpenAI Batch API: half the price, within 24 hours.")]

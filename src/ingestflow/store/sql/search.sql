@@ -51,11 +51,9 @@ question AS MATERIALIZED (
     -- tsq: what keyword search matches. bound: the BM25 score no chunk reaches, (k1 + 1)
     -- times the weights of all the question's words, searched or not, so a chunk holding
     -- few of them (a question about something the documents do not say) scores low.
-    -- marks: every word, for the snippets.
     SELECT (SELECT any_of(array_agg(lexeme)) FROM searched) AS tsq,
            (SELECT 2.2 * sum(ln(1 + (greatest(corpus.chunks, w.chunks) - w.chunks + 0.5) / (w.chunks + 0.5)))
-            FROM words w, corpus) AS bound,
-           question_words(%(config)s::text::regconfig, %(question)s) AS marks
+            FROM words w, corpus) AS bound
 ),
 dense AS (
     SELECT chunk_id, 1 - distance AS similarity
@@ -149,12 +147,8 @@ fused AS (
 )
 SELECT c.id AS chunk_id, d.id AS document_id, d.source_name, d.version, c.ordinal, c.text, c.metadata,
        f.score,
-       ts_headline(%(config)s::text::regconfig, c.text, q.marks,
-                   'MaxFragments=2, MinWords=12, MaxWords=30, StartSel=**, StopSel=**, FragmentDelimiter=" … "')
-           AS snippet,
        (SELECT count(*) FROM matches) > %(max_rows)s AS keyword_capped
 FROM fused f
 JOIN chunks c ON c.id = f.chunk_id
 JOIN documents d ON d.id = c.document_id
-CROSS JOIN question q
 ORDER BY f.score DESC, c.id
