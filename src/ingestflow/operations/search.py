@@ -106,9 +106,9 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
     notes: list[str] = []
-    model = None
+    model, model_space = None, None
     if mode != "keyword":
-        model, notes = await _space_model(rt, tenant)
+        model, model_space, notes = await _space_model(rt, tenant)
     empty = None
     if not query.strip():
         empty = "the query is blank: no passages"
@@ -140,7 +140,9 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                               exact_max=rt.settings.search_exact_max_chunks,
                               rerank=rt.settings.search_binary_rerank)
     space_id = None
-    if embedder is not None:  # a write (the space's first use): on the primary
+    if model is not None and embedder is model.embedder:
+        space_id = model_space
+    if embedder is not None and space_id is None:  # a write (the space's first use): on the primary
         async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
 
@@ -215,15 +217,19 @@ async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, 
                       retry_after=exc.retry_after or 5) from None
 
 
-async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]:
-    """The model of the tenant's active space, and what the user should know about it."""
+async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, int | None, list[str]]:
+    """The model of the tenant's active space, the id of the space it queries when known
+    (None: the configured model's, before the tenant's first document), and what the user
+    should know about it."""
     services = rt.services
     configured = SpaceModel(services.embedder, services.embed_guard)
     async with rt.db.pool.connection() as conn:
         active = await vectors.active_space(conn, tenant)
     e = configured.embedder
-    if active is None or (active.provider, active.model, active.dimensions) == (e.provider, e.model, e.dimensions):
-        return configured, []
+    if active is None:
+        return configured, None, []
+    if (active.provider, active.model, active.dimensions) == (e.provider, e.model, e.dimensions):
+        return configured, active.id, []
     async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, e.provider, e.model, e.dimensions)
         coverage = await vectors.coverage(conn, tenant, space_id)
@@ -232,9 +238,9 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
                 "covers every one)")
     old = services.for_space(active.provider, active.model, active.dimensions)
     if old is None:
-        return configured, [f"the active space {active.name} cannot be queried with this configuration; "
-                            f"searched the configured model instead: {progress}"]
-    return old, [f"searched {active.name}: {progress}"]
+        return configured, space_id, [f"the active space {active.name} cannot be queried with this configuration; "
+                                      f"searched the configured model instead: {progress}"]
+    return old, active.id, [f"searched {active.name}: {progress}"]
 
 
 def _hit(row: dict[str, Any]) -> SearchHit:
