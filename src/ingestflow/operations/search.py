@@ -105,20 +105,24 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     mode = mode or rt.settings.search_mode
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
-    notes: list[str] = []
-    model, model_space = None, None
-    if mode != "keyword":
-        model, model_space, notes = await _space_model(rt, tenant)
     empty = None
     if not query.strip():
         empty = "the query is blank: no passages"
     elif not _WORD.search(query):
         empty = "the query has no words, only punctuation or symbols: no passages"
-    if empty is None and mode != "vector":
-        async with rt.db.pool.connection() as conn:
-            if not await chunks.has_search_terms(conn, config, query):
-                empty = ("the query holds only common words (such as 'the', 'of'), which keyword search "
-                         "ignores: no passages (mode vector searches them by meaning)")
+    # What the search needs to know about the tenant, in one visit to the primary (each
+    # visit costs a pool check, BEGIN and COMMIT: round trips that outweighed the queries).
+    async with rt.db.pool.connection() as conn:
+        active = await vectors.active_space(conn, tenant) if mode != "keyword" else None
+        if empty is None and mode != "vector" and not await chunks.has_search_terms(conn, config, query):
+            empty = ("the query holds only common words (such as 'the', 'of'), which keyword search "
+                     "ignores: no passages (mode vector searches them by meaning)")
+        stale = empty is None and mode != "vector" and await chunks.search_config_stale(conn, config)
+        chunked_before = empty is None and await documents.chunking_stale(conn, tenant, rt.chunking().signature)
+    notes: list[str] = []
+    model, model_space = None, None
+    if mode != "keyword":
+        model, model_space, notes = await _space_model(rt, tenant, active)
     if empty is not None:  # answered before any paid call
         provider, model_name = _answered_by(model.embedder if model else None, config)
         return SearchResult([], provider, model_name, mode, notes=[*notes, empty])
@@ -146,18 +150,16 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
         async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
 
-    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool]:
-        rows = await vectors.search(
+    async def read(conn: AsyncConnection) -> list[dict[str, Any]]:
+        return await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=fetch, **asdict(filters),
         )
-        return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
-                await documents.chunking_stale(conn, tenant, rt.chunking().signature))
 
     with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
                                                        "ingestflow.search.keyword": plan.keyword}):
         # dense list, keyword list and their fusion: one SQL statement (search.sql)
-        rows, stale, chunked_before = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+        rows = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
     if plan.keyword and rows and rows[0]["keyword_capped"]:
         notes.append(f"the query's words are in many passages: keyword search ranked the first "
                      f"{plan.max_rows} found (SEARCH_KEYWORD_MAX_ROWS), not all of them")
@@ -217,14 +219,13 @@ async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, 
                       retry_after=exc.retry_after or 5) from None
 
 
-async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, int | None, list[str]]:
-    """The model of the tenant's active space, the id of the space it queries when known
+async def _space_model(rt: Runtime, tenant: str, active: vectors.Space | None
+                       ) -> tuple[SpaceModel, int | None, list[str]]:
+    """The model of the tenant's ``active`` space, the id of the space it queries when known
     (None: the configured model's, before the tenant's first document), and what the user
     should know about it."""
     services = rt.services
     configured = SpaceModel(services.embedder, services.embed_guard)
-    async with rt.db.pool.connection() as conn:
-        active = await vectors.active_space(conn, tenant)
     e = configured.embedder
     if active is None:
         return configured, None, []
