@@ -261,6 +261,27 @@ def test_the_search_statement_is_never_prepared(settings: Settings, tmp_path: Pa
     assert asyncio.run(main()) == 0
 
 
+def test_a_search_takes_two_visits_to_the_database(settings: Settings, tmp_path: Path) -> None:
+    """Each visit (a connection from the pool) costs a connection check, BEGIN and COMMIT,
+    more than the small queries in it (bench/search_overhead.py): a search asks what it
+    needs about the tenant in one visit, and reads its answer in one more, in every mode."""
+    write(tmp_path / "docs", "bees.md", "# Bees\n\nHoney bees communicate with a waggle dance.\n")
+    ingest(settings, [tmp_path / "docs"])
+    from ingestflow.operations.search import search as run_search
+    from ingestflow.runtime import open_runtime
+
+    async def main() -> dict[str, int]:
+        visits = {}
+        async with open_runtime(settings, pool_size=2) as rt:
+            for mode in MODES:
+                before = rt.db.pool.get_stats()["requests_num"]
+                assert (await run_search(rt, "default", "waggle dance", mode=mode)).hits
+                visits[mode] = rt.db.pool.get_stats()["requests_num"] - before
+        return visits
+
+    assert asyncio.run(main()) == dict.fromkeys(MODES, 2)
+
+
 def test_keywords_answer_while_the_embedder_is_down(settings: Settings, fake: FakeOpenAI, tmp_path: Path) -> None:
     s = real(settings, fake, ServiceMode.REAL, call_retry_attempts=1, breaker_failure_threshold=100)
     write_docs(tmp_path / "docs", 3)  # the third is about honey bees

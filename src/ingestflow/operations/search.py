@@ -105,20 +105,24 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     mode = mode or rt.settings.search_mode
     query = query.replace("\x00", " ")  # Postgres text holds no NUL
     config = rt.settings.search_language
-    notes: list[str] = []
-    model = None
-    if mode != "keyword":
-        model, notes = await _space_model(rt, tenant)
     empty = None
     if not query.strip():
         empty = "the query is blank: no passages"
     elif not _WORD.search(query):
         empty = "the query has no words, only punctuation or symbols: no passages"
-    if empty is None and mode != "vector":
-        async with rt.db.pool.connection() as conn:
-            if not await chunks.has_search_terms(conn, config, query):
-                empty = ("the query holds only common words (such as 'the', 'of'), which keyword search "
-                         "ignores: no passages (mode vector searches them by meaning)")
+    # What the search needs to know about the tenant, in one visit to the primary (each
+    # visit costs a pool check, BEGIN and COMMIT: round trips that outweighed the queries).
+    async with rt.db.pool.connection() as conn:
+        active = await vectors.active_space(conn, tenant) if mode != "keyword" else None
+        if empty is None and mode != "vector" and not await chunks.has_search_terms(conn, config, query):
+            empty = ("the query holds only common words (such as 'the', 'of'), which keyword search "
+                     "ignores: no passages (mode vector searches them by meaning)")
+        stale = empty is None and mode != "vector" and await chunks.search_config_stale(conn, config)
+        chunked_before = empty is None and await documents.chunking_stale(conn, tenant, rt.chunking().signature)
+    notes: list[str] = []
+    model, model_space = None, None
+    if mode != "keyword":
+        model, model_space, notes = await _space_model(rt, tenant, active)
     if empty is not None:  # answered before any paid call
         provider, model_name = _answered_by(model.embedder if model else None, config)
         return SearchResult([], provider, model_name, mode, notes=[*notes, empty])
@@ -140,23 +144,34 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                               exact_max=rt.settings.search_exact_max_chunks,
                               rerank=rt.settings.search_binary_rerank)
     space_id = None
-    if embedder is not None:  # a write (the space's first use): on the primary
+    if model is not None and embedder is model.embedder:
+        space_id = model_space
+    if embedder is not None and space_id is None:  # a write (the space's first use): on the primary
         async with rt.db.pool.connection() as conn:
             space_id = await vectors.ensure_space(conn, embedder.provider, embedder.model, embedder.dimensions)
 
-    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, bool, bool]:
+    if min_score is None:
+        min_score = rt.settings.search_min_score
+    if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
+        min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
+    reranks = rt.services.reranking is not None
+
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, dict[Any, str] | None]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=fetch, **asdict(filters),
         )
-        return (rows, plan.keyword and await chunks.search_config_stale(conn, config),
-                await documents.chunking_stale(conn, tenant, rt.chunking().signature),
-                space_id is not None and plan.dense and await vectors.warming_up(conn, space_id))
+        warming = space_id is not None and plan.dense and await vectors.warming_up(conn, space_id)
+        # Without a reranker the hits are the first k that clear min_score: their snippets
+        # come in the same visit (a reranked search reads them once the reranker has chosen).
+        snippets = None if reranks else await vectors.snippets(
+            conn, config, query, [r["chunk_id"] for r in rows if r["score"] >= min_score][:k])
+        return rows, warming, snippets
 
     with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
                                                        "ingestflow.search.keyword": plan.keyword}):
         # dense list, keyword list and their fusion: one SQL statement (search.sql)
-        rows, stale, chunked_before, warming = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+        rows, warming, snippets = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
     if warming:
         notes.append("warming up: a bulk load is filling this model's space, whose index is built once the "
                      "load drains; until then its passages are compared exactly (complete, but slower)")
@@ -172,10 +187,6 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                      "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    if min_score is None:
-        min_score = rt.settings.search_min_score
-    if min_score is None:  # the model's, for the lists searched; keyword relevance alone has none
-        min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
     # min_score filters the fused candidates; the reranker then orders those that are left
     kept = [r for r in rows if r["score"] >= min_score]
     if rows and not kept:
@@ -184,10 +195,9 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
         reranking.Passage(r["text"], r["metadata"].get("heading_path", [])) for r in kept], k)
     order = reranked.order if reranked.order is not None else [(i, None) for i in range(len(kept))]
     chosen = [(kept[i], relevance) for i, relevance in order[:k]]
-    snippets: dict[Any, str] = {}
-    if chosen:  # only the hits returned: a snippet reads its chunk's whole text
+    if snippets is None:  # only the hits returned: a snippet reads its chunk's whole text
         ids = [r["chunk_id"] for r, _ in chosen]
-        snippets = await rt.db.read(lambda conn: vectors.snippets(conn, config, query, ids))
+        snippets = await rt.db.read(lambda conn: vectors.snippets(conn, config, query, ids)) if ids else {}
     hits = [_hit(r, snippets.get(r["chunk_id"]), relevance) for r, relevance in chosen]
     return SearchResult(hits, *_answered_by(embedder, config), mode, degraded or reranked.degraded,
                         [*notes, *reranked.notes], reranked.by)
@@ -228,15 +238,18 @@ async def _embed_query(rt: Runtime, tenant: str, model: SpaceModel, query: str, 
                       retry_after=exc.retry_after or 5) from None
 
 
-async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]:
-    """The model of the tenant's active space, and what the user should know about it."""
+async def _space_model(rt: Runtime, tenant: str, active: vectors.Space | None
+                       ) -> tuple[SpaceModel, int | None, list[str]]:
+    """The model of the tenant's ``active`` space, the id of the space it queries when known
+    (None: the configured model's, before the tenant's first document), and what the user
+    should know about it."""
     services = rt.services
     configured = SpaceModel(services.embedder, services.embed_guard)
-    async with rt.db.pool.connection() as conn:
-        active = await vectors.active_space(conn, tenant)
     e = configured.embedder
-    if active is None or (active.provider, active.model, active.dimensions) == (e.provider, e.model, e.dimensions):
-        return configured, []
+    if active is None:
+        return configured, None, []
+    if (active.provider, active.model, active.dimensions) == (e.provider, e.model, e.dimensions):
+        return configured, active.id, []
     async with rt.db.pool.connection() as conn:
         space_id = await vectors.ensure_space(conn, e.provider, e.model, e.dimensions)
         coverage = await vectors.coverage(conn, tenant, space_id)
@@ -247,9 +260,9 @@ async def _space_model(rt: Runtime, tenant: str) -> tuple[SpaceModel, list[str]]
                 "to it once a worker has built its index")
     old = services.for_space(active.provider, active.model, active.dimensions)
     if old is None:
-        return configured, [f"the active space {active.name} cannot be queried with this configuration; "
-                            f"searched the configured model instead: {progress}"]
-    return old, [f"searched {active.name}: {progress}"]
+        return configured, space_id, [f"the active space {active.name} cannot be queried with this configuration; "
+                                      f"searched the configured model instead: {progress}"]
+    return old, active.id, [f"searched {active.name}: {progress}"]
 
 
 def _hit(row: dict[str, Any], snippet: str | None, relevance: float | None) -> SearchHit:
