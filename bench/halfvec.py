@@ -27,7 +27,7 @@ from ingestflow.store.database import migrate, migrations
 from support import fresh_database, temporary_home
 
 DIMS, K, CLUSTERS = 1536, 10, 200
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, vector_weight_min=0.5,
                           heading_weight=1.0, max_share=0.5, max_rows=300,
                           ef_search=100, max_scan_tuples=20_000, exact_max=0)
 

@@ -53,7 +53,7 @@ DIMS, K, CLUSTERS = 1536, 10, 2000
 PER_DOCUMENT, PER_TRANSACTION = 100, 1000
 LARGE = "large"
 DEFAULTS = Settings()
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, heading_weight=1.0,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, vector_weight_min=0.5, heading_weight=1.0,
                           max_share=0.5, max_rows=300, ef_search=DEFAULTS.search_hnsw_ef_search,
                           max_scan_tuples=DEFAULTS.search_hnsw_max_scan_tuples,
                           exact_max=DEFAULTS.search_exact_max_chunks, rerank=DEFAULTS.search_binary_rerank)

@@ -21,8 +21,9 @@
    score for answerable and no-answer questions (quantiles), and the share of no-answer
    questions left empty against hit@5 at a few thresholds, and the threshold the catalogue's
    rule picks (hit@5 loses at most one question). Variants: the fusion candidates of issue
-   27 (weighted RRF, a convex combination of cosine and BM25, ts_rank_cd against BM25, the
-   keyword words' share limit), computed from the tenant's chunks, to choose search.sql's.
+   27 (weighted RRF, a convex combination of cosine and BM25 with a fixed weight or one set
+   by the keyword list's evidence, ts_rank_cd against BM25, the keyword words' share
+   limit), computed from the tenant's chunks, to choose search.sql's.
    With ``--chunk-sizes``, instead: each corpus ingested again for every chunk size/overlap
    (CHUNK_MAX_TOKENS/CHUNK_OVERLAP_TOKENS, capped by the model as in production), and
    hit@1, hit@5, MRR@10, nDCG@10 over all answerable questions per mode, to choose each
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import itertools
 import json
 import math
 import random
@@ -52,14 +54,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from retrieval_data import booklet
 
 from ingestflow.config import ServiceMode, Settings
-from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.bounds import MODES
+from ingestflow.operations.documents import submit_paths
 from ingestflow.operations.search import search
 from ingestflow.runtime import Runtime, open_runtime
 from ingestflow.store import vectors
-from retrieval_data import booklet
 from support import fresh_database, temporary_home
 
 DATA = Path(__file__).parent / "retrieval_data"
@@ -413,7 +415,9 @@ async def fusion_candidates(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) 
     (cosine) and keyword matches ranked by ts_rank_cd (what search.sql did) or by Okapi
     BM25 from the tenant's own word counts, keyword words limited by their share of the
     tenant's chunks; fused by weighted reciprocal rank (RRF) or by a convex combination of
-    cosine and BM25 normalised to [0, 1), each chunk of either list scored on both.
+    cosine and BM25 normalised to [0, 1), each chunk of either list scored on both, with
+    a fixed weight or (evidence) one leaning on keywords as far as the keyword list's best
+    match stands above its fifth.
     Computed here from the tenant's chunks, vectors and term counts, to choose what
     search.sql does. Each line: nDCG@10 overall and per kind, and the worst and best
     margin over kinds and hit@1 / hit@5 / nDCG@10 against the better single list, in
@@ -488,6 +492,17 @@ async def fusion_candidates(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) 
                 value = {i: alpha * max(float(similarity[q.id][i]), 0) + (1 - alpha) * scores[q.id][i] for i in pool}
                 fused[q.id] = sorted(pool, key=lambda i, v=value: (-v[i], i))
             fusions[f"convex vector weight {alpha}"] = fused
+        # search.sql's: the weight from hi (a flat keyword list) down to lo (its best match
+        # 0.5 or more above its fifth)
+        for lo, hi in itertools.product((0.1, 0.2, 0.3), (0.5, 0.6, 0.7, 0.8, 0.9)) if scores else ():
+            fused = {}
+            for q in qs:
+                pool = set(vector_rank[q.id][:20]) | set(ranking[q.id][:20])
+                best = [scores[q.id][i] for i in ranking[q.id][:5]] + [0.0] * 5
+                alpha = hi - (hi - lo) * min(1.0, (best[0] - best[4]) / 0.5)
+                value = {i: alpha * max(float(similarity[q.id][i]), 0) + (1 - alpha) * scores[q.id][i] for i in pool}
+                fused[q.id] = sorted(pool, key=lambda i, v=value: (-v[i], i))
+            fusions[f"evidence vector weight {hi}..{lo}"] = fused
         for label, fused in fusions.items():
             t = table(fused)
             m = margins(t, singles)
@@ -498,7 +513,7 @@ async def fusion_candidates(rt: Runtime, corpus: Corpus, ideal: dict[str, int]) 
             if label.startswith("convex") and label.endswith(f"bm25 share {share} headings x3"):
                 print(f"  {label.split(',')[0]:<30} {ndcg:.3f} {worst:+.1f} {gain:+.1f}")
     best.sort(key=lambda b: (b[0] >= -1, b[2]), reverse=True)
-    for family in ("rrf", "convex"):
+    for family in ("rrf", "convex", "evidence"):
         print(f"{family}: best 6 by (worst margin >= -1, then nDCG@10 overall)")
         for worst, gain, ndcg, label in [b for b in best if b[3].startswith(family)][:6]:
             print(f"  {label:<64} nDCG@10 {ndcg:.3f} worst {worst:+.1f} best {gain:+.1f}")

@@ -20,7 +20,7 @@ from support import NEVER_BINARY
 
 HALFVEC_MIGRATION = next(version for version, name, _ in migrations() if name == "0010_halfvec.sql")
 TENANT = "default"
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=10, vector_weight=0.5,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=10, vector_weight=0.5, vector_weight_min=0.5,
                           heading_weight=1.0, max_share=0.5, max_rows=300,
                           ef_search=100, max_scan_tuples=20_000, exact_max=0, rerank=8)
 
@@ -138,7 +138,7 @@ def test_a_3072_dimension_space_gets_an_hnsw_index_searches_use(database_url: st
         with conn.transaction(force_rollback=True):
             conn.execute("SET LOCAL enable_sort = off")  # 60 rows: else sorting them all is cheaper
             plan = conn.execute("EXPLAIN " + query("search").replace("{dims}", str(dims)), {
-                "dense": True, "keyword": False, "config": "english", "candidates": 10, "vector_weight": 0.5,
+                "dense": True, "keyword": False, "config": "english", "candidates": 10, "vector_weight": 0.5, "vector_weight_min": 0.5,
                 "heading_weight": 1.0, "max_share": 0.5, "max_rows": 300,
                 "space_id": space_id, "query": HalfVector(stored[0]), "question": "chunk", "tenant": TENANT,
                 "k": 10, "source_name": None, "document_ids": None, "mime": None, "exact": False, "binary": False, "rerank": 8,

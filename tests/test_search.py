@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api_support import auth, make_key
 from ingestflow.api import create_app
+from ingestflow.catalogue import EMBEDDING_MODELS, MOCK_MODEL
 from ingestflow.config import ConfigError, ServiceMode, Settings
 from ingestflow.operations.bounds import MAX_QUERY_CHARS, MODES
 from ingestflow.operations.errors import Refused
@@ -82,6 +83,41 @@ def test_keyword_search_skips_words_that_are_everywhere(settings: Settings, tmp_
     assert len(search(settings, "plan", mode="keyword", k=10)) == 10  # only common words: all of them count
     everything = settings.model_copy(update={"search_keyword_max_share": 1.0})
     assert "repeats.md" in names(search(everything, "plan zyzzyva", mode="keyword", k=10))
+
+
+def test_hybrid_leans_on_keywords_only_when_they_single_out_a_passage(settings: Settings, tmp_path: Path) -> None:
+    """A hybrid score is w x cosine + (1 - w) x keyword relevance, each as its own mode
+    scores it, and w is the question's: the model's vector_weight when the keyword list is
+    flat (every note holds the words alike), vector_weight_min when its best match stands
+    0.5 or more above its fifth (a code only one note holds), in between otherwise;
+    SEARCH_VECTOR_WEIGHT fixes it for every question."""
+    for i in range(12):
+        write(tmp_path / "docs", f"n{i:02}.md", f"# Note {i}\n\nThe plan covers the member's visit, note {i}.\n")
+    write(tmp_path / "docs", "form.md", "# Forms\n\nForm ZX-41 asks for a refund of a visit.\n")
+    ingest(settings, [tmp_path / "docs"])
+    model = EMBEDDING_MODELS[MOCK_MODEL]
+
+    def weight_and_scores(s: Settings, question: str) -> tuple[float, list[float], list[float]]:
+        def by_chunk(mode: str) -> dict[tuple[str, int], float]:
+            return {(h.source_name, h.ordinal): h.score for h in find(s, question, mode=mode, k=20, min_score=0.0).hits}
+
+        cosine, relevance = by_chunk("vector"), by_chunk("keyword")
+        top = sorted(relevance.values(), reverse=True) + [0.0] * 5
+        w = s.search_vector_weight
+        if w is None:
+            w = model.vector_weight - (model.vector_weight - model.vector_weight_min) * min(1.0, (top[0] - top[4]) / 0.5)
+        hybrid = by_chunk("hybrid")
+        assert hybrid and set(hybrid) <= set(cosine)
+        return w, list(hybrid.values()), [w * cosine[c] + (1 - w) * relevance.get(c, 0.0) for c in hybrid]
+
+    w, got, expected = weight_and_scores(settings, "Form ZX-41")
+    assert w == pytest.approx(model.vector_weight_min) and got == pytest.approx(expected, abs=1e-6)
+    w, got, expected = weight_and_scores(settings, "plan member visit")
+    assert w == pytest.approx(model.vector_weight) and got == pytest.approx(expected, abs=1e-6)
+    fixed = settings.model_copy(update={"search_vector_weight": 0.3})
+    for question in ("Form ZX-41", "plan member visit"):
+        w, got, expected = weight_and_scores(fixed, question)
+        assert w == 0.3 and got == pytest.approx(expected, abs=1e-6)
 
 
 def test_a_tenants_answers_do_not_depend_on_other_tenants_words(settings: Settings, tmp_path: Path) -> None:

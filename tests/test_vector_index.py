@@ -25,7 +25,7 @@ from ingestflow.store.sql import query
 from support import NEVER_BINARY
 
 DIMS, K = 64, 5
-PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, heading_weight=1.0,
+PLAN = vectors.SearchPlan(dense=True, keyword=False, config="english", candidates=K, vector_weight=0.5, vector_weight_min=0.5, heading_weight=1.0,
                           max_share=0.5, max_rows=300, ef_search=10, max_scan_tuples=20,
                           exact_max=0, rerank=1)
 
@@ -84,7 +84,7 @@ def explain(url: str, exact: bool, space_id: int, *, binary: bool = False) -> st
     with psycopg.connect(url) as conn:
         register_vector(conn)
         plan = conn.execute("EXPLAIN " + query("search").replace("{dims}", str(DIMS)), {
-            "dense": True, "keyword": False, "config": "english", "candidates": K, "vector_weight": 0.5,
+            "dense": True, "keyword": False, "config": "english", "candidates": K, "vector_weight": 0.5, "vector_weight_min": 0.5,
             "heading_weight": 1.0, "max_share": 0.5, "max_rows": 300, "exact": exact,
             "binary": binary, "rerank": 8,
             "space_id": space_id, "query": HalfVector(unit(1, seed=4)[0]), "question": "passage", "tenant": "small",

@@ -36,11 +36,14 @@ class EmbeddingModel:
     batch_usd_per_mtok: Decimal = Decimal(0)  # OpenAI Batch API price (half)
     # Search with this model's vectors, chosen on bench/retrieval.py (settings
     # SEARCH_VECTOR_WEIGHT and SEARCH_MIN_SCORE override them): a hybrid score's share of
-    # cosine similarity (the rest is keyword relevance), and the least score a hit of a
-    # hybrid (min_score) or a vector search (min_similarity) has: below it, no answer.
+    # cosine similarity (the rest is keyword relevance) when the keyword list is flat
+    # (vector_weight) and when its best match stands clearly above its fifth
+    # (vector_weight_min; search.sql's evidence), and the least score a hit of a hybrid
+    # (min_score) or a vector search (min_similarity) has: below it, no answer.
     # Cosines differ by model. The defaults are a semantic model's (the local one's);
     # OpenAI's were not measured (no network here), so they get no threshold.
-    vector_weight: float = 0.6
+    vector_weight: float = 0.7
+    vector_weight_min: float = 0.1
     min_score: float = 0.0
     min_similarity: float = 0.0
     # Chunk size and overlap (cl100k tokens, the context line included) when CHUNK_MAX_TOKENS
@@ -80,13 +83,13 @@ EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (
     EmbeddingModel(provider="local", name=LOCAL_MODEL, dimensions=384,
                    max_input_tokens=256, tokenizer=WORDPIECE, max_inputs_per_request=64,
                    chunk_tokens=127, chunk_overlap_tokens=15,
-                   vector_weight=0.6, min_score=0.21, min_similarity=0.29),
+                   vector_weight=0.7, vector_weight_min=0.1, min_score=0.21, min_similarity=0.29),
     # Mirrors OpenAI's input limit, so MOCK accepts what REAL will. Its hashed words know
     # no meaning: keyword relevance carries most of a hybrid score.
     EmbeddingModel(provider="mock", name=MOCK_MODEL, dimensions=1536,
                    max_input_tokens=8191, tokenizer=CL100K, max_inputs_per_request=256,
                    chunk_tokens=384, chunk_overlap_tokens=48,
-                   vector_weight=0.4, min_score=0.05, min_similarity=0.09),
+                   vector_weight=0.4, vector_weight_min=0.1, min_score=0.05, min_similarity=0.09),
 )}
 
 

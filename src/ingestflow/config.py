@@ -231,8 +231,9 @@ class Settings(BaseSettings):
     # Chunks taken from each ranked list (vector, keyword) before a hybrid search scores them.
     search_candidates: int = Field(default=20, ge=1, le=1000)
     # A hybrid score is this share of the cosine similarity plus the rest of the keyword
-    # relevance (BM25 over the tenant's chunks), both 0-1. None: the embedding model's
-    # (catalogue.py, chosen on bench/retrieval.py).
+    # relevance (BM25 over the tenant's chunks), both 0-1, for every question. None: the
+    # embedding model's, leaning on keywords as far as the keyword list singles out its
+    # best match (catalogue.py, search.sql; chosen on bench/retrieval.py).
     search_vector_weight: float | None = Field(default=None, ge=0, le=1)
     # Passages scoring less are left out; when none is left, the answer is empty with a note
     # (no answer). None: the model's, for hybrid and vector searches (catalogue.py).

@@ -10,8 +10,12 @@ Keywords: Postgres full-text search over each chunk's text, headings and documen
 in the SEARCH_LANGUAGE configuration; a chunk matches when it holds any word of the query,
 and ranks by Okapi BM25 from the tenant's own word counts.
 
-Every hit's score lies in [0, 1] (hybrid: the model's weight of cosine similarity plus the
-rest of keyword relevance), so a threshold means something: ``min_score`` turns weak
+Hybrid: each chunk of either list scores a weight w of its cosine similarity plus the rest
+of its keyword relevance. w is the model's (catalogue.py), and leans toward keywords when
+the keyword list singles out its best match (a rare word: a form code, a name) and toward
+vectors when it is flat (common words, a paraphrase): search.sql's ``evidence``.
+
+Every hit's score lies in [0, 1], so a threshold means something: ``min_score`` turns weak
 answers into "no answer", with a note.
 
 Reranking (RERANK_PROVIDER): the fused candidates that clear min_score are reordered by a
@@ -131,11 +135,12 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
     if model is not None:
         embedder, vector, degraded = await _embed_query(rt, tenant, model, query, notes, optional=mode == "hybrid")
     spec = (embedder or rt.services.embedder).spec  # the catalogue's search settings for this model
-    vector_weight = rt.settings.search_vector_weight
+    fixed = rt.settings.search_vector_weight  # one weight for every question
     fetch = reranking.candidates(rt, k)
     plan = vectors.SearchPlan(dense=vector is not None, keyword=mode != "vector", config=config,
                               candidates=max(rt.settings.search_candidates, fetch),
-                              vector_weight=spec.vector_weight if vector_weight is None else vector_weight,
+                              vector_weight=spec.vector_weight if fixed is None else fixed,
+                              vector_weight_min=spec.vector_weight_min if fixed is None else fixed,
                               heading_weight=HEADING_WEIGHT,
                               max_share=rt.settings.search_keyword_max_share,
                               max_rows=rt.settings.search_keyword_max_rows,

@@ -438,7 +438,10 @@ class SearchPlan:
     keyword: bool  # full-text matches, in text search configuration ``config``
     config: str
     candidates: int  # chunks taken from each list before fusion
-    vector_weight: float  # the cosine similarity's share of a hybrid score; the rest is keyword relevance
+    # The cosine similarity's share of a hybrid score (the rest is keyword relevance) when
+    # the keyword list is flat, and when its best match stands clearly above the rest.
+    vector_weight: float
+    vector_weight_min: float
     heading_weight: float  # a word in the document's name or headings against one in the text (BM25)
     max_share: float  # words in more of the tenant's chunks than this are not searched by keyword
     max_rows: int  # rarest words first, while they match at most this many of the tenant's chunks
@@ -477,7 +480,8 @@ async def search(
         # the space's HNSW index, and scans every vector (measured: 2-4 s at 100k).
         await cur.execute(sql, prepare=False, params={
             **params, "exact": bool(exact), "binary": binary, "rerank": plan.rerank, "keyword": plan.keyword, "config": plan.config,
-            "candidates": plan.candidates, "vector_weight": plan.vector_weight, "heading_weight": plan.heading_weight,
+            "candidates": plan.candidates, "vector_weight": plan.vector_weight,
+            "vector_weight_min": plan.vector_weight_min, "heading_weight": plan.heading_weight,
             "max_share": plan.max_share, "max_rows": plan.max_rows,
             "query": query_vector, "question": question, "k": k,
         })

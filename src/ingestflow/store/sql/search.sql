@@ -3,9 +3,11 @@
 -- matches the space's partial HNSW index; {dims} is a validated integer, not user input)
 -- and the %(candidates)s best keyword matches (any searched word of the question, ranked
 -- by Okapi BM25 from the tenant's own word counts), each scored on both: a chunk's score
--- is %(vector_weight)s times its cosine similarity plus the rest times its keyword
--- relevance, both in [0, 1], so a score means the same whichever list found the chunk
--- and a threshold on it means something (min_score). %(dense)s / %(keyword)s switch a
+-- is a weight w times its cosine similarity plus the rest times its keyword relevance,
+-- both in [0, 1], so a score means the same whichever list found the chunk and a
+-- threshold on it means something (min_score). w depends on the question: from
+-- %(vector_weight)s when the keyword list is flat down to %(vector_weight_min)s when its
+-- best match stands clearly above the rest (see evidence). %(dense)s / %(keyword)s switch a
 -- list off (vector-only or keyword-only search; the planner skips it), and the score is
 -- then the other part alone.
 WITH words AS MATERIALIZED (
@@ -125,14 +127,26 @@ keyword AS (
     ORDER BY relevance DESC, chunk_id
     LIMIT %(candidates)s
 ),
+evidence AS (
+    -- How clearly keyword search singles out its best match: the gap between its best and
+    -- its fifth best relevance (0 past the end of the list), a gap of 0.5 or more counting
+    -- fully. A rare word (a form code, a name) found in a few chunks makes a gap; common
+    -- words spread over many chunks, or a paraphrase sharing few words, leave the list flat,
+    -- and then the cosine, which ranks by meaning, weighs more.
+    SELECT %(vector_weight)s - (%(vector_weight)s - %(vector_weight_min)s)
+           * least(1, coalesce(max(relevance) - coalesce((SELECT relevance FROM keyword
+                                                           ORDER BY relevance DESC, chunk_id OFFSET 4 LIMIT 1), 0),
+                               0) / 0.5) AS w
+    FROM keyword
+),
 fused AS (
     -- Both lists' chunks, each scored on both parts: a keyword match's cosine similarity is
     -- one more distance (its vector, by primary key), a near chunk's relevance was ranked
     -- above. A negative cosine counts as 0.
     SELECT chunk_id,
            CASE WHEN NOT %(keyword)s THEN similarity WHEN NOT %(dense)s THEN relevance
-                ELSE %(vector_weight)s * similarity + (1 - %(vector_weight)s) * relevance END AS score
-    FROM (
+                ELSE evidence.w * similarity + (1 - evidence.w) * relevance END AS score
+    FROM evidence, (
         SELECT u.chunk_id,
                greatest(coalesce(n.similarity, CASE WHEN %(dense)s THEN (
                    SELECT 1 - (e.embedding::halfvec({dims}) <=> %(query)s::halfvec({dims}))
