@@ -32,7 +32,7 @@ from ingestflow.runtime import open_runtime
 from ingestflow.services.base import PageSpan
 from ingestflow.store import vectors
 from ingestflow.tokens import encoding
-from support import fresh_database
+from support import fresh_database, stage_seconds
 
 WORDS = ("data pipeline vector search index token chunk embedding model budget worker queue "
          "lease stage parse markdown heading paragraph sentence document version tenant cost "
@@ -63,18 +63,6 @@ async def ingest(settings: Settings, folder: Path, concurrency: int) -> tuple[fl
         worker = rt.drain([s.registration.document_id for s in submitted if s.registration], concurrency)
         await worker.run()
         return time.perf_counter() - started, submitted, worker.processed
-
-
-def stage_seconds(url: str) -> dict[str, float]:
-    """Seconds per stage. A worker runs each stage for a whole batch and writes the batch's
-    events in one transaction (one ``created_at``), each with the seconds since the stage
-    began: the stage took the largest of them, once per batch."""
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT stage, sum(seconds) FROM ("
-            "  SELECT stage, max((detail->>'seconds')::float) AS seconds FROM events"
-            "  WHERE kind = 'stage_done' GROUP BY stage, created_at) batches GROUP BY stage").fetchall()
-    return dict(rows)
 
 
 def bare_table_rates(url: str, n: int) -> tuple[float, float, float]:

@@ -7,7 +7,11 @@ For N one-paragraph Markdown documents on a fresh database of the embedded serve
 - MOCK in-process (submit + an in-process worker until done): wall, docs/s, database
   transactions per document (pg_stat_database), embedding requests vs the minimum; cold
   (the tokenizer, parsers and embedder load during the run) and warm (loaded first, as
-  in a running worker or API server);
+  in a running worker or API server); the split of the wall: the submit (reading,
+  hashing, registering) and each stage of the worker (from the pipeline's events);
+- the same texts through LangChain's ``PGVector.add_documents`` (bench/langchain_baseline.py,
+  when langchain-postgres is installed) on a fresh database of the same server, interleaved
+  with our cold runs, and our in-process wall against it (goal <= 0.5x, issue 29);
 - MOCK through the CLI (`ingestflow ingest FOLDER` in a subprocess);
 - with --real: REAL mode against the fake OpenAI answering each request in 200 ms (RPM and
   TPM at a low tier's 3,000 and 1,000,000; spend limits lifted): `ingestflow ingest FOLDER
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import math
 import os
 import statistics
@@ -42,7 +47,7 @@ from ingestflow.config import Settings
 from ingestflow.operations.documents import submit_paths
 from ingestflow.runtime import open_runtime
 from ingestflow.testing.fake_openai import FakeOpenAI
-from support import count_requests, fresh_database, small_docs, temporary_home
+from support import count_requests, fresh_database, small_docs, stage_seconds, temporary_home
 
 KEY = "sk-bench-small-docs"
 REQUEST_SECONDS = 0.2  # how long the fake takes to answer each embeddings request
@@ -53,10 +58,10 @@ def commits(url: str) -> int:
         return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
 
 
-def in_process(settings: Settings, folder: Path, *, warm: bool = False) -> dict[str, float]:
+def in_process(settings: Settings, folder: Path, *, warm: bool = False) -> dict:
     """``warm``: the process has loaded the tokenizer, parsers and embedder first, as a
     worker or API server has (otherwise their loading is part of the wall)."""
-    async def main() -> dict[str, float]:
+    async def main() -> dict:
         async with open_runtime(settings, pool_size=8) as rt:
             if warm:
                 rt.warm_up()
@@ -65,6 +70,7 @@ def in_process(settings: Settings, folder: Path, *, warm: bool = False) -> dict[
             before = commits(url)
             started = time.perf_counter()
             submitted = await submit_paths(rt, [folder], "bench")
+            submit = time.perf_counter() - started
             worker = rt.drain([s.registration.document_id for s in submitted if s.registration])
             await worker.run()
             wall = time.perf_counter() - started
@@ -73,11 +79,21 @@ def in_process(settings: Settings, folder: Path, *, warm: bool = False) -> dict[
                 done, chunks = conn.execute("SELECT count(*) FILTER (WHERE stage = 'complete'),"
                                             " (SELECT count(*) FROM chunks) FROM documents").fetchone()
             inputs = counting.inner.spec.max_inputs_per_request or chunks
-            return {"wall": wall, "docs": done, "chunks": chunks, "requests": counting.calls,
+            return {"wall": wall, "parts": {"submit": submit, **stage_seconds(url)}, "docs": done, "chunks": chunks,
+                    "requests": counting.calls,
                     "minimum": math.ceil(chunks / min(inputs, settings.embedding_batch_size)),
                     "transactions": after - before}
 
     return asyncio.run(main())
+
+
+def langchain_add_documents(url: str, folder: Path, dimensions: int) -> float | None:
+    """bench/langchain_baseline.py's seconds on the same texts; None without langchain-postgres."""
+    if importlib.util.find_spec("langchain_postgres") is None:
+        return None
+    done = subprocess.run([sys.executable, "-P", str(Path(__file__).with_name("langchain_baseline.py")), url,
+                           str(folder), str(dimensions)], capture_output=True, text=True, check=True)
+    return float(done.stdout)
 
 
 def through_cli(settings: Settings, folder: Path) -> float:
@@ -210,6 +226,15 @@ def report(label: str, runs: list[dict[str, float]]) -> None:
           f"requests {r['requests']} (minimum {r['minimum']})  [runs {_walls(x['wall'] for x in runs)}]")
 
 
+def split(runs: list[dict]) -> None:
+    """Where the in-process wall went (medians): the submit, then each stage's seconds from
+    the pipeline's events, summed over the worker's slots (they overlap, so their sum may
+    exceed the wall)."""
+    parts = dict.fromkeys(p for r in runs for p in r["parts"])
+    medians = {p: statistics.median(r["parts"].get(p, 0.0) for r in runs) for p in parts}
+    print(f"{'':<34} of which " + ", ".join(f"{p} {v:.2f} s" for p, v in medians.items()))
+
+
 def _walls(walls: object) -> str:
     return ", ".join(f"{w:.2f}" for w in walls)  # type: ignore[attr-defined]
 
@@ -234,12 +259,21 @@ def main() -> None:
         for n in args.docs:
             folder = work / f"docs{n}"
             small_docs(folder, n)
+            langchain = []
             for warm in (False, True):
                 runs = []
                 for _ in range(args.runs):
                     settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})
                     runs.append(in_process(settings, folder, warm=warm))
+                    if not warm:  # interleaved with ours: the same load
+                        langchain.append(langchain_add_documents(fresh_database(base), folder,
+                                                                 base.mock_embedding_dimensions))
                 report(f"MOCK in-process{', warm' if warm else ''}, {n} docs", runs)
+                split(runs)
+                if not warm and None not in langchain:
+                    theirs = statistics.median(langchain)  # type: ignore[type-var]
+                    print(f"{f'LangChain add_documents, {n} docs':<34} {theirs:7.2f} s  [runs {_walls(langchain)}]  "
+                          f"ours / LangChain {statistics.median(r['wall'] for r in runs) / theirs:.2f}x (goal <= 0.5x)")
             walls = []
             for _ in range(args.runs):
                 settings = base.model_copy(update={"database_url": SecretStr(fresh_database(base))})

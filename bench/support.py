@@ -41,6 +41,18 @@ def fresh_database(settings: Settings) -> str:
     return make_conninfo(root, dbname=name)
 
 
+def stage_seconds(url: str) -> dict[str, float]:
+    """Seconds per stage. A worker runs each stage for a whole batch and writes the batch's
+    events in one transaction (one ``created_at``), each with the seconds since the stage
+    began: the stage took the largest of them, once per batch."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT stage, sum(seconds) FROM ("
+            "  SELECT stage, max((detail->>'seconds')::float) AS seconds FROM events"
+            "  WHERE kind = 'stage_done' GROUP BY stage, created_at) batches GROUP BY stage").fetchall()
+    return dict(rows)
+
+
 def small_docs(folder: Path, n: int, *, first: int = 0) -> None:
     """``n`` one-paragraph Markdown documents (one chunk each), all different."""
     folder.mkdir(parents=True, exist_ok=True)

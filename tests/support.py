@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -64,6 +65,20 @@ def run_cli(settings: Settings, *args: str, cwd: Path | None = None, stdin: str 
         [sys.executable, "-m", "ingestflow", *args], env=settings_env(settings, **env),
         capture_output=True, text=True, timeout=240, cwd=cwd, input=stdin or "",
     )
+
+
+def imported(importtime: str) -> set[str]:
+    """The modules a process imported, from its ``python -X importtime`` stderr."""
+    return set(re.findall(r"^import time:\s+-?\d+ \|\s+\d+ \| *(\S+)$", importtime, re.MULTILINE))
+
+
+def run_cli_imports(settings: Settings, *args: str, cwd: Path | None = None) -> tuple[str, set[str]]:
+    """``ingestflow *args`` in a child process under ``-X importtime``: (stdout, the modules
+    it imported); fails on a non-zero exit."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ingestflow", *args], env=settings_env(settings),
+                          capture_output=True, text=True, timeout=240, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    return done.stdout, imported(done.stderr)
 
 
 def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

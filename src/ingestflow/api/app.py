@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from ingestflow import tracing
+from ingestflow import metrics, tracing
 from ingestflow.api import docs, errors
 from ingestflow.api.deps import ApiLimits, get_tenant
 from ingestflow.api.logfilter import install_access_log_filter
@@ -74,6 +74,7 @@ def create_app(settings: Settings, *, workers: int = 0) -> FastAPI:
                     "`Authorization: Bearer <key>` (or `X-API-Key`); keys come from `ingestflow keys create`.",
     )
     app.state.limits = ApiLimits.from_settings(settings)
+    metrics.count_here()  # its /metrics shows this process's counters
     tracing.configure()  # before the app is instrumented; open_runtime's call is then a no-op
     tracing.instrument_app(app)
     app.state.health = HealthCache()

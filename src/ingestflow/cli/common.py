@@ -50,6 +50,18 @@ def warn(message: str | None) -> None:
 
 
 _NEW_HOMES_SAID: set[Path] = set()  # a command reads the settings more than once
+_read: tuple[object, Settings] | None = None  # the settings last read, and what from
+
+
+def _settings() -> Settings:
+    """``load_settings``, read once for the two or three times a command asks (a read takes
+    ~20 ms). Read again when what they are read from changed: tests run many commands, in
+    other environments and folders, in one process."""
+    global _read
+    source = (sorted(os.environ.items()), Path.cwd(), [(f, f.stat().st_mtime_ns) for f in dotenv_files()])
+    if _read is None or _read[0] != source:
+        _read = (source, load_settings())
+    return _read[1]
 
 
 def settings_or_exit() -> Settings:
@@ -57,7 +69,7 @@ def settings_or_exit() -> Settings:
     embedded database or local files) is said on stderr, once per process, so a command
     run from an unexpected folder does not silently start from nothing."""
     try:
-        settings = load_settings()
+        settings = _settings()
     except ConfigError as exc:
         fail(str(exc), 2, error="invalid_configuration")
     uses_home = settings.database_url is None or settings.storage_backend == "local"
@@ -72,7 +84,7 @@ def explain_configuration() -> None:
     """``doctor`` on settings that do not load: what is wrong, where the settings came from
     and the way out, then exit 2 (nothing else can be checked without them)."""
     try:
-        load_settings()
+        _settings()
     except ConfigError as exc:
         files = dotenv_files()
         read = "the environment" + (" and " + ", ".join(map(str, files)) if files else " (no .env file found)")

@@ -1,10 +1,9 @@
 """``ingestflow keys``: API keys for the HTTP API, one tenant per key.
 
 The key is printed once, at creation; only its hash is stored, so a lost key is revoked
-and replaced, never recovered. Imports are inside the commands, as in cli/main.py.
+and replaced, never recovered. Imports are inside the commands, and annotations are not
+strings, as in cli/main.py.
 """
-
-from __future__ import annotations
 
 from typing import Annotated
 

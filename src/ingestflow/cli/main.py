@@ -7,8 +7,8 @@ OpenAI SDK, FastAPI or the tokenizer. Help is plain text (no Rich markup) for th
 reason. A command that uses the database calls ``start_database()`` before those imports:
 the embedded server starts in the background while they load.
 """
-
-from __future__ import annotations
+# Without ``from __future__ import annotations``: Typer reads the annotations of every
+# command at each run, and as strings each costs an eval (~500 of them, ~15 ms).
 
 import io
 import signal

@@ -179,12 +179,13 @@ Event = tuple[uuid.UUID | None, uuid.UUID | None, str, str | None, dict[str, Any
 
 
 async def add_events(conn: AsyncConnection, events: Sequence[Event]) -> None:
-    """Append audit events, all in one round trip."""
+    """Append audit events in one statement (a batch's thousand cost the server one
+    insert, not a thousand)."""
     if events:
-        async with conn.cursor() as cur:
-            await cur.executemany(query("insert_event"), [
-                {"document_id": d, "correlation_id": c, "kind": k, "stage": s, "detail": Jsonb(detail)}
-                for d, c, k, s, detail in events])
+        documents, correlations, kinds, stages, details = zip(*events, strict=True)
+        await conn.execute(query("insert_event"), {
+            "document_ids": list(documents), "correlation_ids": list(correlations), "kinds": list(kinds),
+            "stages": list(stages), "details": [Jsonb(detail) for detail in details]})
 
 
 async def add_event(conn: AsyncConnection, document: uuid.UUID | None, correlation: uuid.UUID | None, kind: str,

@@ -1,2 +1,4 @@
+-- One statement for a whole batch's events (a row per element), not one INSERT each.
 INSERT INTO events (document_id, correlation_id, kind, stage, detail)
-VALUES (%(document_id)s, %(correlation_id)s, %(kind)s, %(stage)s, %(detail)s)
+SELECT * FROM unnest(%(document_ids)s::uuid[], %(correlation_ids)s::uuid[], %(kinds)s::text[], %(stages)s::text[],
+                     %(details)s::jsonb[])
