@@ -161,22 +161,23 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
         min_score = spec.min_score if plan.dense and plan.keyword else spec.min_similarity if plan.dense else 0.0
     reranks = rt.services.reranking is not None
 
-    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], bool, dict[Any, str] | None]:
+    async def read(conn: AsyncConnection) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool,
+                                                    dict[Any, str] | None]:
         rows = await vectors.search(
             conn, plan, space_id=space_id, dimensions=embedder.dimensions if embedder else 1,
             query_vector=vector, question=query, tenant=tenant, k=fetch, **asdict(filters),
         )
+        kept = [r for r in rows if r["score"] >= min_score]  # the reranker orders these
         warming = space_id is not None and plan.dense and await vectors.warming_up(conn, space_id)
-        # Without a reranker the hits are the first k that clear min_score: their snippets
-        # come in the same visit (a reranked search reads them once the reranker has chosen).
-        snippets = None if reranks else await vectors.snippets(
-            conn, config, query, [r["chunk_id"] for r in rows if r["score"] >= min_score][:k])
-        return rows, warming, snippets
+        # Without a reranker the hits are the first k kept: their snippets come in the same
+        # visit (a reranked search reads them once the reranker has chosen).
+        snippets = None if reranks else await _snippets(conn, config, query, kept[:k])
+        return rows, kept, warming, snippets
 
     with tracing.span("ingestflow.search.retrieve", **{"ingestflow.search.dense": plan.dense,
                                                        "ingestflow.search.keyword": plan.keyword}):
         # dense list, keyword list and their fusion: one SQL statement (search.sql)
-        rows, warming, snippets = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
+        rows, kept, warming, snippets = await rt.db.read(read)  # a standby of DATABASE_READ_URLS when one is current
     if warming:
         notes.append("warming up: a bulk load is filling this model's space, whose index is built once the "
                      "load drains; until then its passages are compared exactly (complete, but slower)")
@@ -192,20 +193,23 @@ async def _search(rt: Runtime, tenant: str, query: str, *, k: int = 5, mode: str
                      "search skips them")
     if mode == "keyword" and not rows:
         notes.append("no passage holds any word of the query (common words such as 'the' are not searched)")
-    # min_score filters the fused candidates; the reranker then orders those that are left
-    kept = [r for r in rows if r["score"] >= min_score]
     if rows and not kept:
         notes.append(f"no passage scored at least {min_score:g} (min_score): the documents may not answer this")
     reranked = await reranking.rerank(rt, tenant, query, [
         reranking.Passage(r["text"], r["metadata"].get("heading_path", [])) for r in kept], k)
     order = reranked.order if reranked.order is not None else [(i, None) for i in range(len(kept))]
     chosen = [(kept[i], relevance) for i, relevance in order[:k]]
-    if snippets is None:  # only the hits returned: a snippet reads its chunk's whole text
-        ids = [r["chunk_id"] for r, _ in chosen]
-        snippets = await rt.db.read(lambda conn: vectors.snippets(conn, config, query, ids)) if ids else {}
+    if snippets is None:  # reranked: a visit of its own, after the reranker chose
+        hits_rows = [r for r, _ in chosen]
+        snippets = await rt.db.read(lambda conn: _snippets(conn, config, query, hits_rows)) if chosen else {}
     hits = [_hit(r, snippets.get(r["chunk_id"]), relevance) for r, relevance in chosen]
     return SearchResult(hits, *_answered_by(embedder, config), mode, degraded or reranked.degraded,
                         [*notes, *reranked.notes], reranked.by)
+
+
+async def _snippets(conn: AsyncConnection, config: str, query: str, hits: list[dict[str, Any]]) -> dict[Any, str]:
+    """The snippets of the hits returned only: a snippet reads its chunk's whole text."""
+    return await vectors.snippets(conn, config, query, [r["chunk_id"] for r in hits]) if hits else {}
 
 
 def _answered_by(embedder: Embedder | None, config: str) -> tuple[str, str]:
